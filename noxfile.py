@@ -1,0 +1,76 @@
+"""Sessions: `nox -s repro` measures every pinned Optuna and writes the report;
+`nox -s lint tests` is the test command CI runs."""
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+# The pinned Optuna versions; "latest" resolves to the newest release at install time and the
+# results record the version actually installed.
+VERSIONS = ("3.2.0", "3.6.1", "latest")
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+TEST_DEPS: list[str] = PYPROJECT["project"]["optional-dependencies"]["test"]
+LINT_DEPS: list[str] = PYPROJECT["project"]["optional-dependencies"]["lint"]
+
+
+def install_optuna(session: nox.Session, optuna: str, *extra: str) -> None:
+    """Install one Optuna release (or the newest) with the harness, then print the versions."""
+    if optuna == "latest":
+        session.install("--upgrade", "optuna", *extra)
+    else:
+        session.install(f"optuna=={optuna}", *extra)
+    session.install("--no-deps", "-e", ".")
+    session.run(
+        "python",
+        "-c",
+        "import sys, optuna, numpy, sqlalchemy; print('python', sys.version.split()[0], "
+        "'| optuna', optuna.__version__, '| numpy', numpy.__version__, '| sqlalchemy', "
+        "sqlalchemy.__version__)",
+    )
+
+
+@nox.session
+@nox.parametrize("optuna", VERSIONS, ids=list(VERSIONS))
+def repro(session: nox.Session, optuna: str) -> None:
+    """Run the parallel-grid scenarios on one Optuna version, then render the report."""
+    install_optuna(session, optuna)
+    session.run("python", "-m", "repro", "run", *session.posargs)
+    session.notify("report")
+
+
+@nox.session(python=False)
+def report(session: nox.Session) -> None:
+    """Render results/report.md from the JSON results alone (runs no scenario)."""
+    session.run(sys.executable, "-m", "repro", "report", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("optuna", VERSIONS, ids=list(VERSIONS))
+def tests(session: nox.Session, optuna: str) -> None:
+    """Run the test suite against one Optuna version (the regression guard)."""
+    install_optuna(session, optuna, *TEST_DEPS)
+    session.run(
+        "pytest",
+        "-n",
+        "auto",
+        "--dist",
+        "loadgroup",
+        *(session.posargs or ["tests"]),
+        env={"REPRO_PINNED_OPTUNA": optuna},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy over repro, tests and this noxfile."""
+    session.install(*LINT_DEPS, *TEST_DEPS, "optuna", "-e", ".")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")

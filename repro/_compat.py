@@ -1,0 +1,92 @@
+"""Every difference between Optuna releases that the harness has to bridge, in one place.
+
+The rest of the package never reads ``optuna.__version__`` and never touches a private
+Optuna attribute; it asks this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+
+OPTUNA_VERSION: str = optuna.__version__
+
+GRID_ID_ATTR = "grid_id"
+
+try:  # Optuna >= 4.0 moved the journal backends to optuna.storages.journal.
+    from optuna.storages.journal import JournalFileBackend as _JournalFile
+    from optuna.storages.journal import JournalRedisBackend as _JournalRedis
+except ImportError:  # Optuna 3.x
+    from optuna.storages import JournalFileStorage as _JournalFile  # type: ignore[no-redef]
+    from optuna.storages import JournalRedisStorage as _JournalRedis  # type: ignore[no-redef]
+
+
+def quiet_optuna() -> None:
+    """Keep worker output to errors: the harness reports from the study, not from logs."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.logging.disable_propagation()
+    logging.getLogger("optuna").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    # 4.x deprecates names the harness does not use; 3.x has nothing to hide here.
+    warnings.simplefilter("ignore", FutureWarning)
+
+
+def sqlite_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage on SQLite with a long busy timeout, as upstream #5489 configured it."""
+    return optuna.storages.RDBStorage(url=url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def rdb_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage on a server database (PostgreSQL, MySQL/MariaDB)."""
+    return optuna.storages.RDBStorage(url=url, engine_kwargs={"pool_pre_ping": True})
+
+
+def journal_file_storage(path: str) -> optuna.storages.BaseStorage:
+    """Optuna's journal storage on a local file: JournalFileBackend (4.x) or
+    JournalFileStorage (3.x)."""
+    return optuna.storages.JournalStorage(_JournalFile(path))
+
+
+def journal_redis_storage(url: str) -> optuna.storages.BaseStorage:
+    """Optuna's journal storage on Redis: JournalRedisBackend (4.x) or JournalRedisStorage
+    (3.x)."""
+    return optuna.storages.JournalStorage(_JournalRedis(url))
+
+
+def dispose(storage: optuna.storages.BaseStorage) -> None:
+    """Release connections a storage holds (RDB engines keep a pool)."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def grid_sampler(
+    search_space: Mapping[str, Sequence[Any]], seed: int | None
+) -> optuna.samplers.GridSampler:
+    return optuna.samplers.GridSampler(dict(search_space), seed=seed)
+
+
+def grid_order(sampler: optuna.samplers.GridSampler) -> list[dict[str, Any]]:
+    """The point each grid id stands for, in this sampler: grid id ``i`` is element ``i``.
+
+    Every release from 3.2.0 to 5.x keeps the grid in ``_all_grids`` (tuples ordered like
+    ``_param_names``); from 3.4.0 it is shuffled in ``__init__``.
+    """
+    names: list[str] = list(sampler._param_names)
+    return [dict(zip(names, point)) for point in sampler._all_grids]
+
+
+def warm_up() -> None:
+    """Pay Optuna's lazy imports (SQLAlchemy mappers, Alembic: over a second on first use) once
+    in the parent, so forked workers start warm. The throwaway storage is disposed before any
+    fork and shares nothing with the studies under test."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="grid-repro-warmup-") as tmp:
+        storage = sqlite_storage(f"sqlite:///{tmp}/warmup.db")
+        dispose(storage)
+        journal_file_storage(f"{tmp}/warmup.log")

@@ -1,0 +1,178 @@
+"""Plain records of what was measured, their JSON form, and atomic writes.
+
+Nothing here imports Optuna: the report and the tests read results without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    scenario: str
+    mode: str
+    seed_policy: str
+    storage: str
+    workers: int
+    grid_size: int
+    repetition: int
+    trials: int
+    complete: int
+    distinct: int
+    duplicates: int
+    missing: int
+    same_id_duplicates: int
+    colliding_id_duplicates: int
+    worker_orders_distinct: int
+    error: str | None
+    trials_per_worker: int = 0
+    search_space: list[list[Any]] = field(default_factory=list)
+    states: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    study_name: str = ""
+    duplicated_points: list[dict[str, Any]] = field(default_factory=list)
+    missing_points: list[str] = field(default_factory=list)
+    worker_results: list[dict[str, Any]] = field(default_factory=list)
+    trial_log: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class ResultsFile:
+    optuna_version: str
+    python: str
+    platform: str
+    packages: dict[str, str]
+    runs: list[RunRecord]
+    command: str = ""
+    repetitions: int = 0
+    jobs: int = 1
+    wall_seconds: float = 0.0
+    schema: int = SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["runs"] = [r.to_json() for r in self.runs]
+        # Derived from the runs, stored so that every figure the report prints is in the JSON.
+        data["summary"] = [s.to_json() for s in summarize(self.runs)]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ResultsFile:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["runs"] = [RunRecord.from_json(r) for r in data.get("runs", [])]
+        return cls(**values)
+
+    @property
+    def errors(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.error is not None]
+
+
+def results_path(directory: Path, optuna_version: str) -> Path:
+    return directory / f"optuna-{optuna_version}.json"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename: a crash leaves the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save(path: Path, results: ResultsFile) -> None:
+    write_atomic(path, json.dumps(results.to_json(), indent=1, sort_keys=True) + "\n")
+
+
+def load(path: Path) -> ResultsFile:
+    return ResultsFile.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_all(directory: Path) -> list[ResultsFile]:
+    """Every ``optuna-*.json`` in ``directory``, oldest Optuna release first."""
+    files = [load(p) for p in sorted(directory.glob("optuna-*.json"))]
+    return sorted(files, key=lambda r: version_key(r.optuna_version))
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Order release strings numerically by their leading digits ("5.0.0rc1" -> (5, 0, 0))."""
+    return tuple(int(m.group()) if (m := re.match(r"\d+", p)) else 0 for p in version.split("."))
+
+
+@dataclass(frozen=True)
+class ScenarioSummary:
+    """Aggregates over the repetitions of one scenario; errored runs are counted, not averaged."""
+
+    scenario: str
+    mode: str
+    seed_policy: str
+    storage: str
+    runs: int
+    errors: int
+    runs_with_missing: int
+    runs_with_duplicates: int
+    missing_mean: float
+    missing_max: int
+    duplicates_mean: float
+    same_id_mean: float
+    colliding_id_mean: float
+    trials_mean: float
+    worker_orders_distinct_max: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(runs: list[RunRecord]) -> list[ScenarioSummary]:
+    groups: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        groups.setdefault(run.scenario, []).append(run)
+    out = []
+    for scenario, group in groups.items():
+        ok = [r for r in group if r.error is None]
+        n = len(ok) or 1
+        first = group[0]
+        out.append(
+            ScenarioSummary(
+                scenario=scenario,
+                mode=first.mode,
+                seed_policy=first.seed_policy,
+                storage=first.storage,
+                runs=len(ok),
+                errors=len(group) - len(ok),
+                runs_with_missing=sum(1 for r in ok if r.missing),
+                runs_with_duplicates=sum(1 for r in ok if r.duplicates),
+                missing_mean=round(sum(r.missing for r in ok) / n, 2),
+                missing_max=max((r.missing for r in ok), default=0),
+                duplicates_mean=round(sum(r.duplicates for r in ok) / n, 2),
+                same_id_mean=round(sum(r.same_id_duplicates for r in ok) / n, 2),
+                colliding_id_mean=round(sum(r.colliding_id_duplicates for r in ok) / n, 2),
+                trials_mean=round(sum(r.trials for r in ok) / n, 2),
+                worker_orders_distinct_max=max((r.worker_orders_distinct for r in ok), default=0),
+            )
+        )
+    return out

@@ -1,0 +1,156 @@
+"""Runs one scenario once: fresh storage, workers per launch mode, metrics from the study."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from repro import metrics, workers
+from repro.results import RunRecord
+from repro.scenarios import Scenario
+from repro.storages import StorageSpec, embedded
+from repro.sync import Phaser
+from repro.workers import Child, ChildFailed, WorkerPlan
+
+DEFAULT_TIMEOUT = 120.0
+BARRIER_TIMEOUT = 30.0
+
+
+def scratch_dir() -> str | None:
+    """Where fresh embedded storages go: $REPRO_TMPDIR, else /dev/shm when it is writable
+    (SQLite and the journal keep their real locking on tmpfs; only fsync gets cheap), else
+    the system default."""
+    chosen = os.environ.get("REPRO_TMPDIR")
+    if chosen:
+        return chosen
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return None
+
+
+def _plans(
+    scenario: Scenario, spec: StorageSpec, study_name: str, barrier_timeout: float
+) -> list[WorkerPlan]:
+    if scenario.mode == "threads":
+        # One process, one sampler, n_jobs threads sharing it.
+        return [
+            WorkerPlan(
+                scenario,
+                spec,
+                study_name,
+                worker_index=0,
+                n_trials=scenario.trials_each * scenario.workers,
+                n_jobs=scenario.workers,
+                barrier_timeout=barrier_timeout,
+            )
+        ]
+    return [
+        WorkerPlan(scenario, spec, study_name, i, scenario.trials_each, 1, barrier_timeout)
+        for i in range(scenario.workers)
+    ]
+
+
+def _launch(
+    scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float
+) -> list[dict[str, Any]]:
+    """Start the workers as the launch mode says; one result dict per worker, errors included."""
+
+    def failed(plan: WorkerPlan, child: Child | None, message: str, began: float) -> dict[str, Any]:
+        return workers.WorkerResult(
+            index=plan.worker_index,
+            pid=child.process.pid or -1 if child else -1,
+            sampler_pid=None,
+            seed=scenario.seed_for(plan.worker_index),
+            order_fingerprint=None,
+            startup_s=None,
+            elapsed_s=time.perf_counter() - began,
+            error=message,
+        ).to_json()
+
+    def collect(plan: WorkerPlan, child: Child, began: float) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = child.result(deadline)
+            return result
+        except ChildFailed as exc:
+            return failed(plan, child, str(exc), began)
+
+    phaser = Phaser(workers.CTX, len(plans)) if scenario.mode == "concurrent" else None
+    results: list[dict[str, Any]] = []
+    if scenario.mode == "concurrent":
+        began = time.perf_counter()
+        children = [Child(workers.run_worker, p, phaser, time.perf_counter()) for p in plans]
+        results = [collect(p, c, began) for p, c in zip(plans, children)]
+    else:
+        for plan in plans:
+            began = time.perf_counter()
+            child = Child(workers.run_worker, plan, None, began)
+            results.append(collect(plan, child, began))
+    return results
+
+
+def run(
+    scenario: Scenario,
+    repetition: int,
+    *,
+    storage: StorageSpec | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    barrier_timeout: float = BARRIER_TIMEOUT,
+    on_storage: Callable[[StorageSpec, str], None] | None = None,
+) -> RunRecord:
+    """Run ``scenario`` once on a fresh study and measure it. Never raises for a worker's
+    failure: the record's ``error`` carries it. ``storage`` defaults to a fresh embedded one
+    of the scenario's kind in a temporary directory."""
+    began = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    study_name = f"repro-{scenario.id}-r{repetition}-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="grid-repro-", dir=scratch_dir()) as tmp:
+        spec = storage or embedded(scenario.storage, tmp)
+        errors: list[str] = []
+        worker_results: list[dict[str, Any]] = []
+        trials: list[metrics.TrialRecord] = []
+        try:
+            workers.call(workers.create_study, spec, study_name, timeout=timeout)
+            plans = _plans(scenario, spec, study_name, barrier_timeout)
+            worker_results = _launch(scenario, plans, deadline)
+            errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
+            raw = workers.call(workers.read_trials, spec, study_name, timeout=timeout)
+            trials = [metrics.TrialRecord.from_json(t) for t in raw]
+        except ChildFailed as exc:
+            errors.append(str(exc))
+        finally:
+            if on_storage is not None:
+                on_storage(spec, study_name)
+    measured = metrics.compute(trials, scenario.search_space)
+    return RunRecord(
+        scenario=scenario.id,
+        mode=scenario.mode,
+        seed_policy=scenario.seed_policy,
+        storage=spec.kind,
+        workers=scenario.workers,
+        grid_size=scenario.grid_size,
+        repetition=repetition,
+        trials=measured.trials,
+        complete=measured.complete,
+        distinct=measured.distinct,
+        duplicates=measured.duplicates,
+        missing=measured.missing,
+        same_id_duplicates=measured.same_id_duplicates,
+        colliding_id_duplicates=measured.colliding_id_duplicates,
+        worker_orders_distinct=metrics.orders_distinct(
+            r["order_fingerprint"] for r in worker_results
+        ),
+        error="\n".join(errors) or None,
+        trials_per_worker=scenario.trials_each,
+        search_space=[[name, list(values)] for name, values in scenario.search_space],
+        states=measured.states,
+        seconds=round(time.perf_counter() - began, 3),
+        study_name=study_name,
+        duplicated_points=measured.duplicated_points,
+        missing_points=measured.missing_points,
+        worker_results=worker_results,
+        trial_log=[t.to_json() for t in sorted(trials, key=lambda t: t.number)],
+    )

@@ -1,0 +1,139 @@
+"""Scenarios are data: what to run, never how. Tests parametrize over them and the report
+groups by them, so there is exactly one definition of each."""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+GridValue = Union[str, float, int, bool, None]
+SearchSpace = tuple[tuple[str, tuple[GridValue, ...]], ...]
+
+Mode = Literal["sequential", "concurrent", "threads"]
+SeedPolicy = Literal["none", "shared", "per-worker"]
+
+MODES: tuple[Mode, ...] = ("sequential", "concurrent", "threads")
+SEED_POLICIES: tuple[SeedPolicy, ...] = ("none", "shared", "per-worker")
+EMBEDDED_STORAGES: tuple[str, ...] = ("sqlite", "journal")
+
+SHARED_SEED = 42
+PER_WORKER_SEED_BASE = 1000
+
+# 24 points over two parameters of different types. With 4 workers of 6 trials each, worker
+# orders that disagree leave a point unevaluated unless the four random 6-subsets happen to
+# partition the grid: probability C(18,6) C(12,6) / C(24,6)^3 = 7.0e-9 per run.
+DEFAULT_SPACE: SearchSpace = (
+    ("x", (0, 1, 2, 3, 4, 5)),
+    ("y", ("a", "b", "c", "d")),
+)
+DEFAULT_WORKERS = 4
+
+
+class ScenarioError(ValueError):
+    """A scenario or search space that cannot be run; the message says what to change."""
+
+
+def validate_space(space: Mapping[str, Sequence[object]]) -> SearchSpace:
+    """Check a user-given search space and freeze it; raise ScenarioError on the first defect."""
+    if not isinstance(space, Mapping) or not space:
+        raise ScenarioError(
+            'search space must be a non-empty JSON object of lists, e.g. {"x": [0, 1, 2]}'
+        )
+    frozen: list[tuple[str, tuple[GridValue, ...]]] = []
+    for name, values in space.items():
+        if not isinstance(name, str) or not name:
+            raise ScenarioError(f"parameter name {name!r} must be a non-empty string")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise ScenarioError(f"parameter {name!r} needs a non-empty list of values")
+        for value in values:
+            if value is not None and not isinstance(value, (str, int, float, bool)):
+                raise ScenarioError(
+                    f"parameter {name!r} has value {value!r}: GridSampler takes "
+                    "str, int, float, bool or null"
+                )
+        frozen.append((name, tuple(values)))  # type: ignore[arg-type]
+    return tuple(sorted(frozen))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One reproducible setting. ``repetition`` is not part of it: the runner repeats it."""
+
+    mode: Mode
+    seed_policy: SeedPolicy
+    storage: str
+    workers: int = DEFAULT_WORKERS
+    search_space: SearchSpace = DEFAULT_SPACE
+    # None: the grid split evenly, ceil(grid_size / workers) per worker, as in the upstream
+    # report where each of N scripts runs its share and MaxTrialsCallback caps the total.
+    trials_per_worker: int | None = None
+    label: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ScenarioError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.seed_policy not in SEED_POLICIES:
+            raise ScenarioError(
+                f"unknown seed policy {self.seed_policy!r}; choose one of "
+                f"{', '.join(SEED_POLICIES)}"
+            )
+        if self.workers < 1:
+            raise ScenarioError(f"workers must be at least 1, got {self.workers}")
+        if self.trials_per_worker is not None and self.trials_per_worker < 1:
+            raise ScenarioError(
+                f"trials_per_worker must be at least 1, got {self.trials_per_worker}"
+            )
+        validate_space(dict(self.search_space))
+
+    @property
+    def grid_size(self) -> int:
+        return math.prod(len(values) for _, values in self.search_space)
+
+    @property
+    def trials_each(self) -> int:
+        if self.trials_per_worker is not None:
+            return self.trials_per_worker
+        return math.ceil(self.grid_size / self.workers)
+
+    @property
+    def id(self) -> str:
+        space = self.label or f"g{self.grid_size}"
+        return f"{self.mode}-{self.seed_policy}-{self.storage}-w{self.workers}-{space}"
+
+    def seed_for(self, worker_index: int) -> int | None:
+        if self.seed_policy == "none":
+            return None
+        if self.seed_policy == "shared":
+            return SHARED_SEED
+        return PER_WORKER_SEED_BASE + worker_index
+
+    def space_dict(self) -> dict[str, list[GridValue]]:
+        return {name: list(values) for name, values in self.search_space}
+
+
+def matrix(storages: Iterable[str] = EMBEDDED_STORAGES) -> list[Scenario]:
+    """Every launch mode x seed policy x storage, on the default grid."""
+    return [
+        Scenario(mode=mode, seed_policy=policy, storage=storage)
+        for storage, mode, policy in itertools.product(storages, MODES, SEED_POLICIES)
+    ]
+
+
+UPSTREAM = Scenario(mode="sequential", seed_policy="none", storage="sqlite")
+"""The pattern of optuna/optuna#5489: N scripts one after another on one SQLite file."""
+
+
+def select(scenarios: Sequence[Scenario], patterns: Sequence[str]) -> list[Scenario]:
+    """Scenarios whose id matches any shell-style pattern; every pattern must match one."""
+    if not patterns:
+        return list(scenarios)
+    chosen = [s for s in scenarios if any(fnmatch.fnmatchcase(s.id, p) for p in patterns)]
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(s.id, pattern) for s in scenarios):
+            known = ", ".join(s.id for s in scenarios[:3])
+            raise ScenarioError(f"no scenario matches {pattern!r} (ids look like {known}, ...)")
+    return chosen

@@ -1,0 +1,76 @@
+"""Where a study lives: a storage spec is plain data (kind + location); opening it is the
+compat module's business."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import optuna
+
+from repro import _compat
+
+
+class StorageError(ValueError):
+    """A storage that cannot be used; the message names the (redacted) location and the cause."""
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    kind: str  # sqlite | journal | postgresql | mysql | redis
+    location: str  # an SQLAlchemy / Redis URL, or a journal file path
+
+    @property
+    def redacted(self) -> str:
+        return redact(self.location)
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def embedded(kind: str, directory: str) -> StorageSpec:
+    """A fresh storage inside ``directory`` for one run."""
+    if kind == "sqlite":
+        return StorageSpec("sqlite", f"sqlite:///{os.path.join(directory, 'study.db')}")
+    if kind == "journal":
+        return StorageSpec("journal", os.path.join(directory, "journal.log"))
+    raise StorageError(f"unknown embedded storage {kind!r}; choose sqlite or journal")
+
+
+def from_url(url: str) -> StorageSpec:
+    """Classify a user-given storage URL; a plain path or ``journal:`` prefix is a journal file."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        return StorageSpec("sqlite", url)
+    if scheme.startswith(("postgresql", "postgres")):
+        return StorageSpec("postgresql", url)
+    if scheme.startswith(("mysql", "mariadb")):
+        return StorageSpec("mysql", url)
+    if scheme in ("redis", "rediss"):
+        return StorageSpec("redis", url)
+    if scheme == "journal":
+        return StorageSpec("journal", url.split(":", 1)[1].removeprefix("//"))
+    if scheme == "":
+        return StorageSpec("journal", url)
+    raise StorageError(
+        f"{redact(url)}: unsupported storage scheme {scheme!r}; use sqlite:///, postgresql://, "
+        "mysql+pymysql://, redis:// or journal:PATH"
+    )
+
+
+def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
+    if spec.kind == "sqlite":
+        return _compat.sqlite_storage(spec.location)
+    if spec.kind == "journal":
+        return _compat.journal_file_storage(spec.location)
+    if spec.kind in ("postgresql", "mysql"):
+        return _compat.rdb_storage(spec.location)
+    if spec.kind == "redis":
+        return _compat.journal_redis_storage(spec.location)
+    raise StorageError(f"{spec.redacted}: unknown storage kind {spec.kind!r}")

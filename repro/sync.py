@@ -1,0 +1,53 @@
+"""A reusable barrier for worker processes whose number can shrink (a phaser).
+
+A plain ``multiprocessing.Barrier`` deadlocks the last round: once one worker has used up its
+trials the others would wait for it forever. Here a worker that is done deregisters, and the
+remaining parties complete the round without it. Every wait has a timeout, so a crashed worker
+turns into ``PhaserTimeout`` in the others instead of a hang.
+"""
+
+from __future__ import annotations
+
+from multiprocessing.context import BaseContext
+from typing import Any
+
+
+class PhaserTimeout(RuntimeError):
+    pass
+
+
+class Phaser:
+    def __init__(self, ctx: BaseContext, parties: int) -> None:
+        self._cond: Any = ctx.Condition()
+        self._parties: Any = ctx.Value("i", parties, lock=False)
+        self._arrived: Any = ctx.Value("i", 0, lock=False)
+        self._phase: Any = ctx.Value("i", 0, lock=False)
+
+    @property
+    def phase(self) -> int:
+        with self._cond:
+            return int(self._phase.value)
+
+    def _advance_if_complete(self) -> None:
+        if self._parties.value > 0 and self._arrived.value >= self._parties.value:
+            self._arrived.value = 0
+            self._phase.value += 1
+            self._cond.notify_all()
+
+    def arrive_and_wait(self, timeout: float) -> int:
+        """Block until every registered party has arrived in this phase; return the phase."""
+        with self._cond:
+            phase = self._phase.value
+            self._arrived.value += 1
+            self._advance_if_complete()
+            if not self._cond.wait_for(lambda: self._phase.value != phase, timeout):
+                raise PhaserTimeout(
+                    f"barrier phase {phase}: {self._arrived.value} of {self._parties.value} "
+                    f"workers arrived within {timeout:g} s"
+                )
+            return int(phase)
+
+    def deregister(self) -> None:
+        with self._cond:
+            self._parties.value -= 1
+            self._advance_if_complete()

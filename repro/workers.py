@@ -1,0 +1,214 @@
+"""Worker processes. Each worker is a forked child of a parent that has already imported Optuna,
+so it pays neither a fresh interpreter nor a fresh ``import optuna``; it builds its own storage
+connection and its own GridSampler after the fork, exactly as a separate script would.
+
+Children return plain data through a pipe; an exception becomes its traceback text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import optuna
+
+from repro import _compat
+from repro.metrics import TrialRecord, point_key
+from repro.scenarios import Scenario
+from repro.storages import StorageSpec, open_storage
+from repro.sync import Phaser
+
+CTX = multiprocessing.get_context("fork")
+WORKER_ATTR = "repro_worker"
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """Everything a worker needs, as plain data: no Optuna object crosses the fork."""
+
+    scenario: Scenario
+    storage: StorageSpec
+    study_name: str
+    worker_index: int
+    n_trials: int
+    n_jobs: int
+    barrier_timeout: float
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    index: int
+    pid: int
+    sampler_pid: int | None
+    seed: int | None
+    order_fingerprint: str | None
+    startup_s: float | None
+    elapsed_s: float
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def order_fingerprint(order: list[dict[str, Any]]) -> str:
+    text = json.dumps([point_key(point) for point in order])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> dict[str, Any]:
+    """Body of one worker process; returns a WorkerResult as a dict."""
+    try:
+        return _run_worker(plan, phaser, spawned_at)
+    finally:
+        # Also on failure, so the other workers finish their rounds without this one.
+        if phaser is not None:
+            phaser.deregister()
+
+
+def _run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> dict[str, Any]:
+    _compat.quiet_optuna()
+    scenario = plan.scenario
+    seed = scenario.seed_for(plan.worker_index)
+    storage = open_storage(plan.storage)
+    sampler = _compat.grid_sampler(scenario.space_dict(), seed)
+    sampler_pid = os.getpid()
+    fingerprint = order_fingerprint(_compat.grid_order(sampler))
+    study = optuna.load_study(study_name=plan.study_name, storage=storage, sampler=sampler)
+    startup = time.perf_counter() - spawned_at
+    space = scenario.space_dict()
+
+    def objective(trial: optuna.Trial) -> float:
+        for name, values in space.items():
+            trial.suggest_categorical(name, values)
+        trial.set_user_attr(WORKER_ATTR, plan.worker_index)
+        if phaser is not None:
+            # Every live worker holds a RUNNING trial here at the same moment.
+            phaser.arrive_and_wait(plan.barrier_timeout)
+        return 0.0
+
+    started = time.perf_counter()
+    try:
+        study.optimize(
+            objective,
+            n_trials=plan.n_trials,
+            n_jobs=plan.n_jobs,
+            catch=(),
+            # As in #5489: the study as a whole stops at grid size, whatever each worker's quota.
+            callbacks=[optuna.study.MaxTrialsCallback(scenario.grid_size, states=None)],
+        )
+    finally:
+        _compat.dispose(storage)
+    return WorkerResult(
+        index=plan.worker_index,
+        pid=os.getpid(),
+        sampler_pid=sampler_pid,
+        seed=seed,
+        order_fingerprint=fingerprint,
+        startup_s=startup,
+        elapsed_s=time.perf_counter() - started,
+        error=None,
+    ).to_json()
+
+
+def create_study(spec: StorageSpec, study_name: str) -> None:
+    _compat.quiet_optuna()
+    storage = open_storage(spec)
+    try:
+        optuna.create_study(study_name=study_name, storage=storage, direction="minimize")
+    finally:
+        _compat.dispose(storage)
+
+
+def read_trials(spec: StorageSpec, study_name: str) -> list[dict[str, Any]]:
+    _compat.quiet_optuna()
+    storage = open_storage(spec)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        return [
+            TrialRecord(
+                number=t.number,
+                state=t.state.name,
+                params=dict(t.params),
+                grid_id=t.system_attrs.get(_compat.GRID_ID_ATTR),
+                worker=t.user_attrs.get(WORKER_ATTR),
+            ).to_json()
+            for t in study.get_trials(deepcopy=False)
+        ]
+    finally:
+        _compat.dispose(storage)
+
+
+def delete_study(spec: StorageSpec, study_name: str) -> None:
+    _compat.quiet_optuna()
+    storage = open_storage(spec)
+    try:
+        optuna.delete_study(study_name=study_name, storage=storage)
+    finally:
+        _compat.dispose(storage)
+
+
+class ChildFailed(RuntimeError):
+    """A child raised, crashed or timed out; the message carries its traceback or exit code."""
+
+
+def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        conn.send(("ok", fn(*args)))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class Child:
+    """One forked process running ``fn(*args)``."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._recv, send = CTX.Pipe(duplex=False)
+        self.process = CTX.Process(target=_child_main, args=(send, fn, args))
+        self.process.start()
+        send.close()
+
+    def result(self, deadline: float) -> Any:
+        """The child's return value; ChildFailed if it raised, died or passed ``deadline``
+        (a ``time.monotonic()`` value)."""
+        try:
+            remaining = max(0.0, deadline - time.monotonic())
+            if not self._recv.poll(remaining):
+                self.kill()
+                raise ChildFailed(
+                    f"worker pid {self.process.pid} timed out (no result within the run timeout)"
+                )
+            try:
+                status, payload = self._recv.recv()
+            except EOFError:
+                self.process.join(5)
+                raise ChildFailed(
+                    f"worker pid {self.process.pid} died with exit code {self.process.exitcode} "
+                    "before returning a result"
+                ) from None
+            self.process.join(max(0.0, deadline - time.monotonic()))
+            if status == "error":
+                raise ChildFailed(payload)
+            return payload
+        finally:
+            self._recv.close()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+
+
+def call(fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
+    """Run ``fn(*args)`` in a forked child and return its result: the parent never opens a
+    storage, so no connection pool is ever shared across a fork."""
+    return Child(fn, *args).result(time.monotonic() + timeout)
