@@ -6,6 +6,7 @@ Optuna attribute; it asks this module.
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -80,6 +81,7 @@ def grid_order(sampler: optuna.samplers.GridSampler) -> list[dict[str, Any]]:
     return [dict(zip(names, point)) for point in sampler._all_grids]
 
 
+@functools.cache
 def warm_up() -> None:
     """Pay Optuna's lazy imports (SQLAlchemy mappers, Alembic: over a second on first use) once
     in the parent, so forked workers start warm. The throwaway storage is disposed before any

@@ -22,6 +22,7 @@ class TrialRecord:
     params: dict[str, GridValue]
     grid_id: int | None
     worker: int | None
+    phase: int | None = None  # barrier round, concurrent mode only
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

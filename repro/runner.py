@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from repro import metrics, workers
+from repro import _compat, metrics, workers
 from repro.results import RunRecord
 from repro.scenarios import Scenario
 from repro.storages import StorageSpec, embedded
@@ -104,6 +104,7 @@ def run(
     """Run ``scenario`` once on a fresh study and measure it. Never raises for a worker's
     failure: the record's ``error`` carries it. ``storage`` defaults to a fresh embedded one
     of the scenario's kind in a temporary directory."""
+    _compat.warm_up()
     began = time.perf_counter()
     deadline = time.monotonic() + timeout
     study_name = f"repro-{scenario.id}-r{repetition}-{uuid.uuid4().hex[:8]}"

@@ -28,6 +28,7 @@ from repro.sync import Phaser
 
 CTX = multiprocessing.get_context("fork")
 WORKER_ATTR = "repro_worker"
+PHASE_ATTR = "repro_phase"
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> d
         trial.set_user_attr(WORKER_ATTR, plan.worker_index)
         if phaser is not None:
             # Every live worker holds a RUNNING trial here at the same moment.
-            phaser.arrive_and_wait(plan.barrier_timeout)
+            trial.set_user_attr(PHASE_ATTR, phaser.arrive_and_wait(plan.barrier_timeout))
         return 0.0
 
     started = time.perf_counter()
@@ -139,6 +140,7 @@ def read_trials(spec: StorageSpec, study_name: str) -> list[dict[str, Any]]:
                 params=dict(t.params),
                 grid_id=t.system_attrs.get(_compat.GRID_ID_ATTR),
                 worker=t.user_attrs.get(WORKER_ATTR),
+                phase=t.user_attrs.get(PHASE_ATTR),
             ).to_json()
             for t in study.get_trials(deepcopy=False)
         ]

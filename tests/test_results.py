@@ -1,0 +1,77 @@
+"""Results round-trip through JSON and are written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from repro import results
+from repro.results import ResultsFile, RunRecord, summarize
+
+
+def record(scenario: str = "s", repetition: int = 0, missing: int = 0) -> RunRecord:
+    return RunRecord(
+        scenario=scenario,
+        mode="sequential",
+        seed_policy="none",
+        storage="sqlite",
+        workers=2,
+        grid_size=4,
+        repetition=repetition,
+        trials=4,
+        complete=4,
+        distinct=4 - missing,
+        duplicates=missing,
+        missing=missing,
+        same_id_duplicates=0,
+        colliding_id_duplicates=missing,
+        worker_orders_distinct=2,
+        error=None,
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    original = ResultsFile("3.6.1", "3.11", "Linux", {"numpy": "2"}, [record(), record(missing=1)])
+    path = results.results_path(tmp_path, "3.6.1")
+    results.save(path, original)
+    assert results.load(path) == original
+    assert path.name == "optuna-3.6.1.json"
+
+
+def test_summary_is_stored_and_recomputable(tmp_path: Path) -> None:
+    runs = [record(repetition=0, missing=2), record(repetition=1, missing=0)]
+    path = tmp_path / "optuna-x.json"
+    results.save(path, ResultsFile("x", "3.11", "Linux", {}, runs))
+    stored = json.loads(path.read_text())["summary"]
+    assert stored == [s.to_json() for s in summarize(runs)]
+    assert stored[0]["runs_with_missing"] == 1
+    assert stored[0]["missing_mean"] == 1
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash between writing and renaming leaves the previous results and no temp file."""
+    path = tmp_path / "optuna-1.json"
+    path.write_text("old")
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        results.write_atomic(path, "new")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["optuna-1.json"]
+
+
+def test_versions_sort_numerically(tmp_path: Path) -> None:
+    for v in ("3.10.0", "3.2.0", "5.0.0rc1", "3.6.1"):
+        results.save(results.results_path(tmp_path, v), ResultsFile(v, "", "", {}, []))
+    assert [f.optuna_version for f in results.load_all(tmp_path)] == [
+        "3.2.0",
+        "3.6.1",
+        "3.10.0",
+        "5.0.0rc1",
+    ]

@@ -1,0 +1,90 @@
+"""Worker processes: results, errors, crashes and hangs all come back as data; every worker
+builds its own sampler after the fork."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+import time
+
+import optuna
+import pytest
+
+from repro import runner
+from repro.scenarios import Scenario
+from repro.storages import embedded
+from repro.workers import CTX, Child, ChildFailed, WorkerPlan, call
+
+pytestmark = pytest.mark.xdist_group("processes")
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+def explode() -> None:
+    raise RuntimeError("boom in the child")
+
+
+def die() -> None:
+    os._exit(3)
+
+
+def hang(event: object) -> None:
+    event.wait(60)  # type: ignore[attr-defined]
+
+
+def test_child_returns_its_value() -> None:
+    assert call(double, 21, timeout=30) == 42
+
+
+def test_child_exception_comes_back_as_traceback() -> None:
+    with pytest.raises(ChildFailed, match=r"(?s)Traceback.*RuntimeError: boom in the child"):
+        call(explode, timeout=30)
+
+
+def test_child_crash_is_reported_with_exit_code() -> None:
+    with pytest.raises(ChildFailed, match="died with exit code 3"):
+        call(die, timeout=30)
+
+
+def test_hung_child_is_killed_at_the_deadline() -> None:
+    event = CTX.Event()
+    child = Child(hang, event)
+    with pytest.raises(ChildFailed, match="timed out"):
+        child.result(time.monotonic() + 0.5)
+    assert not child.process.is_alive()
+
+
+@pytest.mark.parametrize("mode", ["sequential", "concurrent", "threads"])
+def test_each_worker_builds_its_own_sampler_after_the_fork(mode: str) -> None:
+    """A sampler built once and handed to the workers would hide the behaviour under test:
+    then every worker would report the parent's pid, or one pid for all."""
+    scenario = Scenario(mode=mode, seed_policy="none", storage="journal")  # type: ignore[arg-type]
+    record = runner.run(scenario, 0)
+    assert record.error is None
+    pids = [w["pid"] for w in record.worker_results]
+    assert [w["sampler_pid"] for w in record.worker_results] == pids
+    assert os.getpid() not in pids
+    assert len(set(pids)) == len(pids) == (1 if mode == "threads" else scenario.workers)
+    samplers = [o for o in gc.get_objects() if isinstance(o, optuna.samplers.GridSampler)]
+    assert samplers == [], "the test process itself built a GridSampler"
+
+
+def test_plans_carry_plain_data_only() -> None:
+    """Nothing of Optuna's crosses the fork: a plan is made of our dataclasses and builtins."""
+
+    def walk(value: object) -> None:
+        module = type(value).__module__
+        assert module.startswith(("repro.", "builtins")), f"{type(value)} in a worker plan"
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                walk(getattr(value, f.name))
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                walk(item)
+
+    scenario = Scenario(mode="concurrent", seed_policy="none", storage="sqlite")
+    plan = WorkerPlan(scenario, embedded("sqlite", "/tmp"), "s", 0, 6, 1, 30.0)
+    walk(plan)
