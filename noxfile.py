@@ -21,12 +21,16 @@ LINT_DEPS: list[str] = PYPROJECT["project"]["optional-dependencies"]["lint"]
 
 
 def install_optuna(session: nox.Session, optuna: str, *extra: str) -> None:
-    """Install one Optuna release (or the newest) with the harness, then print the versions."""
+    """Install one Optuna release (or the newest) and what else the session needs. The harness
+    runs from the checkout (`python -m repro` and pytest put it on sys.path), so a warm run
+    installs nothing."""
     if optuna == "latest":
         session.install("--upgrade", "optuna", *extra)
     else:
         session.install(f"optuna=={optuna}", *extra)
-    session.install("--no-deps", "-e", ".")
+
+
+def show_versions(session: nox.Session) -> None:
     session.run(
         "python",
         "-c",
@@ -41,6 +45,7 @@ def install_optuna(session: nox.Session, optuna: str, *extra: str) -> None:
 def repro(session: nox.Session, optuna: str) -> None:
     """Run the parallel-grid scenarios on one Optuna version, then render the report."""
     install_optuna(session, optuna)
+    # `repro run` prints the interpreter and library versions itself.
     session.run("python", "-m", "repro", "run", *session.posargs)
     session.notify("report")
 
@@ -56,6 +61,7 @@ def report(session: nox.Session) -> None:
 def tests(session: nox.Session, optuna: str) -> None:
     """Run the test suite against one Optuna version (the regression guard)."""
     install_optuna(session, optuna, *TEST_DEPS)
+    show_versions(session)
     session.run(
         "pytest",
         "-n",

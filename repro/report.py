@@ -142,17 +142,18 @@ def render(files: Sequence[ResultsFile]) -> str:
         cells = []
         label = sid
         for f in files:
-            s = next((x for x in table[f.optuna_version] if x.scenario == sid), None)
-            if s is None:
+            found = next((x for x in table[f.optuna_version] if x.scenario == sid), None)
+            if found is None:
                 cells.append("not run")
                 continue
-            label = _scenario_label(s)
-            cells.append(_cell(s, f.optuna_version, sid in violations[f.optuna_version]))
+            label = _scenario_label(found)
+            cells.append(_cell(found, f.optuna_version, sid in violations[f.optuna_version]))
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append("")
     out.extend(_expected_section(files))
     out.extend(_why_section())
     out.extend(_setup_section(files))
+    out.extend(_faults_section(files))
     problems = [v for f in files for vs in violations[f.optuna_version].values() for v in vs]
     if problems:
         out.append("## Runs that contradict the expectation table")
@@ -252,5 +253,30 @@ def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
         )
     out.append("")
     out.append("</details>")
+    out.append("")
+    return out
+
+
+def _faults_section(files: Sequence[ResultsFile]) -> list[str]:
+    """Runs that crashed inside Optuna for a known, already fixed reason."""
+    hits: dict[str, list[str]] = {}
+    cites: dict[str, str] = {}
+    for f in files:
+        for run in f.runs:
+            fault = expectations.known_fault(run, f.optuna_version)
+            if fault:
+                hits.setdefault(fault.name, []).append(
+                    f"{f.optuna_version} {run.scenario} r{run.repetition}"
+                )
+                cites[fault.name] = fault.cite
+    if not hits:
+        return []
+    out = ["## Runs that crashed inside Optuna (known faults, not GridSampler)", ""]
+    for name, runs in sorted(hits.items()):
+        out.append(
+            f"- {name} ([source]({cites[name]})): {len(runs)} run(s): {', '.join(runs)}. "
+            "They are counted as errors in the table above and measure nothing about "
+            "the grid."
+        )
     out.append("")
     return out

@@ -27,8 +27,8 @@ from repro.storages import StorageSpec, open_storage
 from repro.sync import Phaser
 
 CTX = multiprocessing.get_context("fork")
-WORKER_ATTR = "repro_worker"
-PHASE_ATTR = "repro_phase"
+# One user attr per trial (each is a storage write): {"worker": index, "phase": barrier round}.
+TAG_ATTR = "repro"
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,11 @@ def _run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> d
     def objective(trial: optuna.Trial) -> float:
         for name, values in space.items():
             trial.suggest_categorical(name, values)
-        trial.set_user_attr(WORKER_ATTR, plan.worker_index)
+        tag = {"worker": plan.worker_index, "phase": None}
         if phaser is not None:
             # Every live worker holds a RUNNING trial here at the same moment.
-            trial.set_user_attr(PHASE_ATTR, phaser.arrive_and_wait(plan.barrier_timeout))
+            tag["phase"] = phaser.arrive_and_wait(plan.barrier_timeout)
+        trial.set_user_attr(TAG_ATTR, tag)
         return 0.0
 
     started = time.perf_counter()
@@ -139,8 +140,8 @@ def read_trials(spec: StorageSpec, study_name: str) -> list[dict[str, Any]]:
                 state=t.state.name,
                 params=dict(t.params),
                 grid_id=t.system_attrs.get(_compat.GRID_ID_ATTR),
-                worker=t.user_attrs.get(WORKER_ATTR),
-                phase=t.user_attrs.get(PHASE_ATTR),
+                worker=t.user_attrs.get(TAG_ATTR, {}).get("worker"),
+                phase=t.user_attrs.get(TAG_ATTR, {}).get("phase"),
             ).to_json()
             for t in study.get_trials(deepcopy=False)
         ]

@@ -8,12 +8,13 @@ from collections import defaultdict
 import pytest
 
 from repro import runner
+from repro.results import RunRecord
 from repro.scenarios import Scenario
 
 pytestmark = pytest.mark.xdist_group("processes")
 
 
-def run(mode: str, storage: str = "sqlite") -> runner.RunRecord:
+def run(mode: str, storage: str = "sqlite") -> RunRecord:
     scenario = Scenario(mode=mode, seed_policy="none", storage=storage)  # type: ignore[arg-type]
     record = runner.run(scenario, 0)
     assert record.error is None, record.error
