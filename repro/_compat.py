@@ -88,6 +88,7 @@ def warm_up() -> None:
     fork and shares nothing with the studies under test."""
     import tempfile
 
+    quiet_optuna()
     with tempfile.TemporaryDirectory(prefix="grid-repro-warmup-") as tmp:
         storage = sqlite_storage(f"sqlite:///{tmp}/warmup.db")
         dispose(storage)

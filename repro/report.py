@@ -165,21 +165,27 @@ def render(files: Sequence[ResultsFile]) -> str:
 
 def _expected_section(files: Sequence[ResultsFile]) -> list[str]:
     out = ["## Expected behaviour (from the source) and whether it held", ""]
-    out.append("| releases | modes | seed policies | expected | held in |")
+    out.append("| releases | modes | seed policies | expected | measured |")
     out.append("|---|---|---|---|---|")
     for row in expectations.TABLE:
-        held = []
+        held, broken = [], []
         for f in files:
             runs = [r for r in f.runs if row.covers(f.optuna_version, r.mode, r.seed_policy)]
-            if not runs:
-                continue
-            bad = sum(1 for r in runs if expectations.violations(r, f.optuna_version, row))
-            held.append(f"{f.optuna_version}: {len(runs) - bad}/{len(runs)} runs")
-        until = f"< {row.until}" if row.until else "and later"
+            bad = [
+                f"{r.scenario} r{r.repetition}"
+                for r in runs
+                if expectations.violations(r, f.optuna_version, row)
+            ]
+            if runs and not bad:
+                held.append(f.optuna_version)
+            elif bad:
+                broken.append(f"{f.optuna_version}: contradicted by {', '.join(bad)}")
+        verdict = "; ".join(([f"held in every run on {', '.join(held)}"] if held else []) + broken)
+        releases = f"{row.since} ≤ v < {row.until}" if row.until else f"v ≥ {row.since}"
         out.append(
-            f"| {row.since} {until} | {', '.join(sorted(row.modes))} | "
+            f"| {releases} | {', '.join(sorted(row.modes))} | "
             f"{', '.join(sorted(row.seed_policies))} | {row.outcome} | "
-            f"{'; '.join(held) or 'not measured'} |"
+            f"{verdict or 'not measured'} |"
         )
     out.append("")
     out.append(
@@ -248,7 +254,7 @@ def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
     for f in files:
         packages = ", ".join(f"{k} {v}" for k, v in sorted(f.packages.items()))
         out.append(
-            f"| {f.optuna_version} | {f.python} | {f.platform} | {packages} | {len(f.runs)} | "
+            f"| {f.optuna_version} | {f.python} | {f.platform} | {packages} | {f.run_count} | "
             f"{f.repetitions} | {f.jobs} | {f.wall_seconds:g} |"
         )
     out.append("")

