@@ -35,9 +35,13 @@ def test_upstream_issue_5489() -> None:
     scenario = Scenario(mode="sequential", seed_policy="none", storage="sqlite")
     row = expectations.expected(_compat.OPTUNA_VERSION, scenario.mode, scenario.seed_policy)
     record = runner.run(scenario, 0)
-    assert record.error is None
+    measured = (
+        f"Optuna {_compat.OPTUNA_VERSION}, {record.scenario}: missing={record.missing} "
+        f"duplicates={record.duplicates} same_id={record.same_id_duplicates} error={record.error}"
+    )
+    assert record.error is None, measured
     if row.outcome == "loses-points":
-        assert record.missing > 0
-        assert record.same_id_duplicates == 0
+        assert record.missing > 0, measured
+        assert record.same_id_duplicates == 0, measured
     else:
-        assert record.missing == record.duplicates == 0
+        assert record.missing == record.duplicates == 0, measured
