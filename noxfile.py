@@ -16,8 +16,10 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
-TEST_DEPS: list[str] = PYPROJECT["project"]["optional-dependencies"]["test"]
-LINT_DEPS: list[str] = PYPROJECT["project"]["optional-dependencies"]["lint"]
+EXTRAS = PYPROJECT["project"]["optional-dependencies"]
+SERVICE_DEPS: list[str] = EXTRAS["services"]
+TEST_DEPS: list[str] = EXTRAS["test"]
+LINT_DEPS: list[str] = EXTRAS["lint"]
 
 
 def install_optuna(session: nox.Session, optuna: str, *extra: str) -> None:
@@ -25,9 +27,9 @@ def install_optuna(session: nox.Session, optuna: str, *extra: str) -> None:
     runs from the checkout (`python -m repro` and pytest put it on sys.path), so a warm run
     installs nothing."""
     if optuna == "latest":
-        session.install("--upgrade", "optuna", *extra)
+        session.install("--upgrade", "optuna", *SERVICE_DEPS, *extra)
     else:
-        session.install(f"optuna=={optuna}", *extra)
+        session.install(f"optuna=={optuna}", *SERVICE_DEPS, *extra)
 
 
 def show_versions(session: nox.Session) -> None:
@@ -76,7 +78,7 @@ def tests(session: nox.Session, optuna: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy over repro, tests and this noxfile."""
-    session.install(*LINT_DEPS, *TEST_DEPS, "optuna", "-e", ".")
+    session.install(*LINT_DEPS, *TEST_DEPS, *SERVICE_DEPS, "optuna", "-e", ".")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")

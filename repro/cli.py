@@ -1,4 +1,4 @@
-"""Command line: ``python -m repro run|list|report``."""
+"""Command line: ``python -m repro run|list|report|worker|collect``."""
 
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ from typing import NoReturn
 
 from repro import results
 from repro.scenarios import (
+    ALL_STORAGES,
     DEFAULT_WORKERS,
-    EMBEDDED_STORAGES,
+    SERVER_STORAGES,
     Scenario,
     ScenarioError,
     matrix,
     select,
     validate_space,
 )
+from repro.storages import StorageError, StorageSpec
 
 RECORDED_PACKAGES = (
     "numpy",
@@ -86,9 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--storage",
         action="append",
-        choices=EMBEDDED_STORAGES,
+        choices=ALL_STORAGES,
         default=[],
-        help="storage kind, repeatable (default: sqlite and journal)",
+        help="storage kind, repeatable (default: all; the server kinds use this machine's "
+        "services or $REPRO_POSTGRESQL_URL, $REPRO_MYSQL_URL, $REPRO_REDIS_URL)",
+    )
+    run.add_argument(
+        "--no-services",
+        action="store_true",
+        help="skip postgresql, mysql and redis (says what it skipped); without it an "
+        "unreachable server is an error",
     )
     run.add_argument(
         "--space",
@@ -129,7 +138,45 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
 
     lst = sub.add_parser("list", help="print the scenario ids")
-    lst.add_argument("--storage", action="append", choices=EMBEDDED_STORAGES, default=[])
+    lst.add_argument("--storage", action="append", choices=ALL_STORAGES, default=[])
+
+    wrk = sub.add_parser(
+        "worker",
+        help="run one worker of a scenario in this process, against a shared storage URL",
+        description="Run one worker by hand, e.g. on one of several hosts that share a "
+        "database. Start workers 0..N-1 of the same --study and --scenario (one after another "
+        "for a sequential scenario), then run `collect`.",
+    )
+    wrk.add_argument(
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="sqlite:///PATH, postgresql://..., mysql+pymysql://..., redis://... or journal:PATH",
+    )
+    wrk.add_argument("--study", required=True, help="study name shared by all workers")
+    wrk.add_argument(
+        "--scenario",
+        required=True,
+        metavar="ID",
+        help="a scenario id from `list` (its mode, seed policy, workers and grid)",
+    )
+    wrk.add_argument(
+        "--worker-index",
+        required=True,
+        type=int,
+        metavar="I",
+        help="0 .. workers-1; picks the per-worker seed",
+    )
+
+    col = sub.add_parser(
+        "collect",
+        help="metrics and a run record from a finished study",
+        description="Read a study that `worker` processes ran and print its run record as "
+        "JSON (and a one-line verdict on stderr).",
+    )
+    col.add_argument("--storage", required=True, metavar="URL")
+    col.add_argument("--study", required=True)
+    col.add_argument("--delete", action="store_true", help="delete the study afterwards")
 
     rep = sub.add_parser("report", help="render results/report.md from the JSON files alone")
     rep.add_argument(
@@ -143,7 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scenarios(args: argparse.Namespace) -> list[Scenario]:
-    base = matrix(args.storage or EMBEDDED_STORAGES)
+    base = matrix(args.storage or ALL_STORAGES)
+    if getattr(args, "no_services", False):
+        skipped = sorted({s.storage for s in base if s.storage in SERVER_STORAGES})
+        if skipped:
+            print(f"skipped storages (--no-services): {', '.join(skipped)}", file=sys.stderr)
+        base = [s for s in base if s.storage not in SERVER_STORAGES]
     space = getattr(args, "space", None)
     workers = getattr(args, "workers", DEFAULT_WORKERS)
     trials = getattr(args, "trials_per_worker", None)
@@ -201,6 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     _compat.warm_up()
+    _check_services({s.storage for s in scenarios})
     began = time.monotonic()
     runs = execution.run_all(
         scenarios, args.repetitions, jobs=args.jobs, timeout=args.timeout, progress=not args.quiet
@@ -234,6 +287,105 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _check_services(kinds: set[str]) -> None:
+    """Fail fast, before any run, when a server the chosen scenarios need does not answer."""
+    from repro import services
+    from repro.storages import StorageSpec
+
+    for kind in sorted(kinds & set(SERVER_STORAGES)):
+        services.check_reachable(StorageSpec(kind, services.server_url(kind)))
+
+
+def _shared_storage(url: str, study: str) -> StorageSpec:
+    """A user-given storage URL; on Redis the study's keys live under their own prefix."""
+    from repro import services
+    from repro.storages import from_url
+
+    spec = from_url(url)
+    if spec.kind == "redis":
+        spec = StorageSpec("redis", spec.location, namespace=f"{services.REDIS_PREFIX}{study}")
+    if spec.kind in SERVER_STORAGES:
+        services.check_reachable(spec)
+    return spec
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from repro import _compat, workers
+
+    scenario = next((s for s in matrix() if s.id == args.scenario), None)
+    if scenario is None:
+        raise ScenarioError(f"unknown scenario {args.scenario!r}; see `python -m repro list`")
+    if scenario.mode == "concurrent":
+        raise ScenarioError(
+            "the concurrent mode needs its barrier, which runs only inside `run`; start "
+            "sequential or threads scenarios by hand"
+        )
+    if not 0 <= args.worker_index < scenario.workers:
+        raise ScenarioError(f"--worker-index must be 0..{scenario.workers - 1}")
+    spec = _shared_storage(args.storage, args.study)
+    _compat.warm_up()
+    workers.create_study(spec, args.study, scenario)
+    plan = workers.WorkerPlan(
+        scenario,
+        spec,
+        args.study,
+        args.worker_index,
+        n_trials=scenario.trials_each * (scenario.workers if scenario.mode == "threads" else 1),
+        n_jobs=scenario.workers if scenario.mode == "threads" else 1,
+        barrier_timeout=0.0,
+    )
+    result = workers.run_worker(plan, None, time.perf_counter())
+    print(
+        f"worker {args.worker_index} of {args.scenario} on {spec.redacted}: done in "
+        f"{result['elapsed_s']:.2f}s, grid order {result['order_fingerprint']}",
+        file=sys.stderr,
+    )
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from repro import _compat, metrics, workers
+
+    spec = _shared_storage(args.storage, args.study)
+    _compat.quiet_optuna()
+    scenario_id, space = workers.study_scenario(spec, args.study)
+    trials = [metrics.TrialRecord.from_json(t) for t in workers.read_trials(spec, args.study)]
+    frozen = validate_space({name: values for name, values in space})
+    measured = metrics.compute(trials, frozen)
+    workers_seen = sorted({t.worker for t in trials if t.worker is not None})
+    verdict = (
+        "every grid point evaluated exactly once"
+        if measured.missing == measured.duplicates == 0
+        else f"{measured.missing} grid points never evaluated, {measured.duplicates} evaluated "
+        "more than once"
+    )
+    print(
+        f"{args.study} ({scenario_id}, workers {workers_seen}): {measured.complete} complete "
+        f"trials; {verdict}",
+        file=sys.stderr,
+    )
+    print(
+        json.dumps(
+            {
+                "study": args.study,
+                "scenario": scenario_id,
+                "storage": spec.kind,
+                **{k: v for k, v in vars(measured).items()},
+                "trial_log": [t.to_json() for t in trials],
+            },
+            indent=1,
+        )
+    )
+    if args.delete:
+        workers.delete_study(spec, args.study)
+        if spec.kind == "redis":
+            from repro import services
+
+            services.delete_keys(spec.location, spec.namespace)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for scenario in _scenarios(args):
         print(scenario.id)
@@ -258,9 +410,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        handler = {"run": cmd_run, "list": cmd_list, "report": cmd_report}[args.command]
+        handler = {
+            "run": cmd_run,
+            "list": cmd_list,
+            "report": cmd_report,
+            "worker": cmd_worker,
+            "collect": cmd_collect,
+        }[args.command]
         return handler(args)
-    except ScenarioError as exc:
+    except (ScenarioError, StorageError) as exc:
         print(f"repro: error: {exc}", file=sys.stderr)
         return 2
 

@@ -6,13 +6,14 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from repro import _compat, metrics, workers
+from repro import _compat, metrics, services, workers
 from repro.results import RunRecord
-from repro.scenarios import Scenario
-from repro.storages import StorageSpec, embedded
+from repro.scenarios import SERVER_STORAGES, Scenario
+from repro.storages import StorageError, StorageSpec, embedded
 from repro.sync import Phaser
 from repro.workers import Child, ChildFailed, WorkerPlan
 
@@ -30,6 +31,16 @@ def scratch_dir() -> str | None:
     if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
         return "/dev/shm"
     return None
+
+
+@contextmanager
+def _fresh_storage(kind: str, study_name: str) -> Iterator[StorageSpec]:
+    if kind in SERVER_STORAGES:
+        with services.isolated(kind, study_name) as spec:
+            yield spec
+        return
+    with tempfile.TemporaryDirectory(prefix="grid-repro-", dir=scratch_dir()) as tmp:
+        yield embedded(kind, tmp)
 
 
 def _plans(
@@ -99,38 +110,35 @@ def run(
     storage: StorageSpec | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     barrier_timeout: float = BARRIER_TIMEOUT,
-    on_storage: Callable[[StorageSpec, str], None] | None = None,
 ) -> RunRecord:
     """Run ``scenario`` once on a fresh study and measure it. Never raises for a worker's
-    failure: the record's ``error`` carries it. ``storage`` defaults to a fresh embedded one
-    of the scenario's kind in a temporary directory."""
+    failure: the record's ``error`` carries it. ``storage`` defaults to a fresh one of the
+    scenario's kind: a file in a temporary directory, or a database / key prefix of its own
+    on a server, removed afterwards."""
     _compat.warm_up()
     began = time.perf_counter()
     deadline = time.monotonic() + timeout
     study_name = f"repro-{scenario.id}-r{repetition}-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="grid-repro-", dir=scratch_dir()) as tmp:
-        spec = storage or embedded(scenario.storage, tmp)
-        errors: list[str] = []
-        worker_results: list[dict[str, Any]] = []
-        trials: list[metrics.TrialRecord] = []
+    errors: list[str] = []
+    worker_results: list[dict[str, Any]] = []
+    trials: list[metrics.TrialRecord] = []
+    with ExitStack() as stack:
         try:
-            workers.call(workers.create_study, spec, study_name, timeout=timeout)
+            spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
+            workers.call(workers.create_study, spec, study_name, scenario, timeout=timeout)
             plans = _plans(scenario, spec, study_name, barrier_timeout)
             worker_results = _launch(scenario, plans, deadline)
             errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
             raw = workers.call(workers.read_trials, spec, study_name, timeout=timeout)
             trials = [metrics.TrialRecord.from_json(t) for t in raw]
-        except ChildFailed as exc:
+        except (ChildFailed, StorageError) as exc:
             errors.append(str(exc))
-        finally:
-            if on_storage is not None:
-                on_storage(spec, study_name)
     measured = metrics.compute(trials, scenario.search_space)
     return RunRecord(
         scenario=scenario.id,
         mode=scenario.mode,
         seed_policy=scenario.seed_policy,
-        storage=spec.kind,
+        storage=scenario.storage,
         workers=scenario.workers,
         grid_size=scenario.grid_size,
         repetition=repetition,

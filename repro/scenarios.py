@@ -19,6 +19,8 @@ SeedPolicy = Literal["none", "shared", "per-worker"]
 MODES: tuple[Mode, ...] = ("sequential", "concurrent", "threads")
 SEED_POLICIES: tuple[SeedPolicy, ...] = ("none", "shared", "per-worker")
 EMBEDDED_STORAGES: tuple[str, ...] = ("sqlite", "journal")
+SERVER_STORAGES: tuple[str, ...] = ("postgresql", "mysql", "redis")
+ALL_STORAGES = EMBEDDED_STORAGES + SERVER_STORAGES
 
 SHARED_SEED = 42
 PER_WORKER_SEED_BASE = 1000
@@ -115,7 +117,7 @@ class Scenario:
         return {name: list(values) for name, values in self.search_space}
 
 
-def matrix(storages: Iterable[str] = EMBEDDED_STORAGES) -> list[Scenario]:
+def matrix(storages: Iterable[str] = ALL_STORAGES) -> list[Scenario]:
     """Every launch mode x seed policy x storage, on the default grid."""
     return [
         Scenario(mode=mode, seed_policy=policy, storage=storage)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import optuna
-
-from repro import _compat
+if TYPE_CHECKING:
+    import optuna
 
 
 class StorageError(ValueError):
@@ -20,6 +20,7 @@ class StorageError(ValueError):
 class StorageSpec:
     kind: str  # sqlite | journal | postgresql | mysql | redis
     location: str  # an SQLAlchemy / Redis URL, or a journal file path
+    namespace: str = ""  # Redis key prefix; every key of the study lives under "namespace:"
 
     @property
     def redacted(self) -> str:
@@ -53,7 +54,7 @@ def from_url(url: str) -> StorageSpec:
     if scheme.startswith(("mysql", "mariadb")):
         return StorageSpec("mysql", url)
     if scheme in ("redis", "rediss"):
-        return StorageSpec("redis", url)
+        return StorageSpec("redis", url, namespace="optuna-grid-repro")
     if scheme == "journal":
         return StorageSpec("journal", url.split(":", 1)[1].removeprefix("//"))
     if scheme == "":
@@ -65,6 +66,9 @@ def from_url(url: str) -> StorageSpec:
 
 
 def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
+    # Imported here: the CLI and the report read specs without importing Optuna.
+    from repro import _compat
+
     if spec.kind == "sqlite":
         return _compat.sqlite_storage(spec.location)
     if spec.kind == "journal":
@@ -72,5 +76,5 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     if spec.kind in ("postgresql", "mysql"):
         return _compat.rdb_storage(spec.location)
     if spec.kind == "redis":
-        return _compat.journal_redis_storage(spec.location)
+        return _compat.journal_redis_storage(spec.location, spec.namespace)
     raise StorageError(f"{spec.redacted}: unknown storage kind {spec.kind!r}")

@@ -120,11 +120,32 @@ def _run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> d
     ).to_json()
 
 
-def create_study(spec: StorageSpec, study_name: str) -> None:
+SCENARIO_ATTR = "repro_scenario"
+SPACE_ATTR = "repro_search_space"
+
+
+def create_study(spec: StorageSpec, study_name: str, scenario: Scenario) -> None:
+    """Create the study, or join it when another worker (on another host) already did; the
+    scenario is recorded in the study so that ``collect`` needs nothing but the storage."""
     _compat.quiet_optuna()
     storage = open_storage(spec)
     try:
-        optuna.create_study(study_name=study_name, storage=storage, direction="minimize")
+        study = optuna.create_study(
+            study_name=study_name, storage=storage, direction="minimize", load_if_exists=True
+        )
+        study.set_user_attr(SCENARIO_ATTR, scenario.id)
+        study.set_user_attr(SPACE_ATTR, [[n, list(v)] for n, v in scenario.search_space])
+    finally:
+        _compat.dispose(storage)
+
+
+def study_scenario(spec: StorageSpec, study_name: str) -> tuple[str, list[list[Any]]]:
+    """The scenario id and search space a study was created for."""
+    _compat.quiet_optuna()
+    storage = open_storage(spec)
+    try:
+        attrs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
+        return attrs[SCENARIO_ATTR], attrs[SPACE_ATTR]
     finally:
         _compat.dispose(storage)
 

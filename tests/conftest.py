@@ -26,3 +26,25 @@ settings.register_profile("dev", max_examples=500, deadline=None)
 def pytest_configure(config: pytest.Config) -> None:
     default = "ci" if os.environ.get("CI") or os.environ.get("REPRO_PINNED_OPTUNA") else "dev"
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", default))
+
+
+def services_opted_out() -> bool:
+    """Server storages are tested unless REPRO_NO_SERVICES=1 says otherwise; pytest -ra then
+    lists every skipped server test with this reason."""
+    return os.environ.get("REPRO_NO_SERVICES") == "1"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the whole suite (on the xdist controller only): nothing the suite created on a
+    server may be left behind."""
+    if hasattr(session.config, "workerinput") or services_opted_out():
+        return
+    try:
+        from repro import services
+    except ImportError:
+        return
+    left = {kind: services.leftovers(kind) for kind in services.SERVER_STORAGES}
+    left = {kind: names for kind, names in left.items() if names}
+    if left:
+        print(f"\nleft behind on the servers: {left}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

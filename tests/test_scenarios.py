@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from repro.scenarios import (
-    EMBEDDED_STORAGES,
+    ALL_STORAGES,
     MODES,
     SEED_POLICIES,
     UPSTREAM,
@@ -19,7 +19,7 @@ from repro.scenarios import (
 
 def test_matrix_is_every_mode_policy_and_storage_once() -> None:
     scenarios = matrix()
-    assert len(scenarios) == len(MODES) * len(SEED_POLICIES) * len(EMBEDDED_STORAGES)
+    assert len(scenarios) == len(MODES) * len(SEED_POLICIES) * len(ALL_STORAGES)
     assert len({s.id for s in scenarios}) == len(scenarios)
     assert UPSTREAM in scenarios
     assert UPSTREAM.id == "sequential-none-sqlite-w4-g24"

