@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import nox
 
 # The pinned Optuna versions; "latest" resolves to the newest release at install time and the
@@ -52,10 +50,11 @@ def repro(session: nox.Session, optuna: str) -> None:
     session.notify("report")
 
 
-@nox.session(python=False)
+@nox.session
 def report(session: nox.Session) -> None:
-    """Render results/report.md from the JSON results alone (runs no scenario)."""
-    session.run(sys.executable, "-m", "repro", "report", *session.posargs)
+    """Render results/report.md and its chart from the JSON results alone (runs no scenario)."""
+    session.install("matplotlib")
+    session.run("python", "-m", "repro", "report", *session.posargs)
 
 
 @nox.session

@@ -404,6 +404,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out or args.results / "report.md"
     results.write_atomic(out, report.render(files))
     print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
+    try:
+        from repro.chart import CHART_NAME, write_chart
+
+        write_chart(files, out.parent / CHART_NAME)
+        print(f"wrote {out.parent / CHART_NAME}", file=sys.stderr)
+    except ImportError:
+        print(
+            "chart not updated: matplotlib is not installed (`nox -s report` has it)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from repro import expectations
+from repro.chart import CHART_NAME
 from repro.results import ResultsFile, ScenarioSummary, summarize
-from repro.scenarios import UPSTREAM
+from repro.scenarios import SEED_POLICIES, UPSTREAM
 
 UPSTREAM_PREFIX = f"{UPSTREAM.mode}-{UPSTREAM.seed_policy}-{UPSTREAM.storage}-"
 
@@ -64,80 +65,155 @@ def _upstream(summaries: Sequence[ScenarioSummary]) -> ScenarioSummary | None:
     return None
 
 
-def _verdict(results: ResultsFile, summaries: Sequence[ScenarioSummary]) -> str:
-    losing = sorted({f"{s.mode}/{s.seed_policy}" for s in summaries if s.runs_with_missing})
-    if not losing:
-        return "every grid point evaluated exactly once in every run"
-    return "points lost in: " + ", ".join(losing)
+Pooled = dict[tuple[str, str], list[ScenarioSummary]]
+
+SCRIPTS = (
+    ("lost_points_5489.py", "the #5489 pattern: workers without a seed, one after another"),
+    ("lost_points_per_worker_seed.py", "workers with different seeds, one after another"),
+)
 
 
-def _advice(files: Sequence[ResultsFile], table: dict[str, list[ScenarioSummary]]) -> list[str]:
-    lines = []
-    for f in files:
-        sums = table[f.optuna_version]
-        by = {(s.mode, s.seed_policy): s for s in sums if s.storage == "sqlite"}
-        safe = [
-            f"`{m}`/`{p}`"
-            for (m, p), s in sorted(by.items())
-            if s.runs and not s.runs_with_missing and not s.runs_with_duplicates and not s.errors
-        ]
-        lines.append(
-            f"- **Optuna {f.optuna_version}**: no point lost or repeated in any run of "
-            + (", ".join(safe) if safe else "no scenario")
-            + "."
-        )
-    return lines
+def _pooled(summaries: Sequence[ScenarioSummary]) -> Pooled:
+    """Summaries grouped by (mode, seed policy), over every storage."""
+    out: Pooled = {}
+    for s in summaries:
+        out.setdefault((s.mode, s.seed_policy), []).append(s)
+    return out
+
+
+def _lost(rows: Sequence[ScenarioSummary]) -> tuple[int, int]:
+    return sum(s.runs_with_missing for s in rows), sum(s.runs for s in rows)
+
+
+def _run_ids(f: ResultsFile, mode: str, policy: str, *, missing: bool) -> str:
+    ids = [
+        f"`{r.scenario} r{r.repetition}`"
+        for r in f.runs
+        if r.mode == mode
+        and r.seed_policy == policy
+        and r.error is None
+        and (r.missing > 0) == missing
+    ]
+    return ", ".join(ids[:2]) + (", ..." if len(ids) > 2 else "")
+
+
+def _what_to_do(pooled: Pooled, exact_on: dict[tuple[str, str], list[str]]) -> str:
+    """Advice read off the measurements: which duplicates happened, and what removed them."""
+
+    def mean(mode: str, policy: str, field: str) -> float:
+        rows = pooled.get((mode, policy), [])
+        runs = sum(r.runs for r in rows)
+        return sum(getattr(r, field) * r.runs for r in rows) / runs if runs else 0.0
+
+    process = ("sequential", "concurrent")
+    advice = []
+    if any(mean(m, "none", "colliding_id_mean") for m in process):
+        fix = "pass the same `seed` to `GridSampler` in every worker"
+        if any(mean(m, "shared", "colliding_id_mean") for m in process):
+            fix = "upgrade"
+        newer = exact_on.get(("sequential", "none"), [])
+        advice.append(fix + (f" (or use {', '.join(newer)})" if newer else ""))
+    if any(mean(m, "per-worker", "colliding_id_mean") for m in process):
+        advice.append("never give workers different seeds")
+    if any(mean(m, p, "same_id_mean") for m in ("concurrent", "threads") for p in SEED_POLICIES):
+        clean = exact_on.get(("concurrent", "none"), [])
+        text = "expect overlapping workers to pick the same grid id now and then"
+        if mean("concurrent", "shared", "same_id_mean") > mean(
+            "concurrent", "none", "same_id_mean"
+        ):
+            text += ", more often with a shared seed"
+        advice.append(text + (f" (not on {', '.join(clean)})" if clean else ""))
+    if not advice:
+        return "Nothing: no run lost a point."
+    text = "; ".join(advice)
+    return text[0].upper() + text[1:] + "."
 
 
 def render(files: Sequence[ResultsFile]) -> str:
     versions = [f.optuna_version for f in files]
     table = {f.optuna_version: summarize(f.runs) for f in files}
     violations = {f.optuna_version: _violations(f) for f in files}
+    grid = files[0].runs[0].grid_size if files and files[0].runs else 0
+
+    out: list[str] = [
+        f"# GridSampler with several workers on Optuna {', '.join(versions)}",
+        "",
+        "Does `GridSampler` evaluate every grid point exactly once when several workers share "
+        "one study (optuna/optuna#5489)? Measured with real worker processes on real storages "
+        "by [optuna-grid-repro](../README.md); every number below is in the JSON files next to "
+        "this report.",
+        "",
+        "## Summary",
+        "",
+        "| Optuna | #5489 pattern: runs that lost points | (mode, seed policy) pairs that lost "
+        "points | what to do |",
+        "|---|---|---|---|",
+    ]
+    exact_on: dict[tuple[str, str], list[str]] = {}
+    for f in files:
+        for key, rows in _pooled(table[f.optuna_version]).items():
+            if rows and not any(r.runs_with_missing or r.runs_with_duplicates for r in rows):
+                exact_on.setdefault(key, []).append(f.optuna_version)
+    for f in files:
+        pooled = _pooled(table[f.optuna_version])
+        up = _upstream(table[f.optuna_version])
+        lost_up = f"{up.runs_with_missing}/{up.runs}" if up else "not run"
+        losing = sum(1 for rows in pooled.values() if _lost(rows)[0])
+        out.append(
+            f"| **{f.optuna_version}** | {lost_up} | {losing} of {len(pooled)} | "
+            f"{_what_to_do(pooled, exact_on)} |"
+        )
+    out += [
+        "",
+        f"The #5489 pattern: {UPSTREAM.workers} worker processes started one after another on "
+        "one SQLite file, each building `GridSampler(search_space)` without a seed and running "
+        f"its share of a {grid}-point grid, the study capped at the grid size with "
+        "`MaxTrialsCallback` as in the report. Why: 3.4.0 shuffles the grid in every process "
+        "and takes the grid id from the trial number (PR #4918); 4.0.0 makes `seed=None` mean "
+        "seed 0 (PR #5490). Details, source lines and the other modes are below.",
+        "",
+        f"![Mean missing and duplicate points per run]({CHART_NAME})",
+        "",
+    ]
+    out += _details("Results by scenario", _scenario_table(files, table, violations))
+    out += _details("Uncertainty over repetitions", _uncertainty_table(files, table))
+    out += _details("Advice checked against the measurements", _advice_checked(files, table))
+    out += _details(
+        "Expected behaviour (from the source) and whether it held", _expected_section(files)
+    )
+    out += _details("Why the versions differ", _why_section())
+    out += _details("Minimal reproductions", _scripts_section())
+    out += _details("What was run, and on what", _setup_section(files))
+    out.extend(_faults_section(files))
+    problems = [v for f in files for vs in violations[f.optuna_version].values() for v in vs]
+    if problems:
+        out += ["## Runs that contradict the expectation table", ""]
+        out += [f"- {p}" for p in problems]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _details(title: str, body: list[str]) -> list[str]:
+    """A collapsible block; GitHub renders Markdown inside it after a blank line."""
+    return [f"<details><summary><b>{title}</b></summary>", "", *body, "</details>", ""]
+
+
+def _scenario_table(
+    files: Sequence[ResultsFile],
+    table: dict[str, list[ScenarioSummary]],
+    violations: dict[str, dict[str, list[str]]],
+) -> list[str]:
     scenario_ids: list[str] = []
     for f in files:
         for s in table[f.optuna_version]:
             if s.scenario not in scenario_ids:
                 scenario_ids.append(s.scenario)
-
-    out: list[str] = []
-    out.append(f"# GridSampler with several workers on Optuna {', '.join(versions)}")
-    out.append("")
-    out.append(
-        "Does `GridSampler` evaluate every grid point exactly once when several workers share "
-        "one study (optuna/optuna#5489)? Measured with real worker processes on real storages "
-        "by [optuna-grid-repro](../README.md); every number below is in the JSON files next "
-        "to this report."
-    )
-    out.append("")
-    out.append("## Summary")
-    out.append("")
-    out.append("| Optuna | #5489 pattern: runs that lost points | mean missing | verdict |")
-    out.append("|---|---|---|---|")
-    for f in files:
-        up = _upstream(table[f.optuna_version])
-        lost = f"{up.runs_with_missing}/{up.runs}" if up else "not run"
-        mean = f"{up.missing_mean:g} of {f.runs[0].grid_size}" if up and f.runs else "-"
-        out.append(
-            f"| {f.optuna_version} | {lost} | {mean} | {_verdict(f, table[f.optuna_version])} |"
-        )
-    out.append("")
-    out.append(
-        f"The #5489 pattern: {UPSTREAM.workers} worker processes started one after another "
-        "on one SQLite file, each building `GridSampler(search_space)` without a seed and "
-        "running its share of the grid, the study capped at the grid size with "
-        "`MaxTrialsCallback` as in the report."
-    )
-    out.append("")
-    out.append("What holds on each version (SQLite; no point lost or repeated in any run):")
-    out.append("")
-    out.extend(_advice(files, table))
-    out.append("")
-    out.append("## Results by scenario")
-    out.append("")
-    out.append(LEGEND)
-    out.append("")
-    out.append("| mode · seed policy · storage | " + " | ".join(versions) + " |")
-    out.append("|---|" + "---|" * len(versions))
+    out = [
+        LEGEND,
+        "",
+        "| mode · seed policy · storage | " + " | ".join(f.optuna_version for f in files) + " |",
+        "|---|" + "---|" * len(files),
+    ]
     for sid in scenario_ids:
         cells = []
         label = sid
@@ -150,22 +226,141 @@ def render(files: Sequence[ResultsFile]) -> str:
             cells.append(_cell(found, f.optuna_version, sid in violations[f.optuna_version]))
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     out.append("")
-    out.extend(_expected_section(files))
-    out.extend(_why_section())
-    out.extend(_setup_section(files))
-    out.extend(_faults_section(files))
-    problems = [v for f in files for vs in violations[f.optuna_version].values() for v in vs]
-    if problems:
-        out.append("## Runs that contradict the expectation table")
-        out.append("")
-        out.extend(f"- {p}" for p in problems)
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    return out
+
+
+def _uncertainty_table(
+    files: Sequence[ResultsFile], table: dict[str, list[ScenarioSummary]]
+) -> list[str]:
+    out = [
+        "Per version and scenario: the mean over repetitions with its 95% Student-t interval "
+        "(clipped at 0; with 2 repetitions it is wide), and the share of repetitions that lost "
+        "any point with its 95% Wilson interval.",
+        "",
+        "| Optuna | scenario | runs | missing: mean [95% CI] | duplicates: mean [95% CI] | "
+        "runs losing points [95% Wilson] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in files:
+        for s in table[f.optuna_version]:
+            if not s.runs:
+                continue
+            lo, hi = s.missing_share_wilson95
+            out.append(
+                f"| {f.optuna_version} | {_scenario_label(s)} | {s.runs} | "
+                f"{s.missing_mean:g} [{s.missing_ci95[0]:g}, {s.missing_ci95[1]:g}] | "
+                f"{s.duplicates_mean:g} [{s.duplicates_ci95[0]:g}, {s.duplicates_ci95[1]:g}] | "
+                f"{s.runs_with_missing}/{s.runs} [{lo:g}, {hi:g}] |"
+            )
+    out.append("")
+    return out
+
+
+def _advice_checked(
+    files: Sequence[ResultsFile], table: dict[str, list[ScenarioSummary]]
+) -> list[str]:
+    out = [
+        "Common advice, tested against these runs. `k/n` counts runs that lost grid points, "
+        "over every storage; run ids name examples in the JSON.",
+        "",
+        "| advice | " + " | ".join(f.optuna_version for f in files) + " |",
+        "|---|" + "---|" * len(files),
+    ]
+    items: list[tuple[str, list[str]]] = [
+        ("1. Set an explicit seed in `GridSampler` to get 3.2.0's behaviour back", []),
+        ("2. Use `n_jobs=1` to avoid the problem", []),
+        ("3. Deduplicate the results afterwards", []),
+        ("4. Expect slightly more trials than the grid size in distributed runs", []),
+        ("5. Use another sampler such as `TPESampler` if grid search is not required", []),
+    ]
+    for f in files:
+        pooled = _pooled(table[f.optuna_version])
+
+        def lost(mode: str, policy: str, pooled: Pooled = pooled) -> tuple[int, int]:
+            return _lost(pooled.get((mode, policy), []))
+
+        v = f.optuna_version
+        process = ("sequential", "concurrent")
+        shared = [sum(x) for x in zip(*(lost(m, "shared") for m in process))]
+        per_worker = [sum(x) for x in zip(*(lost(m, "per-worker") for m in process))]
+        none = [sum(x) for x in zip(*(lost(m, "none") for m in process))]
+        if shared[0] == 0 and per_worker[0]:
+            seed = (
+                f"holds only when every worker passes the same seed: shared seed "
+                f"{shared[0]}/{shared[1]}, a seed per worker {per_worker[0]}/{per_worker[1]} "
+                f"(e.g. {_run_ids(f, 'sequential', 'per-worker', missing=True)})"
+            )
+        elif shared[0]:
+            seed = (
+                f"does not hold: with a shared seed {shared[0]}/{shared[1]} runs lost points "
+                f"(e.g. {_run_ids(f, 'concurrent', 'shared', missing=True)}), without one "
+                f"{none[0]}/{none[1]}"
+            )
+        else:
+            seed = f"not needed: no seed policy lost points ({none[0]}/{none[1]} without seed)"
+        items[0][1].append(seed)
+
+        seq_none = lost("sequential", "none")
+        threads = [sum(x) for x in zip(*(lost("threads", p) for p in SEED_POLICIES))]
+        if seq_none[0]:
+            jobs = (
+                f"does not hold: every worker ran `n_jobs=1` and {seq_none[0]}/{seq_none[1]} "
+                f"sequential runs without seed lost points "
+                f"(e.g. {_run_ids(f, 'sequential', 'none', missing=True)})"
+            )
+        elif threads[0]:
+            jobs = (
+                f"holds within one process: `n_jobs=4` lost points in {threads[0]}/{threads[1]} "
+                f"runs, `n_jobs=1` workers one after another in {seq_none[0]}/{seq_none[1]}"
+            )
+        else:
+            jobs = (
+                f"not needed: `n_jobs=4` lost points in {threads[0]}/{threads[1]} runs, "
+                f"`n_jobs=1` sequential workers in {seq_none[0]}/{seq_none[1]}"
+            )
+        items[1][1].append(jobs)
+
+        ok = [r for r in f.runs if r.error is None]
+        with_dups = [r for r in ok if r.duplicates]
+        still_missing = [r for r in with_dups if r.missing]
+        if with_dups:
+            dedup = (
+                f"does not hold: deduplicating leaves points never evaluated in "
+                f"{len(still_missing)}/{len(with_dups)} runs that had duplicates"
+            )
+        else:
+            dedup = "nothing to deduplicate: no run had duplicates"
+        items[2][1].append(dedup)
+
+        over = [r for r in ok if r.trials > r.grid_size]
+        items[3][1].append(
+            f"not what happens under a capped budget: {len(over)}/{len(ok)} runs had more "
+            f"trials than the grid; with `MaxTrialsCallback` at the grid size (as in #5489) "
+            f"each duplicate costs a grid point instead ({len(still_missing)} runs lost points)"
+        )
+        items[4][1].append("not measured: every scenario here runs `GridSampler`")
+        del v
+    for title, cells in items:
+        out.append(f"| {title} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+
+def _scripts_section() -> list[str]:
+    out = [
+        "Single-file scripts with inline metadata (PEP 723) in [`scripts/`](scripts/): run "
+        "`uv run scripts/NAME` for the Optuna they pin, or `python scripts/NAME` with the "
+        "Optuna you have. Each prints one JSON line with the missing and duplicate counts; "
+        "the test suite runs both on every pinned version.",
+        "",
+    ]
+    out += [f"- [`{name}`](scripts/{name}): {what}" for name, what in SCRIPTS]
+    out.append("")
+    return out
 
 
 def _expected_section(files: Sequence[ResultsFile]) -> list[str]:
-    out = ["## Expected behaviour (from the source) and whether it held", ""]
-    out.append("| releases | modes | seed policies | expected | measured |")
+    out = ["| releases | modes | seed policies | expected | measured |"]
     out.append("|---|---|---|---|---|")
     for row in expectations.TABLE:
         held, broken = [], []
@@ -201,7 +396,7 @@ def _expected_section(files: Sequence[ResultsFile]) -> list[str]:
 def _why_section() -> list[str]:
     src = expectations.source
     return [
-        "## Why the versions differ (read from `optuna/samplers/_grid.py`)",
+        "Read from `optuna/samplers/_grid.py` at each release's tag:",
         "",
         f"- **3.2.0** ([L113]({src('v3.2.0', 'L113')}), [L152]({src('v3.2.0', 'L152')}), "
         f"[L221-L247]({src('v3.2.0', 'L221-L247')})): the grid is "
@@ -231,7 +426,7 @@ def _why_section() -> list[str]:
 
 
 def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
-    out = ["## What was run", ""]
+    out = []
     if files and files[0].runs:
         r = files[0].runs[0]
         space = ", ".join(f"`{name}`: {len(values)} values" for name, values in r.search_space)
@@ -247,8 +442,6 @@ def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
             "imported."
         )
         out.append("")
-    out.append("<details><summary>Environment per version</summary>")
-    out.append("")
     out.append("| Optuna | Python | platform | packages | runs | repetitions | lanes | wall s |")
     out.append("|---|---|---|---|---|---|---|---|")
     for f in files:
@@ -257,8 +450,6 @@ def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
             f"| {f.optuna_version} | {f.python} | {f.platform} | {packages} | {f.run_count} | "
             f"{f.repetitions} | {f.jobs} | {f.wall_seconds:g} |"
         )
-    out.append("")
-    out.append("</details>")
     out.append("")
     return out
 

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from repro.stats import mean_ci95, wilson95
+
 SCHEMA = 1
 
 
@@ -99,6 +101,7 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make results private to their writer
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
@@ -147,6 +150,10 @@ class ScenarioSummary:
     colliding_id_mean: float
     trials_mean: float
     worker_orders_distinct_max: int
+    # [low, high] bounds; lists so that the JSON form equals to_json() exactly.
+    missing_ci95: list[float] = field(default_factory=list)
+    duplicates_ci95: list[float] = field(default_factory=list)
+    missing_share_wilson95: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,6 +168,9 @@ def summarize(runs: list[RunRecord]) -> list[ScenarioSummary]:
         ok = [r for r in group if r.error is None]
         n = len(ok) or 1
         first = group[0]
+        _, missing_lo, missing_hi = mean_ci95([r.missing for r in ok])
+        _, dup_lo, dup_hi = mean_ci95([r.duplicates for r in ok])
+        share_lo, share_hi = wilson95(sum(1 for r in ok if r.missing), len(ok))
         out.append(
             ScenarioSummary(
                 scenario=scenario,
@@ -178,6 +188,9 @@ def summarize(runs: list[RunRecord]) -> list[ScenarioSummary]:
                 colliding_id_mean=round(sum(r.colliding_id_duplicates for r in ok) / n, 2),
                 trials_mean=round(sum(r.trials for r in ok) / n, 2),
                 worker_orders_distinct_max=max((r.worker_orders_distinct for r in ok), default=0),
+                missing_ci95=[round(missing_lo, 2), round(missing_hi, 2)],
+                duplicates_ci95=[round(dup_lo, 2), round(dup_hi, 2)],
+                missing_share_wilson95=[round(share_lo, 2), round(share_hi, 2)],
             )
         )
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import subprocess
 import sys
 
@@ -67,3 +68,21 @@ def test_report_does_not_need_optuna() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+def test_report_renders_as_github_markdown() -> None:
+    """Every table block parses as a table, and the chart link is a PNG that fits a comment."""
+    from markdown_it import MarkdownIt
+
+    text = (RESULTS / "report.md").read_text(encoding="utf-8")
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    separators = [line for line in text.splitlines() if re.fullmatch(r"\|(---\|)+", line)]
+    assert separators
+    assert html.count("<table>") == len(separators)
+    images = re.findall(r'<img src="([^"]+)"', html)
+    assert images == ["report-chart.png"]
+    png = (RESULTS / images[0]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert 600 <= width <= 1000
+    assert height < width

@@ -1,0 +1,65 @@
+"""The report's PNG: mean missing and duplicate points by version, seed policy and launch mode.
+
+Reads only results files. matplotlib is imported here alone, so the rest of the package (and
+the test environments) do not need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from repro.results import ResultsFile, summarize
+from repro.scenarios import MODES, SEED_POLICIES
+
+CHART_NAME = "report-chart.png"
+TITLES = {
+    "sequential": "processes, one after another",
+    "concurrent": "processes at once (barrier)",
+    "threads": "one process, n_jobs threads",
+}
+YLABELS = {
+    "missing": "points never evaluated\n(mean per run)",
+    "duplicates": "duplicate evaluations\n(mean per run)",
+}
+
+
+def means(f: ResultsFile, mode: str, policy: str, field: str) -> float:
+    """Mean over every run of (mode, policy) on every storage, errored runs left out."""
+    rows = [s for s in summarize(f.runs) if s.mode == mode and s.seed_policy == policy]
+    runs = sum(s.runs for s in rows)
+    total = sum(getattr(s, f"{field}_mean") * s.runs for s in rows)
+    return total / runs if runs else 0.0
+
+
+def write_chart(files: Sequence[ResultsFile], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(MODES), figsize=(9, 5.2), dpi=100, sharey="row")
+    width = 0.8 / max(1, len(files))
+    for row, field in enumerate(("missing", "duplicates")):
+        for col, mode in enumerate(MODES):
+            ax = axes[row][col]
+            for i, f in enumerate(files):
+                values = [means(f, mode, p, field) for p in SEED_POLICIES]
+                xs = [x + (i - (len(files) - 1) / 2) * width for x in range(len(SEED_POLICIES))]
+                ax.bar(xs, values, width, label=f"Optuna {f.optuna_version}")
+            ax.set_xticks(range(len(SEED_POLICIES)), list(SEED_POLICIES))
+            ax.tick_params(axis="x", labelsize=9)
+            if row == 0:
+                ax.set_title(TITLES[mode])
+            else:
+                ax.set_xlabel("seed policy")
+            if col == 0:
+                ax.set_ylabel(YLABELS[field])
+            ax.grid(axis="y", alpha=0.3)
+    grid = files[0].runs[0].grid_size if files and files[0].runs else 0
+    fig.suptitle(f"GridSampler, {grid}-point grid: points never evaluated / evaluated twice")
+    axes[0][-1].legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
