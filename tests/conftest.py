@@ -39,11 +39,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     server may be left behind."""
     if hasattr(session.config, "workerinput") or services_opted_out():
         return
-    try:
-        from repro import services
-    except ImportError:
-        return
-    left = {kind: services.leftovers(kind) for kind in services.SERVER_STORAGES}
+    from repro import services
+    from repro.scenarios import SERVER_STORAGES
+
+    left = {kind: services.leftovers(kind) for kind in SERVER_STORAGES}
     left = {kind: names for kind, names in left.items() if names}
     if left:
         print(f"\nleft behind on the servers: {left}")
