@@ -167,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="I",
         help="0 .. workers-1; picks the per-worker seed",
     )
+    wrk.add_argument(
+        "--barrier-timeout",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="concurrent scenarios: seconds to wait at each round for the other workers, "
+        "which meet through the storage (default: 120)",
+    )
 
     col = sub.add_parser(
         "collect",
@@ -315,11 +323,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     scenario = next((s for s in matrix() if s.id == args.scenario), None)
     if scenario is None:
         raise ScenarioError(f"unknown scenario {args.scenario!r}; see `python -m repro list`")
-    if scenario.mode == "concurrent":
-        raise ScenarioError(
-            "the concurrent mode needs its barrier, which runs only inside `run`; start "
-            "sequential or threads scenarios by hand"
-        )
     if not 0 <= args.worker_index < scenario.workers:
         raise ScenarioError(f"--worker-index must be 0..{scenario.workers - 1}")
     spec = _shared_storage(args.storage, args.study)
@@ -332,7 +335,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         args.worker_index,
         n_trials=scenario.trials_each * (scenario.workers if scenario.mode == "threads" else 1),
         n_jobs=scenario.workers if scenario.mode == "threads" else 1,
-        barrier_timeout=0.0,
+        barrier_timeout=args.barrier_timeout,
+        storage_barrier=scenario.mode == "concurrent",
     )
     result = workers.run_worker(plan, None, time.perf_counter())
     print(

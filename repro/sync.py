@@ -8,6 +8,7 @@ turns into ``PhaserTimeout`` in the others instead of a hang.
 
 from __future__ import annotations
 
+import time
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -51,3 +52,43 @@ class Phaser:
         with self._cond:
             self._parties.value -= 1
             self._advance_if_complete()
+
+
+class StorageBarrier:
+    """The same protocol as Phaser, for workers on different hosts that share only a storage.
+
+    Arrivals and departures are study user attributes; a waiting worker re-reads them every
+    ``poll`` seconds. The wait is a poll interval of the barrier, not a source of overlap: a
+    worker proceeds only once every live worker has arrived, however long that takes, up to
+    the timeout.
+    """
+
+    def __init__(self, study: Any, index: int, parties: int, poll: float = 0.02) -> None:
+        self._study = study
+        self._index = index
+        self._parties = parties
+        self._poll = poll
+        self._phase = 0
+
+    def _ready(self, phase: int) -> bool:
+        attrs = self._study.user_attrs
+        return all(
+            f"repro_barrier_{phase}_{j}" in attrs or f"repro_barrier_done_{j}" in attrs
+            for j in range(self._parties)
+        )
+
+    def arrive_and_wait(self, timeout: float) -> int:
+        phase = self._phase
+        self._study.set_user_attr(f"repro_barrier_{phase}_{self._index}", True)
+        deadline = time.monotonic() + timeout
+        while not self._ready(phase):
+            if time.monotonic() > deadline:
+                raise PhaserTimeout(
+                    f"storage barrier phase {phase}: not every worker arrived within {timeout:g} s"
+                )
+            time.sleep(self._poll)
+        self._phase += 1
+        return phase
+
+    def deregister(self) -> None:
+        self._study.set_user_attr(f"repro_barrier_done_{self._index}", self._phase)

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Union
 
 import optuna
 
@@ -24,7 +24,9 @@ from repro import _compat
 from repro.metrics import TrialRecord, point_key
 from repro.scenarios import Scenario
 from repro.storages import StorageSpec, open_storage
-from repro.sync import Phaser
+from repro.sync import Phaser, StorageBarrier
+
+Barrier = Union[Phaser, StorageBarrier]
 
 CTX = multiprocessing.get_context("fork")
 # One user attr per trial (each is a storage write): {"worker": index, "phase": barrier round}.
@@ -42,6 +44,8 @@ class WorkerPlan:
     n_trials: int
     n_jobs: int
     barrier_timeout: float
+    # Concurrent workers started by hand on several hosts meet through the storage instead.
+    storage_barrier: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> di
             phaser.deregister()
 
 
-def _run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> dict[str, Any]:
+def _run_worker(plan: WorkerPlan, phaser: Barrier | None, spawned_at: float) -> dict[str, Any]:
     _compat.quiet_optuna()
     scenario = plan.scenario
     seed = scenario.seed_for(plan.worker_index)
@@ -83,6 +87,8 @@ def _run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> d
     sampler_pid = os.getpid()
     fingerprint = order_fingerprint(_compat.grid_order(sampler))
     study = optuna.load_study(study_name=plan.study_name, storage=storage, sampler=sampler)
+    if plan.storage_barrier:
+        phaser = StorageBarrier(study, plan.worker_index, scenario.workers)
     startup = time.perf_counter() - spawned_at
     space = scenario.space_dict()
 
@@ -107,6 +113,8 @@ def _run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> d
             callbacks=[optuna.study.MaxTrialsCallback(scenario.grid_size, states=None)],
         )
     finally:
+        if plan.storage_barrier and phaser is not None:
+            phaser.deregister()
         _compat.dispose(storage)
     return WorkerResult(
         index=plan.worker_index,
@@ -128,7 +136,7 @@ def create_study(spec: StorageSpec, study_name: str, scenario: Scenario) -> None
     """Create the study, or join it when another worker (on another host) already did; the
     scenario is recorded in the study so that ``collect`` needs nothing but the storage."""
     _compat.quiet_optuna()
-    storage = open_storage(spec)
+    storage = _open_racing(spec)
     try:
         study = optuna.create_study(
             study_name=study_name, storage=storage, direction="minimize", load_if_exists=True
@@ -137,6 +145,19 @@ def create_study(spec: StorageSpec, study_name: str, scenario: Scenario) -> None
         study.set_user_attr(SPACE_ATTR, [[n, list(v)] for n, v in scenario.search_space])
     finally:
         _compat.dispose(storage)
+
+
+def _open_racing(spec: StorageSpec, attempts: int = 5) -> optuna.storages.BaseStorage:
+    """Open a storage that other workers may be initialising at the same moment: on a fresh
+    PostgreSQL database, Optuna's table creation in one process fails with a unique violation
+    when another creates the same type first. The loser retries and finds the tables."""
+    for attempt in range(attempts):
+        try:
+            return open_storage(spec)
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def study_scenario(spec: StorageSpec, study_name: str) -> tuple[str, list[list[Any]]]:

@@ -127,3 +127,46 @@ def test_redis_by_hand_collect_delete_removes_the_keys() -> None:
     done = cli("collect", "--storage", url, "--study", "redis-by-hand", "--delete")
     assert done.returncode == 0, done.stderr
     assert services.leftovers("redis") == []
+
+
+def test_concurrent_workers_by_hand_meet_through_the_storage() -> None:
+    """Four worker commands started at once on a fresh PostgreSQL database, sharing only the
+    URL: the storage barrier puts one trial of every worker in every round."""
+    scenario_id = "concurrent-none-postgresql-w4-g24"
+    with services.isolated("postgresql", "by-hand-concurrent") as spec:
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "repro",
+                    "worker",
+                    "--storage",
+                    spec.location,
+                    "--study",
+                    "c",
+                    "--scenario",
+                    scenario_id,
+                    "--worker-index",
+                    str(i),
+                    "--barrier-timeout",
+                    "60",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(4)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+        done = cli("collect", "--storage", spec.location, "--study", "c")
+        assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    rounds: dict[int, list[int]] = {}
+    for t in record["trial_log"]:
+        rounds.setdefault(t["phase"], []).append(t["worker"])
+    assert sorted(rounds) == list(range(6))
+    assert all(sorted(workers) == [0, 1, 2, 3] for workers in rounds.values())
