@@ -32,27 +32,7 @@ def _run_lane(jobs: Sequence[Job], timeout: float, progress: bool) -> list[dict[
 
 def _lost_lane(jobs: Sequence[Job], message: str) -> list[RunRecord]:
     """Records for runs whose lane died: the cause is kept, nothing is invented."""
-    return [
-        RunRecord(
-            scenario=s.id,
-            mode=s.mode,
-            seed_policy=s.seed_policy,
-            storage=s.storage,
-            workers=s.workers,
-            grid_size=s.grid_size,
-            repetition=rep,
-            trials=0,
-            complete=0,
-            distinct=0,
-            duplicates=0,
-            missing=0,
-            same_id_duplicates=0,
-            colliding_id_duplicates=0,
-            worker_orders_distinct=0,
-            error=f"run not measured: {message}",
-        )
-        for s, rep in jobs
-    ]
+    return [runner.record(s, rep, [], [], [f"run not measured: {message}"]) for s, rep in jobs]
 
 
 def run_all(

@@ -133,6 +133,28 @@ def run(
             trials = [metrics.TrialRecord.from_json(t) for t in raw]
         except (ChildFailed, StorageError) as exc:
             errors.append(str(exc))
+    return record(
+        scenario,
+        repetition,
+        trials,
+        worker_results,
+        errors,
+        seconds=round(time.perf_counter() - began, 3),
+        study_name=study_name,
+    )
+
+
+def record(
+    scenario: Scenario,
+    repetition: int,
+    trials: Sequence[metrics.TrialRecord],
+    worker_results: Sequence[dict[str, Any]],
+    errors: Sequence[str],
+    *,
+    seconds: float = 0.0,
+    study_name: str = "",
+) -> RunRecord:
+    """The run record of what was measured; ``errors`` (if any) say why it may be partial."""
     measured = metrics.compute(trials, scenario.search_space)
     return RunRecord(
         scenario=scenario.id,
@@ -156,10 +178,10 @@ def run(
         trials_per_worker=scenario.trials_each,
         search_space=[[name, list(values)] for name, values in scenario.search_space],
         states=measured.states,
-        seconds=round(time.perf_counter() - began, 3),
+        seconds=seconds,
         study_name=study_name,
         duplicated_points=measured.duplicated_points,
         missing_points=measured.missing_points,
-        worker_results=worker_results,
+        worker_results=list(worker_results),
         trial_log=[t.to_json() for t in sorted(trials, key=lambda t: t.number)],
     )

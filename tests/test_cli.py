@@ -4,27 +4,13 @@ without losing earlier ones."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from repro import _compat
 
-from .conftest import ROOT
-
-
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repro", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
+from .conftest import run_cli
 
 
 @pytest.mark.parametrize(
@@ -40,14 +26,14 @@ def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
-    done = cli(*args)
+    done = run_cli(*args)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert message in done.stderr
 
 
 def test_report_without_results_says_what_to_run(tmp_path: Path) -> None:
-    done = cli("report", "--results", str(tmp_path))
+    done = run_cli("report", "--results", str(tmp_path))
     assert done.returncode == 1
     assert "nox -s repro" in done.stderr
     assert done.stderr.count("\n") == 1
@@ -58,9 +44,9 @@ def test_run_writes_results_and_keeps_other_scenarios(tmp_path: Path) -> None:
     """A second run of other scenarios adds to the file instead of replacing it."""
     space = '{"x": [0, 1, 2, 3]}'
     base = ["run", "--out", str(tmp_path), "--space", space, "--workers", "2", "-r", "1", "-q"]
-    first = cli(*base, "-s", "sequential-none-journal-*")
+    first = run_cli(*base, "-s", "sequential-none-journal-*")
     assert first.returncode == 0, first.stderr
-    second = cli(*base, "-s", "threads-none-journal-*")
+    second = run_cli(*base, "-s", "threads-none-journal-*")
     assert second.returncode == 0, second.stderr
     data = json.loads((tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json").read_text())
     assert sorted(r["scenario"] for r in data["runs"]) == [
@@ -74,7 +60,7 @@ def test_run_writes_results_and_keeps_other_scenarios(tmp_path: Path) -> None:
 def test_a_failing_run_is_recorded_and_exits_1(tmp_path: Path) -> None:
     """A run that passes its timeout becomes a record with the error; the file is still
     written. 1 ms cannot fit a fork plus study creation, so the timeout always fires."""
-    done = cli(
+    done = run_cli(
         "run",
         "--out",
         str(tmp_path),
@@ -98,14 +84,14 @@ def test_a_failing_run_is_recorded_and_exits_1(tmp_path: Path) -> None:
 def test_a_corrupt_results_file_is_not_overwritten(tmp_path: Path) -> None:
     path = tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json"
     path.write_text("{not json")
-    done = cli("run", "--out", str(tmp_path), "-s", "threads-none-journal-*", "-r", "1")
+    done = run_cli("run", "--out", str(tmp_path), "-s", "threads-none-journal-*", "-r", "1")
     assert done.returncode == 1
     assert "is not a results file" in done.stderr
     assert path.read_text() == "{not json"
 
 
 def test_help_documents_every_run_option() -> None:
-    done = cli("run", "--help")
+    done = run_cli("run", "--help")
     for option in (
         "--scenario",
         "--repetitions",

@@ -13,7 +13,7 @@ from repro import _compat, expectations, runner, services
 from repro.scenarios import SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec
 
-from .conftest import ROOT, services_opted_out
+from .conftest import ROOT, run_cli, services_opted_out
 
 pytestmark = [
     pytest.mark.xdist_group("processes"),
@@ -68,17 +68,6 @@ def test_a_failed_run_leaves_nothing_behind(kind: str) -> None:
     assert services.leftovers(kind) == []
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "repro", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_two_hosts_sharing_a_postgresql_url_by_hand() -> None:
     """The README's by-hand recipe: workers started as separate commands that share only a
     URL, then `collect`. The outcome matches the expectation table for this Optuna."""
@@ -86,7 +75,7 @@ def test_two_hosts_sharing_a_postgresql_url_by_hand() -> None:
     row = expectations.expected(_compat.OPTUNA_VERSION, "sequential", "none")
     with services.isolated("postgresql", "by-hand") as spec:
         for index in range(4):
-            done = cli(
+            done = run_cli(
                 "worker",
                 "--storage",
                 spec.location,
@@ -98,7 +87,7 @@ def test_two_hosts_sharing_a_postgresql_url_by_hand() -> None:
                 str(index),
             )
             assert done.returncode == 0, done.stderr
-        done = cli("collect", "--storage", spec.location, "--study", "by-hand")
+        done = run_cli("collect", "--storage", spec.location, "--study", "by-hand")
         assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["scenario"] == scenario_id
@@ -112,7 +101,7 @@ def test_two_hosts_sharing_a_postgresql_url_by_hand() -> None:
 def test_redis_by_hand_collect_delete_removes_the_keys() -> None:
     url = services.server_url("redis")
     for index in range(2):
-        done = cli(
+        done = run_cli(
             "worker",
             "--storage",
             url,
@@ -124,7 +113,7 @@ def test_redis_by_hand_collect_delete_removes_the_keys() -> None:
             str(index),
         )
         assert done.returncode == 0, done.stderr
-    done = cli("collect", "--storage", url, "--study", "redis-by-hand", "--delete")
+    done = run_cli("collect", "--storage", url, "--study", "redis-by-hand", "--delete")
     assert done.returncode == 0, done.stderr
     assert services.leftovers("redis") == []
 
@@ -162,7 +151,7 @@ def test_concurrent_workers_by_hand_meet_through_the_storage() -> None:
         for proc in procs:
             _, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err
-        done = cli("collect", "--storage", spec.location, "--study", "c")
+        done = run_cli("collect", "--storage", spec.location, "--study", "c")
         assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     rounds: dict[int, list[int]] = {}
