@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -254,14 +255,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "or pass --out to write elsewhere"
             ) from None
     env = environment()
+    _compat.warm_up()
+    scenarios = _reachable(scenarios, explicit=set(args.storage))
     versions = ", ".join(f"{k} {v}" for k, v in sorted(dict(env["packages"]).items()))  # type: ignore[call-overload]
     print(
         f"Optuna {_compat.OPTUNA_VERSION} (python {env['python']}, {versions}): "
         f"{len(scenarios)} scenarios x {args.repetitions} repetitions, {args.jobs} lanes",
         file=sys.stderr,
     )
-    _compat.warm_up()
-    _check_services({s.storage for s in scenarios})
     began = time.monotonic()
     runs = execution.run_all(
         scenarios, args.repetitions, jobs=args.jobs, timeout=args.timeout, progress=not args.quiet
@@ -295,13 +296,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _check_services(kinds: set[str]) -> None:
-    """Fail fast, before any run, when a server the chosen scenarios need does not answer."""
-    from repro import services
-    from repro.storages import StorageSpec
+def services_required() -> bool:
+    """In CI (or with REPRO_REQUIRE_SERVICES=1) a server that does not answer is an error;
+    elsewhere the default run measures what this machine has and says what it skipped."""
+    return bool(os.environ.get("CI")) or os.environ.get("REPRO_REQUIRE_SERVICES") == "1"
 
-    for kind in sorted(kinds & set(SERVER_STORAGES)):
-        services.check_reachable(StorageSpec(kind, services.server_url(kind)))
+
+def _reachable(scenarios: list[Scenario], explicit: set[str]) -> list[Scenario]:
+    """Check every server the scenarios need, before any run, within 10 s each. A server
+    asked for by --storage, or any server in CI, must answer; otherwise an unreachable one
+    is skipped with a line saying so."""
+    from repro import services
+
+    keep = list(scenarios)
+    for kind in sorted({s.storage for s in scenarios} & set(SERVER_STORAGES)):
+        try:
+            services.check_reachable(StorageSpec(kind, services.server_url(kind)))
+        except StorageError as exc:
+            if kind in explicit or services_required():
+                raise
+            print(
+                f"skipped {kind} scenarios: {exc} (start it, or set "
+                f"{services.ENV_VARS[kind]}; CI fails here instead)",
+                file=sys.stderr,
+            )
+            keep = [s for s in keep if s.storage != kind]
+    return keep
 
 
 def _shared_storage(url: str, study: str) -> StorageSpec:

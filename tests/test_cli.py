@@ -105,3 +105,49 @@ def test_help_documents_every_run_option() -> None:
         "--quiet",
     ):
         assert option in done.stdout
+
+
+DEAD_POSTGRES = {"REPRO_POSTGRESQL_URL": "postgresql+psycopg2://u:pw@127.0.0.1:1/x"}
+
+
+@pytest.mark.xdist_group("processes")
+def test_unreachable_default_server_is_skipped_out_of_ci_with_a_line(tmp_path: Path) -> None:
+    done = run_cli(
+        "run",
+        "--out",
+        str(tmp_path),
+        "-s",
+        "threads-none-[jp]*",
+        "-r",
+        "1",
+        "-q",
+        env={**DEAD_POSTGRES, "CI": None, "REPRO_REQUIRE_SERVICES": None},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "skipped postgresql scenarios: cannot use postgresql+psycopg2://u:***@127.0.0.1:1/x" in (
+        done.stderr
+    )
+    data = json.loads((tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json").read_text())
+    assert [r["storage"] for r in data["runs"]] == ["journal"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "env"),
+    [
+        (["--storage", "postgresql"], {"CI": None, "REPRO_REQUIRE_SERVICES": None}),
+        ([], {"CI": "true"}),
+    ],
+)
+def test_unreachable_server_is_an_error_when_asked_for_or_in_ci(
+    tmp_path: Path, extra: list[str], env: dict[str, str | None]
+) -> None:
+    """Fails before any run, with one line naming the redacted URL and the cause."""
+    done = run_cli(
+        "run", "--out", str(tmp_path), "-s", "threads-none-*", *extra, env={**DEAD_POSTGRES, **env}
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "repro: error: cannot use postgresql+psycopg2://u:***@127.0.0.1:1/x"
+    )
+    assert done.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())

@@ -12,7 +12,9 @@ from __future__ import annotations
 import pytest
 
 from repro import _compat, expectations, runner
-from repro.scenarios import Scenario, matrix
+from repro.scenarios import SERVER_STORAGES, Scenario, matrix
+
+from .conftest import require_service
 
 pytestmark = pytest.mark.xdist_group("processes")
 
@@ -21,6 +23,8 @@ REPS = 2
 
 @pytest.mark.parametrize("scenario", matrix(), ids=lambda s: s.id)
 def test_scenario_behaves_as_the_expectation_table_says(scenario: Scenario) -> None:
+    if scenario.storage in SERVER_STORAGES:
+        require_service(scenario.storage)
     version = _compat.OPTUNA_VERSION
     row = expectations.expected(version, scenario.mode, scenario.seed_policy)
     problems = []

@@ -13,19 +13,24 @@ from repro import _compat, expectations, runner, services
 from repro.scenarios import SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec
 
-from .conftest import ROOT, run_cli, services_opted_out
+from .conftest import ROOT, require_service, run_cli
 
-pytestmark = [
-    pytest.mark.xdist_group("processes"),
-    pytest.mark.skipif(
-        services_opted_out(), reason="server storages opted out: REPRO_NO_SERVICES=1"
-    ),
-]
+pytestmark = pytest.mark.xdist_group("processes")
+
+
+@pytest.fixture(autouse=True)
+def _servers(request: pytest.FixtureRequest) -> None:
+    """Every test here needs the servers: CI fails without them, elsewhere they are skipped
+    with the reason (tests/conftest.py: require_service)."""
+    if request.node.name.startswith("test_unreachable_server"):
+        return
+    for kind in SERVER_STORAGES:
+        require_service(kind)
 
 
 @pytest.mark.parametrize("kind", SERVER_STORAGES)
 def test_service_answers(kind: str) -> None:
-    """CI starts the services; a dead one fails here instead of skipping silently."""
+    """CI starts the services; a dead one fails here (the fixture) instead of skipping."""
     services.check_reachable(StorageSpec(kind, services.server_url(kind)))
 
 
