@@ -15,7 +15,7 @@ from repro.storages import StorageError, StorageSpec
 
 from .conftest import ROOT, require_service, run_cli
 
-pytestmark = pytest.mark.xdist_group("processes")
+pytestmark = pytest.mark.xdist_group("servers")
 
 
 @pytest.fixture(autouse=True)
