@@ -18,6 +18,7 @@ EXTRAS = PYPROJECT["project"]["optional-dependencies"]
 SERVICE_DEPS: list[str] = EXTRAS["services"]
 TEST_DEPS: list[str] = EXTRAS["test"]
 LINT_DEPS: list[str] = EXTRAS["lint"]
+TIMELINE_DEPS: list[str] = EXTRAS["timeline"]
 
 
 def install_optuna(session: nox.Session, optuna: str, *extra: str) -> None:
@@ -77,7 +78,16 @@ def tests(session: nox.Session, optuna: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy over repro, tests and this noxfile."""
-    session.install(*LINT_DEPS, *TEST_DEPS, *SERVICE_DEPS, "optuna", "-e", ".")
+    session.install(*LINT_DEPS, *TEST_DEPS, *SERVICE_DEPS, *TIMELINE_DEPS, "optuna", "-e", ".")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session(default=False)
+def bisect(session: nox.Session) -> None:
+    """Measure every Optuna release in a range; write results/timeline.{json,md,png}."""
+    # This session's own environment only lists releases and draws the chart; each release
+    # gets its own cached environment under .nox/bisect-envs (see repro/envs.py).
+    session.install(*TIMELINE_DEPS)
+    session.run("python", "-m", "repro.bisect", *session.posargs)

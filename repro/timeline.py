@@ -1,0 +1,270 @@
+"""The release timeline as plain records: what each release measured, the behaviour that shows,
+and where it changed.
+
+Nothing here imports Optuna or runs anything; ``bisect.py`` measures, ``timeline_report.py``
+and ``timeline_plot.py`` render from ``timeline.json`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from repro import expectations, upstream_changes
+from repro.results import RunRecord, version_key, write_atomic
+
+SCHEMA = 1
+FILENAME = "timeline.json"
+
+OK = "ok"
+INSTALL_FAILED = "install-failed"
+IMPORT_FAILED = "import-failed"
+# The harness itself failed in an environment where Optuna imports (no results file came back).
+RUN_FAILED = "run-failed"
+
+NO_DATA = "no-data"  # every run of the scenario failed
+MIXED = "mixed"  # the runs fit no single outcome of the expectation table
+# Ordered from best to worst, so a transition can say which way it went.
+OUTCOMES = ("exact", "racy", "loses-points")
+
+STRATEGY = {
+    "name": "every-release",
+    "why": (
+        "Every final release in the range is measured rather than bisected: a detector run costs "
+        "seconds, the behaviour changes more than once and in both directions (seed None loses "
+        "points from 3.4.0 and not from 4.0.0), which a bisection for one change would miss, and "
+        "a release that fails to install would mislead a bisection but is only a gap here."
+    ),
+}
+
+
+def _probe(outcome: str) -> expectations.Expectation:
+    # Only ``outcome`` matters to expectations.violations; the other fields are placeholders.
+    return expectations.Expectation("0", None, frozenset(), frozenset(), outcome, "measured", ())
+
+
+def _violations(
+    runs: Sequence[RunRecord], version: str, row: expectations.Expectation
+) -> list[str]:
+    return [v for r in runs for v in expectations.violations(r, version, row)]
+
+
+def behaviour(runs: Sequence[RunRecord], version: str) -> str:
+    """The first outcome of the expectation table that every finished run agrees with, so that
+    `exact`, `racy` and `loses-points` mean here what they mean there; NO_DATA when no run
+    finished, MIXED when the runs fit no outcome."""
+    finished = [r for r in runs if r.error is None]
+    if not finished:
+        return NO_DATA
+    for outcome in OUTCOMES:
+        if not _violations(finished, version, _probe(outcome)):
+            return outcome
+    return MIXED
+
+
+@dataclass(frozen=True)
+class ScenarioOutcome:
+    """One scenario on one release, derived from its runs."""
+
+    scenario: str
+    mode: str
+    seed_policy: str
+    storage: str
+    behaviour: str
+    runs: int
+    errors: int
+    runs_with_missing: int
+    missing: list[int]
+    duplicates: list[int]
+    expected: str | None
+    agrees: bool | None  # with the expectation table; None when it has no row
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def outcomes(version: str, runs: Sequence[RunRecord]) -> list[ScenarioOutcome]:
+    groups: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        groups.setdefault(run.scenario, []).append(run)
+    out = []
+    for scenario, group in groups.items():
+        first = group[0]
+        finished = [r for r in group if r.error is None]
+        try:
+            row: expectations.Expectation | None = expectations.expected(
+                version, first.mode, first.seed_policy
+            )
+        except expectations.NoExpectation:
+            row = None
+        out.append(
+            ScenarioOutcome(
+                scenario=scenario,
+                mode=first.mode,
+                seed_policy=first.seed_policy,
+                storage=first.storage,
+                behaviour=behaviour(group, version),
+                runs=len(finished),
+                errors=len(group) - len(finished),
+                runs_with_missing=sum(1 for r in finished if r.missing),
+                missing=[r.missing for r in finished],
+                duplicates=[r.duplicates for r in finished],
+                expected=row.outcome if row else None,
+                agrees=None
+                if row is None or not finished
+                else not _violations(finished, version, row),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release: how its environment went and every run measured in it."""
+
+    version: str
+    status: str  # OK | INSTALL_FAILED | IMPORT_FAILED | RUN_FAILED
+    error: str | None
+    runs: list[RunRecord] = field(default_factory=list)
+    environment: str | None = None  # "created" | "reused"; None when it could not be made
+    install_seconds: float = 0.0
+    run_seconds: float = 0.0
+    python: str = ""
+    packages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def measured(self) -> bool:
+        return self.status == OK
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["runs"] = [r.to_json() for r in self.runs]
+        # Derived, stored so that every figure the timeline prints is in the JSON.
+        data["outcomes"] = [o.to_json() for o in outcomes(self.version, self.runs)]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Release:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["runs"] = [RunRecord.from_json(r) for r in data.get("runs", [])]
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A scenario's behaviour differs between two measured releases with none measured
+    between them (releases that could not be measured are listed in ``unmeasured``)."""
+
+    scenario: str
+    mode: str
+    seed_policy: str
+    from_version: str
+    to_version: str
+    from_behaviour: str
+    to_behaviour: str
+    direction: str  # "worse" | "better" | "different"
+    unmeasured: list[str]
+    explained: bool
+    change: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Transition:
+        return cls(**data)
+
+
+def _direction(before: str, after: str) -> str:
+    if before in OUTCOMES and after in OUTCOMES:
+        return "worse" if OUTCOMES.index(after) > OUTCOMES.index(before) else "better"
+    return "different"
+
+
+def transitions(releases: Sequence[Release]) -> list[Transition]:
+    """For each scenario, every pair of consecutive measured releases whose behaviour differs:
+    the last release with the old behaviour and the first with the new, in both directions.
+    Releases with no data for the scenario are skipped and named in ``unmeasured``."""
+    ordered = sorted(releases, key=lambda r: version_key(r.version))
+    scenarios: dict[str, ScenarioOutcome] = {}
+    per_release: list[tuple[Release, dict[str, ScenarioOutcome]]] = []
+    for release in ordered:
+        found = {o.scenario: o for o in outcomes(release.version, release.runs)}
+        per_release.append((release, found))
+        for o in found.values():
+            scenarios.setdefault(o.scenario, o)
+    out = []
+    for scenario, first in scenarios.items():
+        last: tuple[str, str] | None = None  # (version, behaviour)
+        gap: list[str] = []
+        for release, found in per_release:
+            here = found.get(scenario)
+            if not release.measured or here is None or here.behaviour == NO_DATA:
+                if last is not None:
+                    gap.append(release.version)
+                continue
+            if last is not None and last[1] != here.behaviour:
+                why = upstream_changes.explain(
+                    first.mode, first.seed_policy, last[0], last[1], release.version, here.behaviour
+                )
+                out.append(
+                    Transition(
+                        scenario=scenario,
+                        mode=first.mode,
+                        seed_policy=first.seed_policy,
+                        from_version=last[0],
+                        to_version=release.version,
+                        from_behaviour=last[1],
+                        to_behaviour=here.behaviour,
+                        direction=_direction(last[1], here.behaviour),
+                        unmeasured=gap,
+                        explained=why.explained,
+                        change=why.change,
+                    )
+                )
+            last, gap = (release.version, here.behaviour), []
+    return out
+
+
+@dataclass(frozen=True)
+class Timeline:
+    range: list[str]  # [first, last] release measured or attempted
+    versions: list[Release]
+    transitions: list[Transition]
+    scenarios: list[str]
+    repetitions: int
+    jobs: int = 1
+    listed_by: str = ""  # how the releases were chosen: the index command or --versions
+    command: str = ""
+    python: str = ""
+    platform: str = ""
+    environments_created: int = 0
+    wall_seconds: float = 0.0
+    strategy: dict[str, str] = field(default_factory=lambda: dict(STRATEGY))
+    schema: int = SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["versions"] = [v.to_json() for v in self.versions]
+        data["transitions"] = [t.to_json() for t in self.transitions]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timeline:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["versions"] = [Release.from_json(v) for v in data.get("versions", [])]
+        values["transitions"] = [Transition.from_json(t) for t in data.get("transitions", [])]
+        return cls(**values)
+
+
+def save(path: Path, timeline: Timeline) -> None:
+    write_atomic(path, json.dumps(timeline.to_json(), indent=1, sort_keys=True) + "\n")
+
+
+def load(path: Path) -> Timeline:
+    return Timeline.from_json(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,132 @@
+"""Markdown for the release timeline, rendered from ``results/timeline.json`` alone.
+
+Same JSON in, same lines out: nothing reads the clock or the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repro import timeline
+from repro.timeline import Release, ScenarioOutcome, Timeline, Transition
+
+MARKS = {"exact": "✓", "racy": "≈", "loses-points": "✗"}
+
+LEGEND = (
+    "Each cell: the behaviour the runs show, then every run as **missing / duplicates** (grid "
+    "points never evaluated / evaluations of a point already evaluated). `exact` (✓) = no point "
+    "lost or repeated; `racy` (≈) = workers agree on the grid, but two of them picked the same "
+    "grid id; `loses-points` (✗) = workers disagree on what a grid id means and points are lost "
+    "in every run; `mixed` = the runs fit none of these. The outcomes are those of "
+    "`repro/expectations.py`; `‼` marks a cell that contradicts its expected outcome there."
+)
+
+
+def _label(o: ScenarioOutcome) -> str:
+    return f"{o.mode} · {o.seed_policy} · {o.storage}"
+
+
+def _cell(o: ScenarioOutcome) -> str:
+    if o.runs == 0:
+        return f"no data ({o.errors} runs failed)"
+    runs = " · ".join(f"{m}/{d}" for m, d in zip(o.missing, o.duplicates))
+    mark = MARKS.get(o.behaviour, "?")
+    errors = f" +{o.errors} err" if o.errors else ""
+    flag = f" ‼ expected `{o.expected}`" if o.agrees is False else ""
+    return f"{mark} `{o.behaviour}` {runs}{errors}{flag}"
+
+
+def _one_line(text: str | None) -> str:
+    """An error's last line, safe inside a table cell or a code span."""
+    lines = (text or "").strip().splitlines()
+    return (lines[-1] if lines else "").replace("|", "/").replace("`", "'")
+
+
+def _release_row(release: Release, scenario_ids: list[str]) -> str:
+    if not release.measured:
+        cause = f"{release.status}: {_one_line(release.error)}"
+        return f"| {release.version} | {cause} |" + " |" * (len(scenario_ids) - 1)
+    found = {o.scenario: o for o in timeline.outcomes(release.version, release.runs)}
+    cells = [_cell(found[s]) if s in found else "not run" for s in scenario_ids]
+    return f"| {release.version} | " + " | ".join(cells) + " |"
+
+
+def render(data: Timeline) -> list[str]:
+    releases = data.versions
+    scenario_ids = list(data.scenarios)
+    labels = dict.fromkeys(scenario_ids, "")
+    for release in releases:
+        for o in timeline.outcomes(release.version, release.runs):
+            labels[o.scenario] = _label(o)
+    measured = [r for r in releases if r.measured]
+    out = [f"## Release timeline: Optuna {data.range[0]} to {data.range[1]}", ""]
+    out.append(
+        f"{len(releases)} releases ({data.listed_by}), {len(measured)} measured; "
+        f"{len(scenario_ids)} scenarios x {data.repetitions} runs in one environment per "
+        f"release. {data.strategy.get('why', '')}"
+    )
+    out.append("")
+    out.append(LEGEND)
+    out.append("")
+    out.append("| Optuna | " + " | ".join(labels[s] or s for s in scenario_ids) + " |")
+    out.append("|---|" + "---|" * len(scenario_ids))
+    out.extend(_release_row(r, scenario_ids) for r in releases)
+    out.append("")
+    out.append("### Where the behaviour changed")
+    out.append("")
+    if not data.transitions:
+        out.append("No scenario changed behaviour between measured releases.")
+        out.append("")
+    # One paragraph per source change, with every scenario it moved: the explanation is the
+    # same text for each of them.
+    by_change: dict[str, list[Transition]] = {}
+    for t in data.transitions:
+        by_change.setdefault(t.change, []).append(t)
+    for change, moved in by_change.items():
+        for t in moved:
+            gap = f" ({', '.join(t.unmeasured)} not measured in between)" if t.unmeasured else ""
+            out.append(
+                f"- **{labels.get(t.scenario) or t.scenario}**: `{t.from_behaviour}` on "
+                f"{t.from_version} → `{t.to_behaviour}` on {t.to_version} ({t.direction}){gap}"
+            )
+        out.append("")
+        out.append(change)
+        out.append("")
+    unmeasured = [r for r in releases if not r.measured]
+    if unmeasured:
+        out.append("### Releases not measured")
+        out.append("")
+        for r in unmeasured:
+            out.append(f"- **{r.version}** ({r.status}): `{_one_line(r.error)}`")
+        out.append("")
+    out.extend(_environments(data))
+    return out
+
+
+def _environments(data: Timeline) -> list[str]:
+    out = ["<details><summary>Environment per release</summary>", ""]
+    out.append(
+        f"{data.environments_created} environments created, the rest reused; whole run "
+        f"{data.wall_seconds:g} s on Python {data.python} ({data.platform}), {data.jobs} lanes."
+    )
+    out.append("")
+    out.append("| Optuna | status | environment | install s | run s | packages |")
+    out.append("|---|---|---|---|---|---|")
+    for r in data.versions:
+        packages = ", ".join(f"{k} {v}" for k, v in sorted(r.packages.items()))
+        out.append(
+            f"| {r.version} | {r.status} | {r.environment or '-'} | {r.install_seconds:g} | "
+            f"{r.run_seconds:g} | {packages} |"
+        )
+    out.append("")
+    out.append("</details>")
+    out.append("")
+    return out
+
+
+def render_section(results_dir: Path) -> list[str]:
+    """The timeline section for the report, or no lines when no timeline was measured."""
+    path = results_dir / timeline.FILENAME
+    if not path.exists():
+        return []
+    return render(timeline.load(path))

@@ -1,0 +1,357 @@
+"""The release timeline: release lists and ranges, transitions on hand-built data, the JSON
+round trip, the committed timeline, and one-line errors. No network, no environment made."""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro import bisect, envs, releases, timeline, timeline_plot, timeline_report
+from repro.results import RunRecord
+from repro.timeline import Release, Timeline
+
+from .conftest import RESULTS
+
+PIP_INDEX = """\
+optuna (5.0.0)
+Available versions: 5.0.0, 5.0.0rc1, 4.9.0, 4.1.0, 4.0.0, 4.0.0b0, 3.6.2, 3.4.0, 3.3.0, \
+3.2.0, 3.1.1, 3.0.0.dev0
+"""
+
+SEQ_NONE = "sequential-none-sqlite-w4-g24"
+CONC_SHARED = "concurrent-shared-sqlite-w4-g24"
+
+
+def run(
+    scenario: str = SEQ_NONE,
+    missing: int = 0,
+    same_id: int = 0,
+    orders: int = 1,
+    error: str | None = None,
+    repetition: int = 0,
+) -> RunRecord:
+    """A finished 24-point, 4-worker run; duplicates equal missing, as with a capped budget."""
+    mode, rest = scenario.split("-", 1)
+    policy = rest.rsplit("-", 3)[0]
+    return RunRecord(
+        scenario=scenario,
+        mode=mode,
+        seed_policy=policy,
+        storage="sqlite",
+        workers=4,
+        grid_size=24,
+        repetition=repetition,
+        trials=24,
+        complete=24,
+        distinct=24 - missing,
+        duplicates=missing,
+        missing=missing,
+        same_id_duplicates=same_id,
+        colliding_id_duplicates=missing - same_id,
+        worker_orders_distinct=orders,
+        error=error,
+    )
+
+
+def exact(scenario: str = SEQ_NONE) -> list[RunRecord]:
+    return [run(scenario, repetition=i) for i in range(2)]
+
+
+def losing(scenario: str = SEQ_NONE) -> list[RunRecord]:
+    return [run(scenario, missing=7, orders=4, repetition=i) for i in range(2)]
+
+
+def racy(scenario: str) -> list[RunRecord]:
+    return [run(scenario, missing=2, same_id=2, repetition=0), run(scenario, repetition=1)]
+
+
+def ok(version: str, runs: list[RunRecord]) -> Release:
+    return Release(version, timeline.OK, None, runs=runs)
+
+
+def test_pip_index_output_gives_final_releases_oldest_first() -> None:
+    assert releases.parse_pip_index(PIP_INDEX) == [
+        "3.1.1",
+        "3.2.0",
+        "3.3.0",
+        "3.4.0",
+        "3.6.2",
+        "4.0.0",
+        "4.1.0",
+        "4.9.0",
+        "5.0.0",
+    ]
+
+
+def test_pip_index_output_without_versions_is_an_error() -> None:
+    with pytest.raises(releases.ReleaseError, match="--versions"):
+        releases.parse_pip_index("ERROR: No matching distribution found for optuna\n")
+
+
+def test_range_is_inclusive_and_latest_means_newest() -> None:
+    available = releases.parse_pip_index(PIP_INDEX)
+    assert releases.in_range(available, "3.2.0", "latest") == [
+        "3.2.0",
+        "3.3.0",
+        "3.4.0",
+        "3.6.2",
+        "4.0.0",
+        "4.1.0",
+        "4.9.0",
+        "5.0.0",
+    ]
+    assert releases.in_range(available, "3.3.0", "4.0.0") == ["3.3.0", "3.4.0", "3.6.2", "4.0.0"]
+    # Bounds need not be releases; 3.10 sorts after 3.6, not before 3.2.
+    assert releases.in_range(["3.10.0", "3.6.2", "3.2.0"], "3.5", None) == ["3.6.2", "3.10.0"]
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "message"),
+    [
+        ("9.9.9", None, "no release in --from 9.9.9: the releases are 3.1.1 .. 5.0.0"),
+        ("4.0.0", "3.2.0", "--from 4.0.0 is after --to 3.2.0"),
+        ("3.5.0", "3.5.9", "no release in --from 3.5.0 --to 3.5.9"),
+    ],
+)
+def test_empty_or_reversed_ranges_are_errors(start: str, stop: str | None, message: str) -> None:
+    with pytest.raises(releases.ReleaseError, match=message):
+        releases.in_range(releases.parse_pip_index(PIP_INDEX), start, stop)
+
+
+def test_explicit_versions_are_checked_and_ordered() -> None:
+    assert releases.explicit(["4.0.0", "3.10.0", "3.2.0", "4.0.0"]) == ["3.2.0", "3.10.0", "4.0.0"]
+    for bad in ("3", "latest", "4.0.0rc1", "v3.2.0", "3.2.0;rm", "1.2.3.4"):
+        with pytest.raises(releases.ReleaseError, match="is not a release number"):
+            releases.explicit([bad])
+
+
+def test_behaviour_uses_the_outcomes_of_the_expectation_table() -> None:
+    assert timeline.behaviour(exact(), "3.2.0") == "exact"
+    assert timeline.behaviour(losing(), "3.6.1") == "loses-points"
+    assert timeline.behaviour(racy(CONC_SHARED), "3.2.0") == "racy"
+    assert timeline.behaviour([run(error="boom")], "3.2.0") == timeline.NO_DATA
+    # Lost in one run with disagreeing orders, exact in the other: no single outcome fits.
+    mixed = [run(missing=7, orders=4), run(repetition=1)]
+    assert timeline.behaviour(mixed, "3.6.1") == timeline.MIXED
+
+
+def test_transitions_both_directions_with_their_source_change() -> None:
+    """Seed None: exact until 3.3.0, points lost from 3.4.0, exact again from 4.0.0."""
+    found = timeline.transitions(
+        [
+            ok("4.0.0", exact()),
+            ok("3.3.0", exact()),
+            ok("3.4.0", losing()),
+            ok("3.6.2", losing()),
+        ]
+    )
+    assert [(t.from_version, t.to_version, t.direction) for t in found] == [
+        ("3.3.0", "3.4.0", "worse"),
+        ("3.6.2", "4.0.0", "better"),
+    ]
+    assert all(t.explained for t in found)
+    assert found[0].change.startswith("PR #4918, v3.3.0 → v3.4.0")
+    assert "blob/v3.4.0/optuna/samplers/_grid.py#L133-L138" in found[0].change
+    assert found[1].change.startswith("PR #5490, v3.6.2 → v4.0.0")
+    assert "blob/v4.0.0/optuna/samplers/_grid.py#L123" in found[1].change
+
+
+def test_a_failed_install_is_a_gap_not_a_transition() -> None:
+    found = timeline.transitions(
+        [
+            ok("3.3.0", exact()),
+            Release("3.4.0", timeline.INSTALL_FAILED, "no wheel"),
+            Release("3.4.1", timeline.IMPORT_FAILED, "ImportError"),
+            ok("3.5.0", losing()),
+            ok("3.6.2", losing()),
+        ]
+    )
+    assert len(found) == 1
+    assert (found[0].from_version, found[0].to_version) == ("3.3.0", "3.5.0")
+    assert found[0].unmeasured == ["3.4.0", "3.4.1"]
+    assert found[0].explained
+
+
+def test_a_scenario_whose_runs_all_failed_is_a_gap_too() -> None:
+    found = timeline.transitions(
+        [ok("3.3.0", exact()), ok("3.4.0", [run(error="crash")]), ok("3.4.1", losing())]
+    )
+    assert [(t.from_version, t.to_version, t.unmeasured) for t in found] == [
+        ("3.3.0", "3.4.1", ["3.4.0"])
+    ]
+
+
+def test_a_transition_with_no_source_change_is_reported_as_unexplained() -> None:
+    """_grid.py is identical at 4.1.0 and 4.2.0: the text says so instead of guessing."""
+    found = timeline.transitions([ok("4.1.0", exact()), ok("4.2.0", losing())])
+    assert len(found) == 1
+    assert not found[0].explained
+    assert found[0].change.startswith("**Unexplained**")
+    assert "byte-identical" in found[0].change
+
+
+def test_a_change_that_predicts_other_outcomes_does_not_explain() -> None:
+    """A shared seed is exact on both sides of PR #4918; a measured change there is news."""
+    scenario = "sequential-shared-sqlite-w4-g24"
+    found = timeline.transitions([ok("3.3.0", exact(scenario)), ok("3.4.0", losing(scenario))])
+    assert not found[0].explained
+    assert "In this window, PR #4918" in found[0].change
+
+
+def test_racy_code_that_showed_no_race_still_explains() -> None:
+    """Concurrent without a seed is racy on 3.3.0, and a few runs may show no race: exact on
+    3.3.0 then points lost on 3.4.0 is still PR #4918's doing."""
+    scenario = "concurrent-none-sqlite-w4-g24"
+    found = timeline.transitions([ok("3.3.0", exact(scenario)), ok("3.4.0", losing(scenario))])
+    assert found[0].explained
+    assert found[0].change.startswith("PR #4918")
+
+
+def test_the_race_fixed_by_a_shared_shuffle_is_explained() -> None:
+    """Concurrent with a shared seed: racy on 3.3.0, exact from 3.4.0 (unique trial numbers)."""
+    found = timeline.transitions([ok("3.3.0", racy(CONC_SHARED)), ok("3.4.0", exact(CONC_SHARED))])
+    assert [(t.from_behaviour, t.to_behaviour, t.direction, t.explained) for t in found] == [
+        ("racy", "exact", "better", True)
+    ]
+
+
+def sample_timeline() -> Timeline:
+    measured = [
+        ok("3.3.0", exact()),
+        Release("3.4.0", timeline.INSTALL_FAILED, "`uv pip install` exited 1: no wheel"),
+        ok("3.4.1", losing()),
+    ]
+    return Timeline(
+        range=["3.3.0", "3.4.1"],
+        versions=measured,
+        transitions=timeline.transitions(measured),
+        scenarios=[SEQ_NONE],
+        repetitions=2,
+        listed_by="--versions",
+    )
+
+
+def test_timeline_json_round_trip(tmp_path: Path) -> None:
+    original = sample_timeline()
+    path = tmp_path / timeline.FILENAME
+    timeline.save(path, original)
+    assert timeline.load(path) == original
+    data = json.loads(path.read_text())
+    assert data["range"] == ["3.3.0", "3.4.1"]
+    assert [v["status"] for v in data["versions"]] == ["ok", "install-failed", "ok"]
+    assert data["versions"][2]["outcomes"][0]["behaviour"] == "loses-points"
+    assert data["strategy"]["name"] == "every-release"
+    assert data["transitions"][0]["unmeasured"] == ["3.4.0"]
+
+
+def test_render_section_reads_the_json_alone(tmp_path: Path) -> None:
+    assert timeline_report.render_section(tmp_path) == []
+    timeline.save(tmp_path / timeline.FILENAME, sample_timeline())
+    text = "\n".join(timeline_report.render_section(tmp_path))
+    rows = [line for line in text.splitlines() if line.startswith("| 3.")]
+    assert [row.split(" | ")[0] for row in rows[:3]] == ["| 3.3.0", "| 3.4.0", "| 3.4.1"]
+    assert "install-failed: 'uv pip install' exited 1: no wheel" in rows[1]
+    assert "✗ `loses-points` 7/7 · 7/7" in rows[2]
+    assert "(3.4.0 not measured in between)" in text
+
+
+def test_chart_series_in_release_order_with_gaps() -> None:
+    versions, series = timeline_plot.series(sample_timeline())
+    assert versions == ["3.3.0", "3.4.0", "3.4.1"]
+    assert series == {SEQ_NONE: [0.0, None, 7.0]}
+
+
+def test_committed_timeline_is_consistent_with_its_runs() -> None:
+    """Stored outcomes and transitions are what the code derives from the stored runs, and
+    timeline.md is rendered from timeline.json byte for byte."""
+    path = RESULTS / timeline.FILENAME
+    data = json.loads(path.read_text(encoding="utf-8"))
+    loaded = timeline.load(path)
+    assert [v.to_json()["outcomes"] for v in loaded.versions] == [
+        v["outcomes"] for v in data["versions"]
+    ]
+    assert loaded.transitions == timeline.transitions(loaded.versions)
+    rendered = "\n".join(timeline_report.render(loaded)).rstrip() + "\n"
+    assert rendered == (RESULTS / "timeline.md").read_text(encoding="utf-8")
+    assert (RESULTS / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--versions", "3.2.0", "3.x"], "--versions '3.x' is not a release number"),
+        (["--versions", "3.2.0", "--from", "9.9.9"], "no release in --from 9.9.9"),
+        (["--versions", "3.2.0", "-s", "no-such"], "no scenario matches 'no-such'"),
+        (["--from", "three"], "--from 'three' is not a release number"),
+        (["--versions", "3.2.0", "-r", "0"], "'0' is not a whole number of at least 1"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        code = bisect.main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = int(str(exc.code))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert message in err
+
+
+def test_install_commands_use_uv_or_fall_back_to_venv(tmp_path: Path) -> None:
+    env = tmp_path / "optuna-3.6.1"
+    with_uv = envs.install_commands(env, "3.6.1", "/usr/bin/python3", "/bin/uv")
+    assert with_uv[0][:2] == ["/bin/uv", "venv"]
+    assert with_uv[1][-1] == "optuna==3.6.1"
+    without = envs.install_commands(env, "3.6.1", "/usr/bin/python3", None)
+    assert without[0] == ["/usr/bin/python3", "-m", "venv", str(env)]
+    assert without[1][:4] == [str(env / "bin" / "python"), "-m", "pip", "install"]
+
+
+def test_a_cached_environment_is_reused_without_installing(tmp_path: Path) -> None:
+    """The cache is keyed on the installed dist-info: present -> reused, absent -> install."""
+    env = envs.env_dir(tmp_path, "3.6.1")
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").touch()
+    assert not envs.is_cached(env, "3.6.1")
+    (env / "lib" / "python3.11" / "site-packages" / "optuna-3.6.1.dist-info").mkdir(parents=True)
+    assert envs.is_cached(env, "3.6.1")
+    assert not envs.is_cached(env, "3.6.2")
+    # "/bin/false" as uv would fail any install: reuse must not call it.
+    got = envs.ensure(tmp_path, "3.6.1", sys.executable, "/bin/false")
+    assert (got.created, got.error) == (False, None)
+
+
+@pytest.mark.xdist_group("processes")
+def test_a_failed_install_is_recorded_not_raised(tmp_path: Path) -> None:
+    args = bisect.build_parser().parse_args(["--envs", str(tmp_path), "--versions", "3.6.1"])
+    release = bisect.measure("3.6.1", [SEQ_NONE], args, "/bin/false")
+    assert release.status == timeline.INSTALL_FAILED
+    assert release.error is not None
+    assert "exited 1" in release.error
+    assert release.runs == []
+
+
+@pytest.mark.xdist_group("processes")
+def test_an_import_failure_is_recorded_with_its_message(tmp_path: Path) -> None:
+    """A cached environment whose Python cannot import Optuna: the harness fails, the import
+    check names the cause."""
+    env = envs.env_dir(tmp_path, "3.6.1")
+    (env / "lib" / "python3.11" / "site-packages" / "optuna-3.6.1.dist-info").mkdir(parents=True)
+    (env / "bin").mkdir()
+    python = env / "bin" / "python"
+    python.write_text(
+        "#!/bin/sh\necho 'ImportError: numpy.core.multiarray failed to import' >&2\nexit 1\n"
+    )
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    args = bisect.build_parser().parse_args(["--envs", str(tmp_path), "--versions", "3.6.1"])
+    release = bisect.measure("3.6.1", [SEQ_NONE], args, None)
+    assert release.status == timeline.IMPORT_FAILED
+    assert release.error == "ImportError: numpy.core.multiarray failed to import"
+    assert release.environment == "reused"
