@@ -426,7 +426,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             "`nox -s repro` or `python -m repro run` first"
         )
     out = args.out or args.results / "report.md"
-    results.write_atomic(out, report.render(files))
+    results.write_atomic(out, report.render_dir(args.results))
     print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
     try:
         from repro.chart import CHART_NAME, write_chart

@@ -6,8 +6,9 @@ Same JSON in, same bytes out: everything is sorted and nothing reads the clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from repro import expectations
+from repro import expectations, results, timeline_report
 from repro.chart import CHART_NAME
 from repro.results import ResultsFile, ScenarioSummary, summarize
 from repro.scenarios import SEED_POLICIES, UPSTREAM
@@ -129,7 +130,13 @@ def _what_to_do(pooled: Pooled, exact_on: dict[tuple[str, str], list[str]]) -> s
     return text[0].upper() + text[1:] + "."
 
 
-def render(files: Sequence[ResultsFile]) -> str:
+def render_dir(results_dir: Path) -> str:
+    """The report for everything measured in ``results_dir``: the per-version JSON files and,
+    when present, the release timeline."""
+    return render(results.load_all(results_dir), timeline_report.render_section(results_dir))
+
+
+def render(files: Sequence[ResultsFile], timeline_section: Sequence[str] = ()) -> str:
     versions = [f.optuna_version for f in files]
     table = {f.optuna_version: summarize(f.runs) for f in files}
     violations = {f.optuna_version: _violations(f) for f in files}
@@ -176,6 +183,9 @@ def render(files: Sequence[ResultsFile]) -> str:
         "",
     ]
     out += _details("Results by scenario", _scenario_table(files, table, violations))
+    if timeline_section:
+        heading, *body = timeline_section
+        out += _details(heading.removeprefix("## "), body)
     out += _details("Uncertainty over repetitions", _uncertainty_table(files, table))
     out += _details("Advice checked against the measurements", _advice_checked(files, table))
     out += _details(
