@@ -5,6 +5,7 @@ Same JSON in, same bytes out: everything is sorted and nothing reads the clock.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from repro import expectations
@@ -90,6 +91,8 @@ def _advice(files: Sequence[ResultsFile], table: dict[str, list[ScenarioSummary]
 
 
 def render(files: Sequence[ResultsFile]) -> str:
+    # Corpus runs (repro/corpus) have a section of their own; every table here is the matrix.
+    files = [dataclasses.replace(f, runs=[r for r in f.runs if r.case_id is None]) for f in files]
     versions = [f.optuna_version for f in files]
     table = {f.optuna_version: summarize(f.runs) for f in files}
     violations = {f.optuna_version: _violations(f) for f in files}
