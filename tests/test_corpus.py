@@ -345,6 +345,17 @@ def test_every_number_in_the_corpus_tables_is_in_the_json() -> None:
             assert f"{float(number):g}" in numbers or number in numbers, (number, line)
 
 
+def test_the_section_needs_neither_optuna_nor_hypothesis() -> None:
+    code = (
+        "import sys, repro.corpus.report; "
+        "print('optuna' in sys.modules, 'hypothesis' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "False"]
+
+
 # --- command line --------------------------------------------------------------------------
 
 
