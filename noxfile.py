@@ -19,6 +19,7 @@ SERVICE_DEPS: list[str] = EXTRAS["services"]
 TEST_DEPS: list[str] = EXTRAS["test"]
 LINT_DEPS: list[str] = EXTRAS["lint"]
 TIMELINE_DEPS: list[str] = EXTRAS["timeline"]
+CORPUS_DEPS: list[str] = EXTRAS["corpus"]
 
 
 def install_optuna(session: nox.Session, optuna: str, *extra: str) -> None:
@@ -48,7 +49,33 @@ def repro(session: nox.Session, optuna: str) -> None:
     install_optuna(session, optuna)
     # `repro run` prints the interpreter and library versions itself.
     session.run("python", "-m", "repro", "run", *session.posargs)
-    session.notify("report")
+    # posargs=[]: the options after -- are for `run`, not for `report`.
+    session.notify("report", posargs=[])
+
+
+@nox.session
+@nox.parametrize("optuna", VERSIONS, ids=list(VERSIONS))
+def corpus(session: nox.Session, optuna: str) -> None:
+    """Replay results/corpus.json on one Optuna version, then shrink what failed."""
+    install_optuna(session, optuna, *CORPUS_DEPS)
+    show_versions(session)
+    # Options go to `replay`, e.g. `-- --cases 30 -j 1`; see `python -m repro.corpus replay -h`.
+    session.run("python", "-m", "repro.corpus", "replay", *session.posargs)
+    session.run("python", "-m", "repro.corpus", "shrink")
+    session.notify("report", posargs=[])
+
+
+@nox.session
+def corpus_generate(session: nox.Session) -> None:
+    """Draw a new results/corpus.json with Hypothesis (only when asked; e.g. -- --cases 300)."""
+    session.install(*CORPUS_DEPS)
+    session.run(
+        "python",
+        "-c",
+        "import sys, hypothesis; print('python', sys.version.split()[0], "
+        "'| hypothesis', hypothesis.__version__)",
+    )
+    session.run("python", "-m", "repro.corpus", "generate", *session.posargs)
 
 
 @nox.session

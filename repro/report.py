@@ -5,11 +5,13 @@ Same JSON in, same bytes out: everything is sorted and nothing reads the clock.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 from repro import expectations, results, timeline_report
 from repro.chart import CHART_NAME
+from repro.corpus import report as corpus_report
 from repro.results import ResultsFile, ScenarioSummary, summarize
 from repro.scenarios import SEED_POLICIES, UPSTREAM
 
@@ -133,10 +135,21 @@ def _what_to_do(pooled: Pooled, exact_on: dict[tuple[str, str], list[str]]) -> s
 def render_dir(results_dir: Path) -> str:
     """The report for everything measured in ``results_dir``: the per-version JSON files and,
     when present, the release timeline."""
-    return render(results.load_all(results_dir), timeline_report.render_section(results_dir))
+    files = results.load_all(results_dir)
+    return render(
+        files,
+        timeline_report.render_section(results_dir),
+        corpus_report.render_section(files, results_dir / "corpus.json"),
+    )
 
 
-def render(files: Sequence[ResultsFile], timeline_section: Sequence[str] = ()) -> str:
+def render(
+    files: Sequence[ResultsFile],
+    timeline_section: Sequence[str] = (),
+    corpus_section: Sequence[str] = (),
+) -> str:
+    # Corpus runs (repro/corpus) have a section of their own; every table here is the matrix.
+    files = [dataclasses.replace(f, runs=[r for r in f.runs if r.case_id is None]) for f in files]
     versions = [f.optuna_version for f in files]
     table = {f.optuna_version: summarize(f.runs) for f in files}
     violations = {f.optuna_version: _violations(f) for f in files}
@@ -183,9 +196,10 @@ def render(files: Sequence[ResultsFile], timeline_section: Sequence[str] = ()) -
         "",
     ]
     out += _details("Results by scenario", _scenario_table(files, table, violations))
-    if timeline_section:
-        heading, *body = timeline_section
-        out += _details(heading.removeprefix("## "), body)
+    for section in (timeline_section, corpus_section):
+        if section:
+            heading, *body = section
+            out += _details(heading.lstrip("# "), body)
     out += _details("Uncertainty over repetitions", _uncertainty_table(files, table))
     out += _details("Advice checked against the measurements", _advice_checked(files, table))
     out += _details(

@@ -45,6 +45,8 @@ class RunRecord:
     missing_points: list[str] = field(default_factory=list)
     worker_results: list[dict[str, Any]] = field(default_factory=list)
     trial_log: list[dict[str, Any]] = field(default_factory=list)
+    # Set on runs of a corpus case (repro/corpus): the report's scenario table leaves them out.
+    case_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -41,9 +41,11 @@ def committed(version_prefix: str) -> results.ResultsFile:
 
 
 def test_committed_results_agree_with_the_table() -> None:
-    """The results the report is built from contradict no row."""
+    """The results the report is built from contradict no row. Corpus runs (a case id) are
+    random spaces, for which the rows promise nothing; tests/test_corpus.py covers them."""
     for f in results.load_all(RESULTS):
-        assert expectations.all_violations(f.runs, f.optuna_version) == []
+        matrix_runs = [r for r in f.runs if r.case_id is None]
+        assert expectations.all_violations(matrix_runs, f.optuna_version) == []
 
 
 def test_a_flipped_row_fails_with_version_scenario_and_numbers() -> None:
@@ -51,7 +53,11 @@ def test_a_flipped_row_fails_with_version_scenario_and_numbers() -> None:
     f = committed("3.6.1")
     real = expectations.expected("3.6.1", "sequential", "none")
     flipped = dataclasses.replace(real, outcome="exact")
-    run = next(r for r in f.runs if r.mode == "sequential" and r.seed_policy == "none")
+    run = next(
+        r
+        for r in f.runs
+        if r.case_id is None and r.mode == "sequential" and r.seed_policy == "none"
+    )
     problems = expectations.violations(run, "3.6.1", flipped)
     assert problems
     assert "Optuna 3.6.1" in problems[0]

@@ -28,7 +28,8 @@ def test_committed_results_cover_every_pinned_version_and_scenario() -> None:
     assert len(versions) == 3
     for f in files:
         assert {r.scenario for r in f.runs} >= {s.id for s in matrix()}
-        assert not f.errors
+        # Corpus runs may record Optuna's own crashes; tests/test_corpus.py covers them.
+        assert not [r for r in f.errors if r.case_id is None]
 
 
 def test_every_table_number_is_in_the_json() -> None:

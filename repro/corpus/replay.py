@@ -1,0 +1,150 @@
+"""Replay corpus cases on the installed Optuna and merge the runs into its results file.
+
+Each case becomes a scenario (its id ends in the case id) and runs once through the same harness
+as the default matrix: forked worker processes, a fresh journal file storage, the study capped
+at the grid size. Before that, a probe records what this Optuna does with the case's values.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from repro import _compat, execution, results
+from repro.corpus import judge, outcomes
+from repro.corpus.cases import Case, Corpus, encode_value
+from repro.corpus.outcomes import CorpusResults, Probe
+from repro.metrics import value_key
+from repro.results import ResultsFile, RunRecord
+
+
+def probe(case: Case) -> Probe:
+    """Build the case's GridSampler and its CategoricalDistributions as a worker would, and
+    record warnings, the error if any, and each value that is recorded as another one."""
+    recorded_as: dict[str, list[list[Any]]] = {}
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _compat.grid_sampler(dict(case.space), seed=0)
+            for name, values in case.space:
+                distribution = optuna.distributions.CategoricalDistribution(values)
+                pairs = []
+                for value in values:
+                    got = distribution.to_external_repr(distribution.to_internal_repr(value))
+                    if value_key(got) != value_key(value):
+                        pairs.append([encode_value(value), encode_value(got)])
+                if pairs:
+                    recorded_as[name] = pairs
+        except Exception as exc:  # Optuna's own rejection is the measurement.
+            error = f"{type(exc).__name__}: {exc}"
+    return Probe(
+        case_id=case.id,
+        digest=case.digest,
+        recorded_as=recorded_as,
+        warnings=[f"{w.category.__name__}: {w.message}" for w in caught],
+        error=error,
+    )
+
+
+@dataclass(frozen=True)
+class Replay:
+    results: ResultsFile
+    corpus_results: CorpusResults
+    fresh: list[RunRecord]
+    dropped: int  # earlier corpus runs of cases no longer in the corpus (a regenerated one)
+
+
+def merge_runs(
+    earlier: Sequence[RunRecord], fresh: Sequence[RunRecord], corpus: Corpus
+) -> tuple[list[RunRecord], int]:
+    """Runs without a case id (the default matrix, custom spaces) are kept as they are; the
+    fresh runs replace earlier runs of their cases; earlier runs of other cases are kept while
+    they still match a case of this corpus. Corpus runs follow in case order."""
+    by_id = corpus.by_id()
+    replayed = {r.case_id for r in fresh}
+    others = [r for r in earlier if r.case_id is None]
+    stale = [r for r in earlier if r.case_id is not None and r.case_id not in replayed]
+    kept = [r for r in stale if r.case_id in by_id and by_id[r.case_id].matches(r)]
+    order = {c.id: i for i, c in enumerate(corpus.cases)}
+    ours = sorted([*kept, *fresh], key=lambda r: (order[r.case_id or ""], r.repetition))
+    return others + ours, len(stale) - len(kept)
+
+
+def replay(
+    corpus: Corpus,
+    cases: Sequence[Case],
+    results_dir: Path,
+    *,
+    jobs: int,
+    timeout: float,
+    progress: bool,
+    command: str,
+) -> Replay:
+    from repro.cli import environment
+
+    version = _compat.OPTUNA_VERSION
+    path = results.results_path(results_dir, version)
+    earlier = results.load(path) if path.exists() else None
+    side_path = outcomes.path_for(results_dir, version)
+    side = outcomes.load(side_path)
+
+    began = time.monotonic()
+    probes = {case.id: probe(case) for case in cases}
+    scenarios = [case.scenario(corpus.storage) for case in cases]
+    case_of = {s.id: c.id for s, c in zip(scenarios, cases)}
+    _compat.warm_up()
+    runs = execution.run_all(scenarios, 1, jobs=jobs, timeout=timeout, progress=progress)
+    fresh = [replace(r, case_id=case_of[r.scenario]) for r in runs]
+    wall = round(time.monotonic() - began, 1)
+
+    merged, dropped = merge_runs(earlier.runs if earlier else [], fresh, corpus)
+    if earlier is not None:
+        # The header describes the default matrix run; the replay's own is in the side file.
+        new_results = replace(earlier, runs=merged)
+    else:
+        env = environment()
+        new_results = ResultsFile(
+            optuna_version=version,
+            python=str(env["python"]),
+            platform=str(env["platform"]),
+            packages=dict(env["packages"]),  # type: ignore[call-overload]
+            runs=merged,
+            command=command,
+            repetitions=1,
+            jobs=jobs,
+            wall_seconds=wall,
+        )
+    by_id = corpus.by_id()
+    earlier_probes = side.probes if side is not None else {}
+    kept_probes = {
+        cid: p
+        for cid, p in earlier_probes.items()
+        if cid in by_id and p.digest == by_id[cid].digest and cid not in probes
+    }
+    all_probes = {**kept_probes, **probes}
+    corpus_results = CorpusResults(
+        optuna_version=version,
+        corpus_seed=corpus.seed,
+        replay={
+            "command": command,
+            "cases_replayed": len(cases),
+            "cases_in_corpus": len(corpus.cases),
+            "jobs": jobs,
+            "wall_seconds": wall,
+            "python": sys.version.split()[0],
+        },
+        probes=all_probes,
+        shrunk=side.shrunk if side is not None else [],
+        summary=judge.tally(corpus.cases, merged, all_probes, version, corpus.max_grid),
+    )
+    results.save(path, new_results)
+    outcomes.save(side_path, corpus_results)
+    return Replay(new_results, corpus_results, fresh, dropped)

@@ -1,0 +1,298 @@
+"""The corpus section of the report, rendered from JSON alone: ``results/corpus.json``, the runs
+with a ``case_id`` in each ``results/optuna-<version>.json`` and ``results/corpus-<version>.json``
+next to the corpus. Same JSON in, same lines out; no Optuna, no Hypothesis, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from repro.corpus import judge, outcomes
+from repro.corpus.cases import Case, Corpus, CorpusError, decode_space, load, space_literal
+from repro.corpus.outcomes import CorpusResults, ShrinkOutcome
+from repro.results import ResultsFile, RunRecord
+from repro.scenarios import MODES, SEED_POLICIES
+
+MARKS = {
+    judge.HOLDS: "✓",
+    judge.FAILS: "✗",
+    judge.ERROR: "error",
+    judge.KNOWN_FAULT: "fault",
+    judge.UNPROBED: "unprobed",
+}
+
+
+def _code(text: str) -> str:
+    """An inline code span that survives any text inside a Markdown table cell."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
+def _share(row: dict[str, Any]) -> str:
+    if not row["cases"]:
+        return "-"
+    errors = row["errors"] + row["known_faults"] + row["unprobed"]
+    return f"{row['fails']}/{row['measured']}" + (f" +{errors} err" if errors else "")
+
+
+class Replayed(NamedTuple):
+    version: str
+    runs: list[RunRecord]
+    side: CorpusResults | None
+
+
+def render_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]:
+    """Markdown lines of the corpus section; a short note if there is no corpus or replay.
+    The tallies are recomputed from the runs and probes with the function that stored each
+    side file's ``summary``."""
+    title = ["## Random search spaces across versions", ""]
+    try:
+        corpus = load(corpus_path)
+    except CorpusError as exc:
+        return [*title, f"Not measured: {exc}.", ""]
+    rows = [
+        Replayed(
+            f.optuna_version,
+            f.runs,
+            outcomes.load(outcomes.path_for(corpus_path.parent, f.optuna_version)),
+        )
+        for f in files
+        if any(r.case_id is not None for r in f.runs)
+    ]
+    if not rows:
+        return [*title, "Not measured: no results file has corpus runs.", ""]
+    tallies = {
+        v: judge.tally(corpus.cases, runs, side.probes if side else {}, v, corpus.max_grid)
+        for v, runs, side in rows
+    }
+    versions = [row.version for row in rows]
+    out = [*title, *_intro(corpus, rows)]
+    out.extend(_summary(versions, tallies))
+    out.extend(_by_mode(versions, tallies))
+    out.extend(_by_dimension(versions, tallies, "by_grid_size", "grid points"))
+    out.extend(_by_dimension(versions, tallies, "by_workers", "workers"))
+    out.extend(_shrunk(rows))
+    out.extend(_cases(corpus, rows, tallies))
+    return out
+
+
+def _intro(corpus: Corpus, rows: Sequence[Replayed]) -> list[str]:
+    def span(numbers: Sequence[int]) -> str:
+        return f"{min(numbers)} to {max(numbers)}"
+
+    params = [len(c.space) for c in corpus.cases]
+    values = [len(v) for c in corpus.cases for _, v in c.space]
+    replays = []
+    for version, _, side in rows:
+        if side is not None and side.replay:
+            r = side.replay
+            replays.append(
+                f"{version}: {r['cases_replayed']} cases in {r['wall_seconds']:g} s, "
+                f"{r['jobs']} lanes"
+            )
+    return [
+        f"{len(corpus.cases)} cases drawn once by Hypothesis {corpus.hypothesis} (seed "
+        f"{corpus.seed}) into `results/corpus.json` and replayed unchanged on every version, "
+        f"once each, on the {corpus.storage} storage: {span(params)} parameters of "
+        f"{span(values)} values of int, float (NaN, infinities and -0.0 included), str, bool "
+        f"and None, mixed within a parameter; {span([c.grid_size for c in corpus.cases])} grid "
+        f"points; {span([c.workers for c in corpus.cases])} workers; every launch mode and "
+        "seed policy. Replay wall time: " + "; ".join(replays) + ".",
+        "",
+        "**Property**: every grid point evaluated, and no duplicate beyond re-evaluating the "
+        "same grid id. It is checked against the grid *as Optuna records it*: "
+        "`CategoricalDistribution` stores a value as the first choice equal to it, so in "
+        "`[1, True]` both points are recorded as `1`. That is not a lost point, but the raw "
+        "counts (missing, duplicates) show it, and the tables give both; `alike` counts the "
+        "cases with such values (measured per version by a probe, "
+        "`results/corpus-<version>.json`). Errors are runs that crashed: `fault` is a known "
+        "Optuna fault (`repro/expectations.py`), the rest are listed per case.",
+        "",
+    ]
+
+
+def _summary(versions: Sequence[str], tallies: dict[str, dict[str, Any]]) -> list[str]:
+    out = [
+        "### Summary per version and seed policy",
+        "",
+        "| Optuna | seed policy | cases | property fails | with missing points | with "
+        "duplicates | mean missing | mean duplicates | mean lost (as recorded) | alike | "
+        "errors · faults |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in versions:
+        for row in tallies[v]["by_policy"]:
+            out.append(
+                f"| {v} | {row['seed_policy']} | {row['cases']} | {_share(row)} | "
+                f"{row['with_missing']} | {row['with_duplicates']} | {row['missing_mean']:g} | "
+                f"{row['duplicates_mean']:g} | {row['lost_mean']:g} | "
+                f"{row['with_collapsed_values']} | {row['errors']} · {row['known_faults']} |"
+            )
+    out.append("")
+    out.append(
+        "`property fails` = failing cases / cases that finished (`+k err` = cases that "
+        "crashed); means are over the cases that finished."
+    )
+    out.append("")
+    return out
+
+
+def _by_mode(versions: Sequence[str], tallies: dict[str, dict[str, Any]]) -> list[str]:
+    out = [
+        "### Property failures by launch mode",
+        "",
+        "| Optuna | mode | " + " | ".join(SEED_POLICIES) + " |",
+        "|---|---|" + "---|" * len(SEED_POLICIES),
+    ]
+    for v in versions:
+        for mode in MODES:
+            cells = [_share(row) for row in tallies[v]["by_mode"] if row["mode"] == mode]
+            out.append(f"| {v} | {mode} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+
+def _by_dimension(
+    versions: Sequence[str], tallies: dict[str, dict[str, Any]], key: str, label: str
+) -> list[str]:
+    heads = [f"{v} {p}" for v in versions for p in SEED_POLICIES]
+    out = [
+        f"### Property failures by {label}",
+        "",
+        "Each cell: failing cases / cases that finished · mean grid points lost (the grid as "
+        "Optuna records it).",
+        "",
+        f"| {label} | " + " | ".join(heads) + " |",
+        "|---|" + "---|" * len(heads),
+    ]
+    first = tallies[versions[0]][key] if versions else []
+    groups = sorted({_group(row) for row in first}, key=lambda g: tuple(int(x) for x in g))
+    for group in groups:
+        cells = []
+        for v in versions:
+            for p in SEED_POLICIES:
+                row = next(
+                    r for r in tallies[v][key] if _group(r) == group and r["seed_policy"] == p
+                )
+                cells.append(f"{_share(row)} · {row['lost_mean']:g}" if row["cases"] else "-")
+        name = group[0] if len(group) == 1 or group[0] == group[1] else f"{group[0]} to {group[1]}"
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out
+
+
+def _group(row: dict[str, Any]) -> tuple[str, ...]:
+    if "workers" in row:
+        return (str(row["workers"]),)
+    return (str(row["low"]), str(row["high"]))
+
+
+def _shrunk(rows: Sequence[Replayed]) -> list[str]:
+    out = [
+        "### Minimal failing search spaces (shrunk by Hypothesis)",
+        "",
+        "For each version and seed policy whose corpus cases failed, Hypothesis searched "
+        "sequential runs (deterministic under a fixed seed: each worker starts on a finished "
+        "study and its grid order comes from its seed) for a failing search space and worker "
+        "count and shrank it; the minimal one was then run again by the harness and as the "
+        "script shown, which uses Optuna alone.",
+        "",
+    ]
+    for version, _, side in rows:
+        shrunk: list[ShrinkOutcome] = side.shrunk if side is not None else []
+        if not shrunk:
+            out.append(f"- **{version}**: not shrunk.")
+            continue
+        for s in shrunk:
+            out.extend(_outcome(version, s))
+    out.append("")
+    return out
+
+
+def _outcome(version: str, s: ShrinkOutcome) -> list[str]:
+    head = f"- **{version}, seed policy `{s.seed_policy}`**: {s.status}. {s.reason}"
+    if s.status in ("not-found", "flaky"):
+        head += f" (Hypothesis seed {s.hypothesis_seed}, {s.seconds:g} s)."
+    if s.status != "shrunk" or s.space is None or s.confirmation is None:
+        return [head if head.endswith(".") else head + "."]
+    c = s.confirmation
+    check = s.snippet_check or {}
+    space = space_literal(decode_space(s.space))
+    return [
+        f"{head}: {_code(space)} with {s.workers} workers ({s.grid_size} grid points), "
+        f"after {s.examples} runs in {s.seconds:g} s (Hypothesis {s.hypothesis}, "
+        f"seed {s.hypothesis_seed}). Confirmation run: {c['outcome']}, {c['trials']} trials, "
+        f"{c['missing']} missing, {c['duplicates']} duplicates ({c['same_id_duplicates']} same "
+        f"id, {c['colliding_id_duplicates']} colliding), {c['worker_orders_distinct']} worker "
+        f"orders. The script below exited {check.get('exit')}: `{check.get('output')}`",
+        "",
+        "  ```python",
+        *[f"  {line}" if line else "" for line in s.snippet.rstrip("\n").split("\n")],
+        "  ```",
+        "",
+    ]
+
+
+def _cell(record: RunRecord | None, verdict: dict[str, Any] | None) -> str:
+    if record is None or verdict is None:
+        return "not run"
+    mark = MARKS[verdict["outcome"]]
+    if verdict["outcome"] not in (judge.HOLDS, judge.FAILS):
+        return mark
+    split = []
+    if record.same_id_duplicates:
+        split.append(f"id {record.same_id_duplicates}")
+    if record.colliding_id_duplicates:
+        split.append(f"col {record.colliding_id_duplicates}")
+    text = f"{mark} {record.missing} · {record.duplicates}"
+    if split:
+        text += f" ({', '.join(split)})"
+    if verdict["collapsed"]:
+        text += f" · {verdict['collapsed']} alike"
+    return text
+
+
+def _cases(
+    corpus: Corpus, rows: Sequence[Replayed], tallies: dict[str, dict[str, Any]]
+) -> list[str]:
+    runs = {v: judge.case_runs(corpus.cases, r) for v, r, _ in rows}
+    out = [
+        f"<details><summary>Every case ({len(corpus.cases)}): verdict · missing · duplicates"
+        "</summary>",
+        "",
+        "`✓`/`✗` = property holds/fails, then missing points · duplicate evaluations (`id` = "
+        "same grid id, `col` = colliding ids) as the harness counts them, and `alike` = grid "
+        "points Optuna records as another, equal value.",
+        "",
+        "| case | mode · seed policy · workers | grid | search space | "
+        + " | ".join(v for v, _, _ in rows)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(rows),
+    ]
+    for case in corpus.cases:
+        cells = [
+            _cell(runs[v].get(case.id), tallies[v]["verdicts"].get(case.id)) for v, _, _ in rows
+        ]
+        out.append(
+            f"| {case.id} | {_label(case)} | {case.grid_size} | {_code(space_literal(case.space))}"
+            " | " + " | ".join(cells) + " |"
+        )
+    out.extend(["", "</details>", ""])
+    errors = [
+        f"- {v} {case_id}: {record.error.strip().splitlines()[-1]}"
+        for v, _, _ in rows
+        for case_id, record in sorted(runs[v].items())
+        if record.error and tallies[v]["verdicts"][case_id]["outcome"] == judge.ERROR
+    ]
+    if errors:
+        out.extend(["Cases whose run crashed (not a known fault):", "", *errors, ""])
+    return out
+
+
+def _label(case: Case) -> str:
+    return f"{case.mode} · {case.seed_policy} · {case.workers}"
