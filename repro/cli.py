@@ -331,7 +331,8 @@ def _shared_storage(url: str, study: str) -> StorageSpec:
 
     spec = from_url(url)
     if spec.kind == "redis":
-        spec = StorageSpec("redis", spec.location, namespace=f"{services.REDIS_PREFIX}{study}")
+        prefix = f"{services.REDIS_PREFIX}{services.run_tag()}"
+        spec = StorageSpec("redis", spec.location, namespace=f"{prefix}{study}")
     if spec.kind in SERVER_STORAGES:
         services.check_reachable(spec)
     return spec

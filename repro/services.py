@@ -26,6 +26,16 @@ DEFAULT_URLS = {
 ENV_VARS = {kind: f"REPRO_{kind.upper()}_URL" for kind in SERVER_STORAGES}
 DATABASE_PREFIX = "repro_"
 REDIS_PREFIX = "repro:"
+# Set by the test suite per session, so that its check for leftovers sees only its own names
+# and not those of another run using the same servers at the same time.
+RUN_TAG_VAR = "REPRO_RUN_TAG"
+
+
+def run_tag() -> str:
+    tag = os.environ.get(RUN_TAG_VAR, "")
+    return f"{tag}_" if tag else ""
+
+
 CONNECT_TIMEOUT = 10.0
 
 
@@ -111,7 +121,8 @@ def _list_leftovers(kind: str, url: str) -> list[str]:
         import redis
 
         client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
-        return sorted(k.decode() for k in client.scan_iter(match=f"{REDIS_PREFIX}*", count=1000))
+        match = f"{REDIS_PREFIX}{run_tag()}*"
+        return sorted(k.decode() for k in client.scan_iter(match=match, count=1000))
     import sqlalchemy
 
     query = (
@@ -125,11 +136,12 @@ def _list_leftovers(kind: str, url: str) -> list[str]:
             names = [row[0] for row in connection.execute(sqlalchemy.text(query))]
     finally:
         engine.dispose()
-    return sorted(n for n in names if n.startswith(DATABASE_PREFIX))
+    return sorted(n for n in names if n.startswith(f"{DATABASE_PREFIX}{run_tag()}"))
 
 
 def leftovers(kind: str) -> list[str]:
-    """Databases or Redis keys that runs of this harness created and did not remove."""
+    """Databases or Redis keys that runs of this harness (of this run tag, when one is set)
+    created and did not remove."""
     result: list[str] = call(_list_leftovers, kind, server_url(kind), timeout=CONNECT_TIMEOUT)
     return result
 
@@ -141,13 +153,13 @@ def isolated(kind: str, study_name: str) -> Iterator[StorageSpec]:
     admin = server_url(kind)
     timeout = 60.0
     if kind == "redis":
-        spec = StorageSpec("redis", admin, namespace=f"{REDIS_PREFIX}{study_name}")
+        spec = StorageSpec("redis", admin, namespace=f"{REDIS_PREFIX}{run_tag()}{study_name}")
         try:
             yield spec
         finally:
             call(delete_keys, admin, spec.namespace, timeout=timeout)
         return
-    name = f"{DATABASE_PREFIX}{uuid.uuid4().hex[:12]}"
+    name = f"{DATABASE_PREFIX}{run_tag()}{uuid.uuid4().hex[:12]}"
     try:
         call(_admin, admin, f"CREATE DATABASE {name}", timeout=timeout)
     except ChildFailed as exc:

@@ -6,6 +6,7 @@ import functools
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,10 @@ settings.register_profile("dev", max_examples=500, deadline=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # One tag per test session, inherited by xdist workers and every child process: the
+    # suite's server names carry it, and the leftover checks look only at them.
+    if not hasattr(config, "workerinput"):
+        os.environ.setdefault("REPRO_RUN_TAG", f"t{uuid.uuid4().hex[:6]}")
     default = "ci" if os.environ.get("CI") or os.environ.get("REPRO_PINNED_OPTUNA") else "dev"
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", default))
 
