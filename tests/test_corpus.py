@@ -300,7 +300,7 @@ def test_corpus_runs_leave_the_report_as_it_is() -> None:
     )
     noisy = [dataclasses.replace(plain[0], runs=[intruder, *plain[0].runs]), *plain[1:]]
     assert report.render(noisy) == report.render(plain)
-    assert report.render(files) == (RESULTS / "report.md").read_text(encoding="utf-8")
+    assert report.render_dir(RESULTS) == (RESULTS / "report.md").read_text(encoding="utf-8")
 
 
 def test_a_replay_keeps_the_matrix_runs_and_drops_only_stale_cases() -> None:
