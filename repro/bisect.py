@@ -17,10 +17,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from repro import envs, releases, results, timeline, timeline_report
-from repro.scenarios import SEED_POLICIES, Scenario, ScenarioError, matrix, select
+from repro import envs, releases, timeline, timeline_report
+from repro.cmdline import Parser, positive_int
+from repro.errors import ReproError
+from repro.jsonfile import write_atomic
+from repro.scenarios import SEED_POLICIES, Scenario, matrix, select
 
 # The upstream pattern under each seed policy, plus overlapping workers without a seed. SQLite,
 # although journal runs are quicker: on 3.2/3.3 the concurrent race shows in most SQLite runs
@@ -33,23 +35,12 @@ DEFAULT_FROM = "3.2.0"
 DEFAULT_REPETITIONS = 3
 
 
-class UsageError(ValueError):
+class UsageError(ReproError, ValueError):
     """Bad input or a missing prerequisite; the message says what to do."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="python -m repro.bisect",
         description="Measure every final Optuna release in a range (one cached environment per "
         "release) and write results/timeline.json, timeline.md and timeline.png. Exit status: "
@@ -84,12 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-r",
         "--repetitions",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_REPETITIONS,
         help=f"runs per scenario and release (default: {DEFAULT_REPETITIONS})",
     )
     parser.add_argument(
-        "-j", "--jobs", type=_positive, default=2, help="parallel lanes per release (default: 2)"
+        "-j", "--jobs", type=positive_int, default=2, help="parallel lanes per release (default: 2)"
     )
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds one run may take (default: 120)"
@@ -195,7 +186,7 @@ def render_views(out: Path, data: timeline.Timeline) -> list[Path]:
     from repro import timeline_plot
 
     markdown, chart = out / "timeline.md", out / "timeline.png"
-    results.write_atomic(markdown, "\n".join(timeline_report.render(data)).rstrip() + "\n")
+    write_atomic(markdown, "\n".join(timeline_report.render(data)).rstrip() + "\n")
     # savefig writes in place; draw beside the target and rename, as write_atomic does.
     partial = out / ".timeline.partial.png"
     timeline_plot.render(data, partial)
@@ -262,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ids = scenario_ids(args.scenario)
         versions, listed_by = choose_versions(args)
         _require_matplotlib()
-    except (UsageError, releases.ReleaseError, ScenarioError) as exc:
+    except ReproError as exc:
         print(f"python -m repro.bisect: error: {exc}", file=sys.stderr)
         return 2
     return run(args, versions, listed_by, ids)

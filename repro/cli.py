@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
 
 from repro import results
+from repro.cmdline import Parser, dispatch, positive_int
+from repro.environment import environment
+from repro.jsonfile import write_atomic
 from repro.scenarios import (
     ALL_STORAGES,
     DEFAULT_WORKERS,
@@ -25,31 +25,6 @@ from repro.scenarios import (
     validate_space,
 )
 from repro.storages import StorageError, StorageSpec
-
-RECORDED_PACKAGES = (
-    "numpy",
-    "sqlalchemy",
-    "alembic",
-    "redis",
-    "psycopg",
-    "psycopg2-binary",
-    "pymysql",
-)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def _space(text: str) -> dict[str, list[object]]:
@@ -65,8 +40,8 @@ def _space(text: str) -> dict[str, list[object]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m repro", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="python -m repro", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser(
         "run",
@@ -84,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="scenario id or shell pattern, repeatable (default: all); see `python -m repro list`",
     )
     run.add_argument(
-        "-r", "--repetitions", type=_positive, default=2, help="runs per scenario (default: 2)"
+        "-r", "--repetitions", type=positive_int, default=2, help="runs per scenario (default: 2)"
     )
     run.add_argument(
         "--storage",
@@ -108,19 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_WORKERS,
         help=f"workers per run (default: {DEFAULT_WORKERS})",
     )
     run.add_argument(
         "--trials-per-worker",
-        type=_positive,
+        type=positive_int,
         help="trials each worker runs (default: grid size / workers, rounded up)",
     )
     run.add_argument(
         "-j",
         "--jobs",
-        type=_positive,
+        type=positive_int,
         default=2,
         help="runs in parallel lanes; each run keeps its own storage (default: 2)",
     )
@@ -225,35 +200,13 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     return select(base, getattr(args, "scenario", []))
 
 
-def environment() -> dict[str, object]:
-    packages = {}
-    for name in RECORDED_PACKAGES:
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": packages,
-    }
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     scenarios = _scenarios(args)
     # Imported here so that `list` and `report` work without Optuna installed.
     from repro import _compat, execution
 
     path = results.results_path(args.out, _compat.OPTUNA_VERSION)
-    earlier: list[results.RunRecord] = []
-    if path.exists():
-        try:
-            earlier = results.load(path).runs
-        except (ValueError, TypeError, KeyError) as exc:
-            raise SystemExit(
-                f"repro: error: {path} is not a results file ({exc}); move it away "
-                "or pass --out to write elsewhere"
-            ) from None
+    earlier = results.load(path).runs if path.exists() else []
     env = environment()
     _compat.warm_up()
     scenarios = _reachable(scenarios, explicit=set(args.storage))
@@ -427,7 +380,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             "`nox -s repro` or `python -m repro run` first"
         )
     out = args.out or args.results / "report.md"
-    results.write_atomic(out, report.render_dir(args.results))
+    write_atomic(out, report.render_dir(args.results))
     print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
     try:
         from repro.chart import CHART_NAME, write_chart
@@ -444,18 +397,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        handler = {
-            "run": cmd_run,
-            "list": cmd_list,
-            "report": cmd_report,
-            "worker": cmd_worker,
-            "collect": cmd_collect,
-        }[args.command]
-        return handler(args)
-    except (ScenarioError, StorageError) as exc:
-        print(f"repro: error: {exc}", file=sys.stderr)
-        return 2
+    handlers = {
+        "run": cmd_run,
+        "list": cmd_list,
+        "report": cmd_report,
+        "worker": cmd_worker,
+        "collect": cmd_collect,
+    }
+    return dispatch("repro", handlers, args)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from repro import runner
+from repro.fork import Child, ChildFailed
 from repro.results import RunRecord
 from repro.scenarios import Scenario
-from repro.workers import Child, ChildFailed
 
 Job = tuple[Scenario, int]
 
@@ -50,7 +50,7 @@ def run_all(
     if len(lanes) == 1:
         records = [RunRecord.from_json(r) for r in _run_lane(todo, timeout, progress)]
     else:
-        children = [Child(_run_lane, lane, timeout, progress) for lane in lanes]
+        children = [Child(_run_lane, lane, timeout, progress, name="lane") for lane in lanes]
         for lane, child in zip(lanes, children):
             deadline = time.monotonic() + timeout * (len(lane) + 1)
             try:

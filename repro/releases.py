@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 
+from repro.errors import ReproError
 from repro.results import version_key
 
 # Final releases only ("3.6.1"); pre-releases ("4.0.0b0", "5.0.0rc1") and dev builds are not
@@ -19,7 +20,7 @@ LIST_COMMAND = (sys.executable, "-m", "pip", "index", "versions", "optuna")
 INDEX_TIMEOUT = 120.0
 
 
-class ReleaseError(ValueError):
+class ReleaseError(ReproError, ValueError):
     """A release list or range that cannot be used; the message says what to change."""
 
 

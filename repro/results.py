@@ -5,14 +5,12 @@ Nothing here imports Optuna: the report and the tests read results without it.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from repro.jsonfile import FormatError, from_fields, load_json, write_json
 from repro.stats import mean_ci95, wilson95
 
 SCHEMA = 1
@@ -53,8 +51,7 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return from_fields(cls, data)
 
 
 @dataclass(frozen=True)
@@ -80,10 +77,7 @@ class ResultsFile:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ResultsFile:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["runs"] = [RunRecord.from_json(r) for r in data.get("runs", [])]
-        return cls(**values)
+        return from_fields(cls, data, runs=[RunRecord.from_json(r) for r in data.get("runs", [])])
 
     @property
     def run_count(self) -> int:
@@ -98,28 +92,16 @@ def results_path(directory: Path, optuna_version: str) -> Path:
     return directory / f"optuna-{optuna_version}.json"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: a crash leaves the old file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make results private to their writer
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def save(path: Path, results: ResultsFile) -> None:
-    write_atomic(path, json.dumps(results.to_json(), indent=1, sort_keys=True) + "\n")
+    write_json(path, results.to_json(), schema=SCHEMA)
 
 
 def load(path: Path) -> ResultsFile:
-    return ResultsFile.from_json(json.loads(path.read_text(encoding="utf-8")))
+    data = load_json(path, schema=SCHEMA)
+    try:
+        return ResultsFile.from_json(data)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise FormatError(f"{path}: not a results file ({exc}); move it away") from None
 
 
 def load_all(directory: Path) -> list[ResultsFile]:

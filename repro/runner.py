@@ -11,11 +11,12 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from repro import _compat, metrics, services, workers
+from repro.fork import CTX, Child, ChildFailed, call
 from repro.results import RunRecord
 from repro.scenarios import SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec, embedded
 from repro.sync import Phaser
-from repro.workers import Child, ChildFailed, WorkerPlan
+from repro.workers import WorkerPlan
 
 DEFAULT_TIMEOUT = 120.0
 BARRIER_TIMEOUT = 30.0
@@ -89,7 +90,7 @@ def _launch(
         except ChildFailed as exc:
             return failed(plan, child, str(exc), began)
 
-    phaser = Phaser(workers.CTX, len(plans)) if scenario.mode == "concurrent" else None
+    phaser = Phaser(CTX, len(plans)) if scenario.mode == "concurrent" else None
     results: list[dict[str, Any]] = []
     if scenario.mode == "concurrent":
         began = time.perf_counter()
@@ -125,11 +126,11 @@ def run(
     with ExitStack() as stack:
         try:
             spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
-            workers.call(workers.create_study, spec, study_name, scenario, timeout=timeout)
+            call(workers.create_study, spec, study_name, scenario, timeout=timeout)
             plans = _plans(scenario, spec, study_name, barrier_timeout)
             worker_results = _launch(scenario, plans, deadline)
             errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
-            raw = workers.call(workers.read_trials, spec, study_name, timeout=timeout)
+            raw = call(workers.read_trials, spec, study_name, timeout=timeout)
             trials = [metrics.TrialRecord.from_json(t) for t in raw]
         except (ChildFailed, StorageError) as exc:
             errors.append(str(exc))

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
+from repro.errors import ReproError
+
 GridValue = Union[str, float, int, bool, None]
 SearchSpace = tuple[tuple[str, tuple[GridValue, ...]], ...]
 
@@ -35,7 +37,7 @@ DEFAULT_SPACE: SearchSpace = (
 DEFAULT_WORKERS = 4
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ReproError, ValueError):
     """A scenario or search space that cannot be run; the message says what to change."""
 
 

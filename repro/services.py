@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from repro.fork import ChildFailed, call
 from repro.scenarios import SERVER_STORAGES
 from repro.storages import StorageError, StorageSpec, redact
-from repro.workers import ChildFailed, call
 
 DEFAULT_URLS = {
     "postgresql": "postgresql+psycopg2://postgres@127.0.0.1:5432/test",

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from repro.errors import ReproError
+
 if TYPE_CHECKING:
     import optuna
 
 
-class StorageError(ValueError):
+class StorageError(ReproError, ValueError):
     """A storage that cannot be used; the message names the (redacted) location and the cause."""
 
 

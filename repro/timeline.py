@@ -7,14 +7,14 @@ and ``timeline_plot.py`` render from ``timeline.json`` alone.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from repro import expectations, upstream_changes
-from repro.results import RunRecord, version_key, write_atomic
+from repro.jsonfile import from_fields, load_json, write_json
+from repro.results import RunRecord, version_key
 
 SCHEMA = 1
 FILENAME = "timeline.json"
@@ -148,10 +148,7 @@ class Release:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Release:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["runs"] = [RunRecord.from_json(r) for r in data.get("runs", [])]
-        return cls(**values)
+        return from_fields(cls, data, runs=[RunRecord.from_json(r) for r in data.get("runs", [])])
 
 
 @dataclass(frozen=True)
@@ -255,16 +252,17 @@ class Timeline:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Timeline:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["versions"] = [Release.from_json(v) for v in data.get("versions", [])]
-        values["transitions"] = [Transition.from_json(t) for t in data.get("transitions", [])]
-        return cls(**values)
+        return from_fields(
+            cls,
+            data,
+            versions=[Release.from_json(v) for v in data.get("versions", [])],
+            transitions=[Transition.from_json(t) for t in data.get("transitions", [])],
+        )
 
 
 def save(path: Path, timeline: Timeline) -> None:
-    write_atomic(path, json.dumps(timeline.to_json(), indent=1, sort_keys=True) + "\n")
+    write_json(path, timeline.to_json(), schema=SCHEMA)
 
 
 def load(path: Path) -> Timeline:
-    return Timeline.from_json(json.loads(path.read_text(encoding="utf-8")))
+    return Timeline.from_json(load_json(path, schema=SCHEMA))

@@ -2,20 +2,16 @@
 so it pays neither a fresh interpreter nor a fresh ``import optuna``; it builds its own storage
 connection and its own GridSampler after the fork, exactly as a separate script would.
 
-Children return plain data through a pipe; an exception becomes its traceback text.
+Workers return plain data through a pipe (``repro.fork``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import time
-import traceback
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from multiprocessing.connection import Connection
 from typing import Any, Union
 
 import optuna
@@ -28,7 +24,6 @@ from repro.sync import Phaser, StorageBarrier
 
 Barrier = Union[Phaser, StorageBarrier]
 
-CTX = multiprocessing.get_context("fork")
 # One user attr per trial (each is a storage write): {"worker": index, "phase": barrier round}.
 TAG_ATTR = "repro"
 
@@ -198,62 +193,3 @@ def delete_study(spec: StorageSpec, study_name: str) -> None:
         optuna.delete_study(study_name=study_name, storage=storage)
     finally:
         _compat.dispose(storage)
-
-
-class ChildFailed(RuntimeError):
-    """A child raised, crashed or timed out; the message carries its traceback or exit code."""
-
-
-def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    try:
-        conn.send(("ok", fn(*args)))
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-    finally:
-        conn.close()
-
-
-class Child:
-    """One forked process running ``fn(*args)``."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._recv, send = CTX.Pipe(duplex=False)
-        self.process = CTX.Process(target=_child_main, args=(send, fn, args))
-        self.process.start()
-        send.close()
-
-    def result(self, deadline: float) -> Any:
-        """The child's return value; ChildFailed if it raised, died or passed ``deadline``
-        (a ``time.monotonic()`` value)."""
-        try:
-            remaining = max(0.0, deadline - time.monotonic())
-            if not self._recv.poll(remaining):
-                self.kill()
-                raise ChildFailed(
-                    f"worker pid {self.process.pid} timed out (no result within the run timeout)"
-                )
-            try:
-                status, payload = self._recv.recv()
-            except EOFError:
-                self.process.join(5)
-                raise ChildFailed(
-                    f"worker pid {self.process.pid} died with exit code {self.process.exitcode} "
-                    "before returning a result"
-                ) from None
-            self.process.join(max(0.0, deadline - time.monotonic()))
-            if status == "error":
-                raise ChildFailed(payload)
-            return payload
-        finally:
-            self._recv.close()
-
-    def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
-
-
-def call(fn: Callable[..., Any], *args: Any, timeout: float) -> Any:
-    """Run ``fn(*args)`` in a forked child and return its result: the parent never opens a
-    storage, so no connection pool is ever shared across a fork."""
-    return Child(fn, *args).result(time.monotonic() + timeout)

@@ -287,7 +287,7 @@ def test_committed_timeline_is_consistent_with_its_runs() -> None:
         (["--versions", "3.2.0", "--from", "9.9.9"], "no release in --from 9.9.9"),
         (["--versions", "3.2.0", "-s", "no-such"], "no scenario matches 'no-such'"),
         (["--from", "three"], "--from 'three' is not a release number"),
-        (["--versions", "3.2.0", "-r", "0"], "'0' is not a whole number of at least 1"),
+        (["--versions", "3.2.0", "-r", "0"], "argument -r/--repetitions: 0 must be at least 1"),
         (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )

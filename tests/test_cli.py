@@ -85,8 +85,8 @@ def test_a_corrupt_results_file_is_not_overwritten(tmp_path: Path) -> None:
     path = tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json"
     path.write_text("{not json")
     done = run_cli("run", "--out", str(tmp_path), "-s", "threads-none-journal-*", "-r", "1")
-    assert done.returncode == 1
-    assert "is not a results file" in done.stderr
+    assert done.returncode == 2
+    assert f"{path}: not JSON" in done.stderr
     assert path.read_text() == "{not json"
 
 

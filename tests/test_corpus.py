@@ -377,7 +377,7 @@ def corpus_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["replay", "--cases", "0"], "0 must be at least 1"),
         (["generate", "--cases", "x"], "'x' is not a whole number"),
         (["shrink", "--policy", "sometimes"], "invalid choice: 'sometimes'"),
-        (["replay", "--timeout", "-1"], "must be more than 0 seconds"),
+        (["replay", "--timeout", "-1"], "-1 must be a finite number of seconds above 0"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repro import results
+from repro import jsonfile, results
 from repro.results import ResultsFile, RunRecord, summarize
 
 
@@ -61,7 +61,7 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk gone"):
-        results.write_atomic(path, "new")
+        jsonfile.write_atomic(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["optuna-1.json"]
 

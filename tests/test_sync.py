@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from repro.fork import CTX, Child
 from repro.sync import Phaser, PhaserTimeout
-from repro.workers import CTX, Child
 
 pytestmark = pytest.mark.xdist_group("processes")
 

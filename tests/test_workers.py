@@ -12,9 +12,10 @@ import optuna
 import pytest
 
 from repro import runner
+from repro.fork import CTX, Child, ChildFailed, call
 from repro.scenarios import Scenario
 from repro.storages import embedded
-from repro.workers import CTX, Child, ChildFailed, WorkerPlan, call
+from repro.workers import WorkerPlan
 
 pytestmark = pytest.mark.xdist_group("processes")
 

@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
+from repro.cmdline import Parser, dispatch, positive_int, positive_seconds
 from repro.corpus.cases import CorpusError
 from repro.scenarios import SEED_POLICIES
 
@@ -18,38 +18,13 @@ DEFAULT_SEED = 5489
 DEFAULT_EXAMPLES = 40
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Random GridSampler search spaces (a corpus drawn "
         "once with Hypothesis) replayed on the installed Optuna.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def corpus_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -76,12 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     corpus_option(gen)
     gen.add_argument(
-        "--cases", type=_positive, default=DEFAULT_CASES, help=f"(default: {DEFAULT_CASES})"
+        "--cases", type=positive_int, default=DEFAULT_CASES, help=f"(default: {DEFAULT_CASES})"
     )
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"(default: {DEFAULT_SEED})")
     gen.add_argument(
         "--max-grid",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="most grid points per case (default: repro.corpus.strategies.MAX_GRID)",
     )
@@ -96,13 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_option(rep)
     results_option(rep)
     rep.add_argument(
-        "--cases", type=_positive, help="replay only the first CASES cases (default: all)"
+        "--cases", type=positive_int, help="replay only the first CASES cases (default: all)"
     )
     rep.add_argument(
-        "-j", "--jobs", type=_positive, default=2, help="runs in parallel lanes (default: 2)"
+        "-j", "--jobs", type=positive_int, default=2, help="runs in parallel lanes (default: 2)"
     )
     rep.add_argument(
-        "--timeout", type=_seconds, default=120.0, help="seconds per run (default: 120)"
+        "--timeout", type=positive_seconds, default=120.0, help="seconds per run (default: 120)"
     )
     rep.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
 
@@ -124,13 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shr.add_argument(
         "--examples",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_EXAMPLES,
         help=f"runs Hypothesis may try before shrinking (default: {DEFAULT_EXAMPLES})",
     )
     shr.add_argument("--seed", type=int, help="Hypothesis seed (default: the corpus seed)")
     shr.add_argument(
-        "--timeout", type=_seconds, default=120.0, help="seconds per run (default: 120)"
+        "--timeout", type=positive_seconds, default=120.0, help="seconds per run (default: 120)"
     )
 
     rend = sub.add_parser(
@@ -244,17 +219,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {
+    handlers = {
         "generate": cmd_generate,
         "replay": cmd_replay,
         "shrink": cmd_shrink,
         "report": cmd_report,
-    }[args.command]
+    }
     try:
-        return handler(args)
-    except CorpusError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return dispatch(PROG, handlers, args)
     except ModuleNotFoundError as exc:
         print(
             f"{PROG}: error: {exc.name} is not installed; `pip install hypothesis optuna` or use "

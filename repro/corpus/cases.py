@@ -24,8 +24,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from repro.errors import ReproError
+from repro.jsonfile import dumps, write_atomic
 from repro.metrics import value_key
-from repro.results import RunRecord, write_atomic
+from repro.results import RunRecord
 from repro.scenarios import (
     MODES,
     SEED_POLICIES,
@@ -43,7 +45,7 @@ SCHEMA = 1
 CORPUS_STORAGE = "journal"
 
 
-class CorpusError(ValueError):
+class CorpusError(ReproError, ValueError):
     """A corpus file or case that cannot be used; the message says what to change."""
 
 
@@ -276,7 +278,7 @@ def numbered(cases: Sequence[Case]) -> tuple[Case, ...]:
 
 
 def save(path: Path, corpus: Corpus) -> None:
-    write_atomic(path, json.dumps(corpus.to_json(), indent=1, sort_keys=True) + "\n")
+    write_atomic(path, dumps(corpus.to_json()))
 
 
 def load(path: Path) -> Corpus:

@@ -6,12 +6,11 @@ Nothing here imports Optuna or Hypothesis: the report reads these files without 
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro.results import write_atomic
+from repro.jsonfile import from_fields, load_json, write_json
 
 SCHEMA = 1
 
@@ -96,11 +95,12 @@ class CorpusResults:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CorpusResults:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["probes"] = {k: Probe.from_json(p) for k, p in data.get("probes", {}).items()}
-        values["shrunk"] = [ShrinkOutcome.from_json(s) for s in data.get("shrunk", [])]
-        return cls(**values)
+        return from_fields(
+            cls,
+            data,
+            probes={k: Probe.from_json(p) for k, p in data.get("probes", {}).items()},
+            shrunk=[ShrinkOutcome.from_json(s) for s in data.get("shrunk", [])],
+        )
 
 
 def path_for(directory: Path, optuna_version: str) -> Path:
@@ -108,10 +108,10 @@ def path_for(directory: Path, optuna_version: str) -> Path:
 
 
 def save(path: Path, results: CorpusResults) -> None:
-    write_atomic(path, json.dumps(results.to_json(), indent=1, sort_keys=True) + "\n")
+    write_json(path, results.to_json(), schema=SCHEMA)
 
 
 def load(path: Path) -> CorpusResults | None:
     if not path.exists():
         return None
-    return CorpusResults.from_json(json.loads(path.read_text(encoding="utf-8")))
+    return CorpusResults.from_json(load_json(path, schema=SCHEMA))

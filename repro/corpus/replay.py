@@ -88,7 +88,7 @@ def replay(
     progress: bool,
     command: str,
 ) -> Replay:
-    from repro.cli import environment
+    from repro.environment import environment
 
     version = _compat.OPTUNA_VERSION
     path = results.results_path(results_dir, version)
