@@ -112,9 +112,9 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
-def bisect(session: nox.Session) -> None:
+def timeline(session: nox.Session) -> None:
     """Measure every Optuna release in a range; write results/timeline.{json,md,png}."""
-    # This session's own environment only lists releases and draws the chart; each release
-    # gets its own cached environment under .nox/bisect-envs (see repro/envs.py).
+    # This session's own environment only lists releases and draws the plot; each release
+    # gets its own cached environment under .nox/timeline-envs (see repro/timeline/envs.py).
     session.install(*TIMELINE_DEPS)
-    session.run("python", "-m", "repro.bisect", *session.posargs)
+    session.run("python", "-m", "repro.timeline", *session.posargs)

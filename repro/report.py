@@ -9,11 +9,12 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro import expectations, results, timeline_report
+from repro import expectations, results
 from repro.chart import CHART_NAME
 from repro.corpus import report as corpus_report
 from repro.results import ResultsFile, ScenarioSummary, summarize
 from repro.scenarios import SEED_POLICIES, UPSTREAM
+from repro.timeline import render as timeline_report
 
 UPSTREAM_PREFIX = f"{UPSTREAM.mode}-{UPSTREAM.seed_policy}-{UPSTREAM.storage}-"
 

@@ -1,4 +1,4 @@
-"""The timeline as a PNG chart, drawn from ``timeline.json`` alone.
+"""The timeline as a PNG plot, drawn from ``timeline.json`` alone.
 
 matplotlib is imported only when drawing: the harness and the test environments do without it.
 """
@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from repro import timeline
 from repro.results import version_key
-from repro.timeline import Timeline
+from repro.timeline import records
+from repro.timeline.records import Timeline
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -25,7 +25,7 @@ def series(data: Timeline) -> tuple[list[str], Series]:
     releases = sorted(data.versions, key=lambda r: version_key(r.version))
     out: Series = {s: [] for s in data.scenarios}
     for release in releases:
-        found = {o.scenario: o for o in timeline.outcomes(release.version, release.runs)}
+        found = {o.scenario: o for o in records.outcomes(release.version, release.runs)}
         for scenario in data.scenarios:
             o = found.get(scenario)
             usable = release.measured and o is not None and o.runs > 0
@@ -40,7 +40,8 @@ def _label(scenario: str) -> str:
     return f"{parts[0]}, seed {'-'.join(parts[1:-3])} ({parts[-3]})"
 
 
-def render(data: Timeline, path: Path) -> None:
+def draw(data: Timeline, path: Path) -> None:
+    """Write the PNG to ``path`` (in place: the caller renames it into position)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,7 +85,7 @@ def _mark_unmeasured(ax: Axes, versions: Sequence[str], values: Series) -> None:
 
 
 def _mark_transitions(ax: Axes, versions: Sequence[str], data: Timeline) -> None:
-    """A dotted line between the last release with the old behaviour and the first with the
+    """A dotted line between the last release with the old outcome and the first with the
     new, once per release pair."""
     index = {v: i for i, v in enumerate(versions)}
     for pair in sorted({(t.from_version, t.to_version) for t in data.transitions}):

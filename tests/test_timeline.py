@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from repro import bisect, envs, releases, timeline, timeline_plot, timeline_report
+from repro.jsonfile import FormatError
 from repro.results import RunRecord
-from repro.timeline import Release, Timeline
+from repro.timeline import __main__ as cli
+from repro.timeline import envs, measure, plot, records, releases, render
+from repro.timeline.records import Release, Timeline
 
 from .conftest import RESULTS
 
@@ -70,7 +72,7 @@ def racy(scenario: str) -> list[RunRecord]:
 
 
 def ok(version: str, runs: list[RunRecord]) -> Release:
-    return Release(version, timeline.OK, None, runs=runs)
+    return Release(version, records.OK, None, runs=runs)
 
 
 def test_pip_index_output_gives_final_releases_oldest_first() -> None:
@@ -129,19 +131,19 @@ def test_explicit_versions_are_checked_and_ordered() -> None:
             releases.explicit([bad])
 
 
-def test_behaviour_uses_the_outcomes_of_the_expectation_table() -> None:
-    assert timeline.behaviour(exact(), "3.2.0") == "exact"
-    assert timeline.behaviour(losing(), "3.6.1") == "loses-points"
-    assert timeline.behaviour(racy(CONC_SHARED), "3.2.0") == "racy"
-    assert timeline.behaviour([run(error="boom")], "3.2.0") == timeline.NO_DATA
+def test_classify_uses_the_outcomes_of_the_expectation_table() -> None:
+    assert records.classify(exact(), "3.2.0") == "exact"
+    assert records.classify(losing(), "3.6.1") == "loses-points"
+    assert records.classify(racy(CONC_SHARED), "3.2.0") == "racy"
+    assert records.classify([run(error="boom")], "3.2.0") == records.NO_DATA
     # Lost in one run with disagreeing orders, exact in the other: no single outcome fits.
     mixed = [run(missing=7, orders=4), run(repetition=1)]
-    assert timeline.behaviour(mixed, "3.6.1") == timeline.MIXED
+    assert records.classify(mixed, "3.6.1") == records.MIXED
 
 
 def test_transitions_both_directions_with_their_source_change() -> None:
     """Seed None: exact until 3.3.0, points lost from 3.4.0, exact again from 4.0.0."""
-    found = timeline.transitions(
+    found = records.transitions(
         [
             ok("4.0.0", exact()),
             ok("3.3.0", exact()),
@@ -161,11 +163,11 @@ def test_transitions_both_directions_with_their_source_change() -> None:
 
 
 def test_a_failed_install_is_a_gap_not_a_transition() -> None:
-    found = timeline.transitions(
+    found = records.transitions(
         [
             ok("3.3.0", exact()),
-            Release("3.4.0", timeline.INSTALL_FAILED, "no wheel"),
-            Release("3.4.1", timeline.IMPORT_FAILED, "ImportError"),
+            Release("3.4.0", records.INSTALL_FAILED, "no wheel"),
+            Release("3.4.1", records.IMPORT_FAILED, "ImportError"),
             ok("3.5.0", losing()),
             ok("3.6.2", losing()),
         ]
@@ -177,7 +179,7 @@ def test_a_failed_install_is_a_gap_not_a_transition() -> None:
 
 
 def test_a_scenario_whose_runs_all_failed_is_a_gap_too() -> None:
-    found = timeline.transitions(
+    found = records.transitions(
         [ok("3.3.0", exact()), ok("3.4.0", [run(error="crash")]), ok("3.4.1", losing())]
     )
     assert [(t.from_version, t.to_version, t.unmeasured) for t in found] == [
@@ -187,7 +189,7 @@ def test_a_scenario_whose_runs_all_failed_is_a_gap_too() -> None:
 
 def test_a_transition_with_no_source_change_is_reported_as_unexplained() -> None:
     """_grid.py is identical at 4.1.0 and 4.2.0: the text says so instead of guessing."""
-    found = timeline.transitions([ok("4.1.0", exact()), ok("4.2.0", losing())])
+    found = records.transitions([ok("4.1.0", exact()), ok("4.2.0", losing())])
     assert len(found) == 1
     assert not found[0].explained
     assert found[0].change.startswith("**Unexplained**")
@@ -197,7 +199,7 @@ def test_a_transition_with_no_source_change_is_reported_as_unexplained() -> None
 def test_a_change_that_predicts_other_outcomes_does_not_explain() -> None:
     """A shared seed is exact on both sides of PR #4918; a measured change there is news."""
     scenario = "sequential-shared-sqlite-w4-g24"
-    found = timeline.transitions([ok("3.3.0", exact(scenario)), ok("3.4.0", losing(scenario))])
+    found = records.transitions([ok("3.3.0", exact(scenario)), ok("3.4.0", losing(scenario))])
     assert not found[0].explained
     assert "In this window, PR #4918" in found[0].change
 
@@ -206,15 +208,15 @@ def test_racy_code_that_showed_no_race_still_explains() -> None:
     """Concurrent without a seed is racy on 3.3.0, and a few runs may show no race: exact on
     3.3.0 then points lost on 3.4.0 is still PR #4918's doing."""
     scenario = "concurrent-none-sqlite-w4-g24"
-    found = timeline.transitions([ok("3.3.0", exact(scenario)), ok("3.4.0", losing(scenario))])
+    found = records.transitions([ok("3.3.0", exact(scenario)), ok("3.4.0", losing(scenario))])
     assert found[0].explained
     assert found[0].change.startswith("PR #4918")
 
 
 def test_the_race_fixed_by_a_shared_shuffle_is_explained() -> None:
     """Concurrent with a shared seed: racy on 3.3.0, exact from 3.4.0 (unique trial numbers)."""
-    found = timeline.transitions([ok("3.3.0", racy(CONC_SHARED)), ok("3.4.0", exact(CONC_SHARED))])
-    assert [(t.from_behaviour, t.to_behaviour, t.direction, t.explained) for t in found] == [
+    found = records.transitions([ok("3.3.0", racy(CONC_SHARED)), ok("3.4.0", exact(CONC_SHARED))])
+    assert [(t.from_outcome, t.to_outcome, t.direction, t.explained) for t in found] == [
         ("racy", "exact", "better", True)
     ]
 
@@ -222,13 +224,13 @@ def test_the_race_fixed_by_a_shared_shuffle_is_explained() -> None:
 def sample_timeline() -> Timeline:
     measured = [
         ok("3.3.0", exact()),
-        Release("3.4.0", timeline.INSTALL_FAILED, "`uv pip install` exited 1: no wheel"),
+        Release("3.4.0", records.INSTALL_FAILED, "`uv pip install` exited 1: no wheel"),
         ok("3.4.1", losing()),
     ]
     return Timeline(
-        range=["3.3.0", "3.4.1"],
+        span=["3.3.0", "3.4.1"],
         versions=measured,
-        transitions=timeline.transitions(measured),
+        transitions=records.transitions(measured),
         scenarios=[SEQ_NONE],
         repetitions=2,
         listed_by="--versions",
@@ -237,21 +239,49 @@ def sample_timeline() -> Timeline:
 
 def test_timeline_json_round_trip(tmp_path: Path) -> None:
     original = sample_timeline()
-    path = tmp_path / timeline.FILENAME
-    timeline.save(path, original)
-    assert timeline.load(path) == original
+    path = tmp_path / records.FILENAME
+    records.save(path, original)
+    assert records.load(path) == original
     data = json.loads(path.read_text())
-    assert data["range"] == ["3.3.0", "3.4.1"]
+    assert data["span"] == ["3.3.0", "3.4.1"]
     assert [v["status"] for v in data["versions"]] == ["ok", "install-failed", "ok"]
-    assert data["versions"][2]["outcomes"][0]["behaviour"] == "loses-points"
+    assert data["versions"][2]["outcomes"][0]["measured"] == "loses-points"
     assert data["strategy"]["name"] == "every-release"
     assert data["transitions"][0]["unmeasured"] == ["3.4.0"]
 
 
+def test_a_schema_1_timeline_loads_and_migrates_with_the_new_names(tmp_path: Path) -> None:
+    """A timeline.json written before the renames (`range`, `behaviour`, `from_behaviour`,
+    `to_behaviour`) loads to the same records, and migrates to exactly what save writes."""
+    path = tmp_path / records.FILENAME
+    records.save(path, sample_timeline())
+    current = json.loads(path.read_text())
+    old = {("range" if k == "span" else k): v for k, v in current.items()}
+    old["schema"] = 1
+    old["versions"] = [
+        {**v, "outcomes": [{old_outcome(k): x for k, x in o.items()} for o in v["outcomes"]]}
+        for v in current["versions"]
+    ]
+    old["transitions"] = [
+        {k.replace("_outcome", "_behaviour"): x for k, x in t.items()}
+        for t in current["transitions"]
+    ]
+    path.write_text(json.dumps(old))
+    assert records.load(path) == sample_timeline()
+    assert records.from_schema_1(old) == current
+    path.write_text(json.dumps({**current, "schema": 3}))
+    with pytest.raises(FormatError, match="schema 3, this code reads schema 2"):
+        records.load(path)
+
+
+def old_outcome(key: str) -> str:
+    return "behaviour" if key == "measured" else key
+
+
 def test_render_section_reads_the_json_alone(tmp_path: Path) -> None:
-    assert timeline_report.render_section(tmp_path) == []
-    timeline.save(tmp_path / timeline.FILENAME, sample_timeline())
-    text = "\n".join(timeline_report.render_section(tmp_path))
+    assert render.render_section(tmp_path) == []
+    records.save(tmp_path / records.FILENAME, sample_timeline())
+    text = "\n".join(render.render_section(tmp_path))
     rows = [line for line in text.splitlines() if line.startswith("| 3.")]
     assert [row.split(" | ")[0] for row in rows[:3]] == ["| 3.3.0", "| 3.4.0", "| 3.4.1"]
     assert "install-failed: 'uv pip install' exited 1: no wheel" in rows[1]
@@ -259,8 +289,8 @@ def test_render_section_reads_the_json_alone(tmp_path: Path) -> None:
     assert "(3.4.0 not measured in between)" in text
 
 
-def test_chart_series_in_release_order_with_gaps() -> None:
-    versions, series = timeline_plot.series(sample_timeline())
+def test_plot_series_in_release_order_with_gaps() -> None:
+    versions, series = plot.series(sample_timeline())
     assert versions == ["3.3.0", "3.4.0", "3.4.1"]
     assert series == {SEQ_NONE: [0.0, None, 7.0]}
 
@@ -268,14 +298,14 @@ def test_chart_series_in_release_order_with_gaps() -> None:
 def test_committed_timeline_is_consistent_with_its_runs() -> None:
     """Stored outcomes and transitions are what the code derives from the stored runs, and
     timeline.md is rendered from timeline.json byte for byte."""
-    path = RESULTS / timeline.FILENAME
+    path = RESULTS / records.FILENAME
     data = json.loads(path.read_text(encoding="utf-8"))
-    loaded = timeline.load(path)
+    loaded = records.load(path)
     assert [v.to_json()["outcomes"] for v in loaded.versions] == [
         v["outcomes"] for v in data["versions"]
     ]
-    assert loaded.transitions == timeline.transitions(loaded.versions)
-    rendered = "\n".join(timeline_report.render(loaded)).rstrip() + "\n"
+    assert loaded.transitions == records.transitions(loaded.versions)
+    rendered = "\n".join(render.markdown(loaded)).rstrip() + "\n"
     assert rendered == (RESULTS / "timeline.md").read_text(encoding="utf-8")
     assert (RESULTS / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -288,6 +318,7 @@ def test_committed_timeline_is_consistent_with_its_runs() -> None:
         (["--versions", "3.2.0", "-s", "no-such"], "no scenario matches 'no-such'"),
         (["--from", "three"], "--from 'three' is not a release number"),
         (["--versions", "3.2.0", "-r", "0"], "argument -r/--repetitions: 0 must be at least 1"),
+        (["--versions", "3.2.0", "--timeout", "nan"], "argument --timeout: nan must be a finite"),
         (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
@@ -295,13 +326,41 @@ def test_bad_input_is_one_line_and_exit_2(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     try:
-        code = bisect.main(args)
+        code = cli.main(args)
     except SystemExit as exc:  # argparse's own errors
         code = int(str(exc.code))
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1, err
     assert message in err
+
+
+def test_render_without_a_timeline_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--render", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"python -m repro.timeline: error: no {tmp_path / records.FILENAME}; "
+        "run `nox -s timeline` first\n"
+    )
+
+
+def test_render_redraws_the_committed_views_from_the_json(tmp_path: Path) -> None:
+    """`--render` on a copy of the committed timeline.json writes the committed timeline.md
+    byte for byte, and a PNG."""
+    pytest.importorskip("matplotlib", reason="the timeline session installs it, tests do not")
+    (tmp_path / records.FILENAME).write_bytes((RESULTS / records.FILENAME).read_bytes())
+    assert cli.main(["--render", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "timeline.md").read_text(encoding="utf-8") == (
+        RESULTS / "timeline.md"
+    ).read_text(encoding="utf-8")
+    assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "timeline.json",
+        "timeline.md",
+        "timeline.png",
+    ]
 
 
 def test_install_commands_use_uv_or_fall_back_to_venv(tmp_path: Path) -> None:
@@ -330,9 +389,9 @@ def test_a_cached_environment_is_reused_without_installing(tmp_path: Path) -> No
 
 @pytest.mark.xdist_group("processes")
 def test_a_failed_install_is_recorded_not_raised(tmp_path: Path) -> None:
-    args = bisect.build_parser().parse_args(["--envs", str(tmp_path), "--versions", "3.6.1"])
-    release = bisect.measure("3.6.1", [SEQ_NONE], args, "/bin/false")
-    assert release.status == timeline.INSTALL_FAILED
+    settings = measure.Settings(envs=tmp_path, python=sys.executable, uv="/bin/false")
+    release = measure.release("3.6.1", [SEQ_NONE], settings)
+    assert release.status == records.INSTALL_FAILED
     assert release.error is not None
     assert "exited 1" in release.error
     assert release.runs == []
@@ -350,8 +409,8 @@ def test_an_import_failure_is_recorded_with_its_message(tmp_path: Path) -> None:
         "#!/bin/sh\necho 'ImportError: numpy.core.multiarray failed to import' >&2\nexit 1\n"
     )
     python.chmod(python.stat().st_mode | stat.S_IXUSR)
-    args = bisect.build_parser().parse_args(["--envs", str(tmp_path), "--versions", "3.6.1"])
-    release = bisect.measure("3.6.1", [SEQ_NONE], args, None)
-    assert release.status == timeline.IMPORT_FAILED
+    settings = measure.Settings(envs=tmp_path, python=sys.executable, uv=None)
+    release = measure.release("3.6.1", [SEQ_NONE], settings)
+    assert release.status == records.IMPORT_FAILED
     assert release.error == "ImportError: numpy.core.multiarray failed to import"
     assert release.environment == "reused"

@@ -1,4 +1,5 @@
-"""Markdown for the release timeline, rendered from ``results/timeline.json`` alone.
+"""Markdown for the release timeline, rendered from ``results/timeline.json`` alone: the whole
+``timeline.md``, and the same lines as the report's timeline section.
 
 Same JSON in, same lines out: nothing reads the clock or the environment.
 """
@@ -7,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro import timeline
-from repro.timeline import Release, ScenarioOutcome, Timeline, Transition
+from repro.timeline import records
+from repro.timeline.records import Release, ScenarioOutcome, Timeline, Transition
 
 MARKS = {"exact": "✓", "racy": "≈", "loses-points": "✗"}
 
@@ -30,10 +31,10 @@ def _cell(o: ScenarioOutcome) -> str:
     if o.runs == 0:
         return f"no data ({o.errors} runs failed)"
     runs = " · ".join(f"{m}/{d}" for m, d in zip(o.missing, o.duplicates))
-    mark = MARKS.get(o.behaviour, "?")
+    mark = MARKS.get(o.measured, "?")
     errors = f" +{o.errors} err" if o.errors else ""
     flag = f" ‼ expected `{o.expected}`" if o.agrees is False else ""
-    return f"{mark} `{o.behaviour}` {runs}{errors}{flag}"
+    return f"{mark} `{o.measured}` {runs}{errors}{flag}"
 
 
 def _one_line(text: str | None) -> str:
@@ -46,20 +47,21 @@ def _release_row(release: Release, scenario_ids: list[str]) -> str:
     if not release.measured:
         cause = f"{release.status}: {_one_line(release.error)}"
         return f"| {release.version} | {cause} |" + " |" * (len(scenario_ids) - 1)
-    found = {o.scenario: o for o in timeline.outcomes(release.version, release.runs)}
+    found = {o.scenario: o for o in records.outcomes(release.version, release.runs)}
     cells = [_cell(found[s]) if s in found else "not run" for s in scenario_ids]
     return f"| {release.version} | " + " | ".join(cells) + " |"
 
 
-def render(data: Timeline) -> list[str]:
+def markdown(data: Timeline) -> list[str]:
+    """The lines of ``timeline.md``."""
     releases = data.versions
     scenario_ids = list(data.scenarios)
     labels = dict.fromkeys(scenario_ids, "")
     for release in releases:
-        for o in timeline.outcomes(release.version, release.runs):
+        for o in records.outcomes(release.version, release.runs):
             labels[o.scenario] = _label(o)
     measured = [r for r in releases if r.measured]
-    out = [f"## Release timeline: Optuna {data.range[0]} to {data.range[1]}", ""]
+    out = [f"## Release timeline: Optuna {data.span[0]} to {data.span[1]}", ""]
     out.append(
         f"{len(releases)} releases ({data.listed_by}), {len(measured)} measured; "
         f"{len(scenario_ids)} scenarios x {data.repetitions} runs in one environment per "
@@ -86,8 +88,8 @@ def render(data: Timeline) -> list[str]:
         for t in moved:
             gap = f" ({', '.join(t.unmeasured)} not measured in between)" if t.unmeasured else ""
             out.append(
-                f"- **{labels.get(t.scenario) or t.scenario}**: `{t.from_behaviour}` on "
-                f"{t.from_version} → `{t.to_behaviour}` on {t.to_version} ({t.direction}){gap}"
+                f"- **{labels.get(t.scenario) or t.scenario}**: `{t.from_outcome}` on "
+                f"{t.from_version} → `{t.to_outcome}` on {t.to_version} ({t.direction}){gap}"
             )
         out.append("")
         out.append(change)
@@ -126,7 +128,7 @@ def _environments(data: Timeline) -> list[str]:
 
 def render_section(results_dir: Path) -> list[str]:
     """The timeline section for the report, or no lines when no timeline was measured."""
-    path = results_dir / timeline.FILENAME
+    path = results_dir / records.FILENAME
     if not path.exists():
         return []
-    return render(timeline.load(path))
+    return markdown(records.load(path))

@@ -1,8 +1,8 @@
-"""The release timeline as plain records: what each release measured, the behaviour that shows,
-and where it changed.
+"""The timeline's JSON records and their schema: what each release measured, the outcome each
+scenario shows there, and where the outcome changed.
 
-Nothing here imports Optuna or runs anything; ``bisect.py`` measures, ``timeline_report.py``
-and ``timeline_plot.py`` render from ``timeline.json`` alone.
+Nothing here imports Optuna or runs anything; ``measure.py`` makes the records, ``render.py``
+and ``plot.py`` draw them from ``timeline.json`` alone.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro import expectations, upstream_changes
-from repro.jsonfile import from_fields, load_json, write_json
+from repro import expectations
+from repro.jsonfile import FormatError, from_fields, load_json, write_json
 from repro.results import RunRecord, version_key
+from repro.timeline import changes
 
-SCHEMA = 1
+# 2: `behaviour` became `measured`, `from_/to_behaviour` `from_/to_outcome`, `range` `span`.
+SCHEMA = 2
 FILENAME = "timeline.json"
 
 OK = "ok"
@@ -52,7 +54,7 @@ def _violations(
     return [v for r in runs for v in expectations.violations(r, version, row)]
 
 
-def behaviour(runs: Sequence[RunRecord], version: str) -> str:
+def classify(runs: Sequence[RunRecord], version: str) -> str:
     """The first outcome of the expectation table that every finished run agrees with, so that
     `exact`, `racy` and `loses-points` mean here what they mean there; NO_DATA when no run
     finished, MIXED when the runs fit no outcome."""
@@ -73,7 +75,7 @@ class ScenarioOutcome:
     mode: str
     seed_policy: str
     storage: str
-    behaviour: str
+    measured: str  # the outcome the runs show: one of OUTCOMES, NO_DATA or MIXED
     runs: int
     errors: int
     runs_with_missing: int
@@ -106,7 +108,7 @@ def outcomes(version: str, runs: Sequence[RunRecord]) -> list[ScenarioOutcome]:
                 mode=first.mode,
                 seed_policy=first.seed_policy,
                 storage=first.storage,
-                behaviour=behaviour(group, version),
+                measured=classify(group, version),
                 runs=len(finished),
                 errors=len(group) - len(finished),
                 runs_with_missing=sum(1 for r in finished if r.missing),
@@ -153,7 +155,7 @@ class Release:
 
 @dataclass(frozen=True)
 class Transition:
-    """A scenario's behaviour differs between two measured releases with none measured
+    """A scenario's outcome differs between two measured releases with none measured
     between them (releases that could not be measured are listed in ``unmeasured``)."""
 
     scenario: str
@@ -161,8 +163,8 @@ class Transition:
     seed_policy: str
     from_version: str
     to_version: str
-    from_behaviour: str
-    to_behaviour: str
+    from_outcome: str
+    to_outcome: str
     direction: str  # "worse" | "better" | "different"
     unmeasured: list[str]
     explained: bool
@@ -183,8 +185,8 @@ def _direction(before: str, after: str) -> str:
 
 
 def transitions(releases: Sequence[Release]) -> list[Transition]:
-    """For each scenario, every pair of consecutive measured releases whose behaviour differs:
-    the last release with the old behaviour and the first with the new, in both directions.
+    """For each scenario, every pair of consecutive measured releases whose outcome differs:
+    the last release with the old outcome and the first with the new, in both directions.
     Releases with no data for the scenario are skipped and named in ``unmeasured``."""
     ordered = sorted(releases, key=lambda r: version_key(r.version))
     scenarios: dict[str, ScenarioOutcome] = {}
@@ -196,17 +198,17 @@ def transitions(releases: Sequence[Release]) -> list[Transition]:
             scenarios.setdefault(o.scenario, o)
     out = []
     for scenario, first in scenarios.items():
-        last: tuple[str, str] | None = None  # (version, behaviour)
+        last: tuple[str, str] | None = None  # (version, outcome)
         gap: list[str] = []
         for release, found in per_release:
             here = found.get(scenario)
-            if not release.measured or here is None or here.behaviour == NO_DATA:
+            if not release.measured or here is None or here.measured == NO_DATA:
                 if last is not None:
                     gap.append(release.version)
                 continue
-            if last is not None and last[1] != here.behaviour:
-                why = upstream_changes.explain(
-                    first.mode, first.seed_policy, last[0], last[1], release.version, here.behaviour
+            if last is not None and last[1] != here.measured:
+                why = changes.explain(
+                    first.mode, first.seed_policy, last[0], last[1], release.version, here.measured
                 )
                 out.append(
                     Transition(
@@ -215,21 +217,21 @@ def transitions(releases: Sequence[Release]) -> list[Transition]:
                         seed_policy=first.seed_policy,
                         from_version=last[0],
                         to_version=release.version,
-                        from_behaviour=last[1],
-                        to_behaviour=here.behaviour,
-                        direction=_direction(last[1], here.behaviour),
+                        from_outcome=last[1],
+                        to_outcome=here.measured,
+                        direction=_direction(last[1], here.measured),
                         unmeasured=gap,
                         explained=why.explained,
                         change=why.change,
                     )
                 )
-            last, gap = (release.version, here.behaviour), []
+            last, gap = (release.version, here.measured), []
     return out
 
 
 @dataclass(frozen=True)
 class Timeline:
-    range: list[str]  # [first, last] release measured or attempted
+    span: list[str]  # [first, last] release measured or attempted
     versions: list[Release]
     transitions: list[Transition]
     scenarios: list[str]
@@ -265,4 +267,35 @@ def save(path: Path, timeline: Timeline) -> None:
 
 
 def load(path: Path) -> Timeline:
-    return Timeline.from_json(load_json(path, schema=SCHEMA))
+    """Read ``timeline.json``; a schema 1 file (a timeline measured before the renames) is
+    read too, with its fields renamed in memory."""
+    try:
+        return Timeline.from_json(load_json(path, schema=SCHEMA))
+    except FormatError as current:
+        try:
+            old = load_json(path, schema=1)
+        except FormatError:
+            raise current from None
+        return Timeline.from_json(from_schema_1(old))
+
+
+def from_schema_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema 1 timeline with the schema 2 field names; the measurements are untouched.
+    ``write_json(path, from_schema_1(load_json(path, schema=1)), schema=SCHEMA)`` migrates a
+    file and changes nothing else in it."""
+    out = {k: v for k, v in data.items() if k != "range"}
+    out["span"] = data["range"]
+    out["versions"] = [
+        {**v, "outcomes": [_renamed(o, behaviour="measured") for o in v.get("outcomes", [])]}
+        for v in data.get("versions", [])
+    ]
+    out["transitions"] = [
+        _renamed(t, from_behaviour="from_outcome", to_behaviour="to_outcome")
+        for t in data.get("transitions", [])
+    ]
+    out["schema"] = SCHEMA
+    return out
+
+
+def _renamed(record: dict[str, Any], **names: str) -> dict[str, Any]:
+    return {names.get(k, k): v for k, v in record.items()}
