@@ -397,20 +397,56 @@ def test_a_failed_install_is_recorded_not_raised(tmp_path: Path) -> None:
     assert release.runs == []
 
 
-@pytest.mark.xdist_group("processes")
-def test_an_import_failure_is_recorded_with_its_message(tmp_path: Path) -> None:
-    """A cached environment whose Python cannot import Optuna: the harness fails, the import
-    check names the cause."""
-    env = envs.env_dir(tmp_path, "3.6.1")
-    (env / "lib" / "python3.11" / "site-packages" / "optuna-3.6.1.dist-info").mkdir(parents=True)
+def broken_env(root: Path, version: str) -> None:
+    """A cached environment for ``version`` whose Python cannot import Optuna."""
+    env = envs.env_dir(root, version)
+    site = env / "lib" / "python3.11" / "site-packages"
+    (site / f"optuna-{version}.dist-info").mkdir(parents=True)
     (env / "bin").mkdir()
     python = env / "bin" / "python"
     python.write_text(
         "#!/bin/sh\necho 'ImportError: numpy.core.multiarray failed to import' >&2\nexit 1\n"
     )
     python.chmod(python.stat().st_mode | stat.S_IXUSR)
+
+
+@pytest.mark.xdist_group("processes")
+def test_an_import_failure_is_recorded_with_its_message(tmp_path: Path) -> None:
+    """A cached environment whose Python cannot import Optuna: the harness fails, the import
+    check names the cause."""
+    broken_env(tmp_path, "3.6.1")
     settings = measure.Settings(envs=tmp_path, python=sys.executable, uv=None)
     release = measure.release("3.6.1", [SEQ_NONE], settings)
     assert release.status == records.IMPORT_FAILED
     assert release.error == "ImportError: numpy.core.multiarray failed to import"
     assert release.environment == "reused"
+
+
+@pytest.mark.xdist_group("processes")
+def test_a_timeline_of_unmeasurable_releases_is_written_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole command on two cached environments that cannot import Optuna: both releases
+    are recorded as gaps, the three files are written, and the exit status says none was
+    measured."""
+    pytest.importorskip("matplotlib", reason="the timeline session installs it, tests do not")
+    for version in ("3.6.1", "3.6.2"):
+        broken_env(tmp_path / "envs", version)
+    out = tmp_path / "out"
+    args = ["--versions", "3.6.2", "3.6.1", "--envs", str(tmp_path / "envs"), "--out", str(out)]
+    assert cli.main([*args, "-s", SEQ_NONE]) == 1
+    written = records.load(out / records.FILENAME)
+    assert written.span == ["3.6.1", "3.6.2"]
+    assert [(r.version, r.status) for r in written.versions] == [
+        ("3.6.1", records.IMPORT_FAILED),
+        ("3.6.2", records.IMPORT_FAILED),
+    ]
+    assert (written.scenarios, written.transitions, written.listed_by) == (
+        [SEQ_NONE],
+        [],
+        "--versions",
+    )
+    markdown = (out / "timeline.md").read_text(encoding="utf-8")
+    assert "- **3.6.2** (import-failed): `ImportError: numpy.core.multiarray" in markdown
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "[2/2] 3.6.2: import-failed: ImportError" in capsys.readouterr().err
