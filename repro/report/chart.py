@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from repro.report.verdicts import pooled_mean
 from repro.results import ResultsFile, summarize
 from repro.scenarios import MODES, SEED_POLICIES
 
@@ -27,9 +28,7 @@ YLABELS = {
 def means(f: ResultsFile, mode: str, policy: str, field: str) -> float:
     """Mean over every run of (mode, policy) on every storage, errored runs left out."""
     rows = [s for s in summarize(f.runs) if s.mode == mode and s.seed_policy == policy]
-    runs = sum(s.runs for s in rows)
-    total = sum(getattr(s, f"{field}_mean") * s.runs for s in rows)
-    return total / runs if runs else 0.0
+    return pooled_mean(rows, f"{field}_mean")
 
 
 def write_chart(files: Sequence[ResultsFile], path: Path) -> None:
