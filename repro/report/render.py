@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from repro import expectations
-from repro.expectations import Expectation
+from repro.expectations import ALL_POLICIES, Expectation
 from repro.report import markdown as md
 from repro.report.chart import CHART_NAME
 from repro.report.verdicts import (
@@ -21,6 +20,7 @@ from repro.report.verdicts import (
 )
 from repro.results import ResultsFile, ScenarioSummary
 from repro.scenarios import UPSTREAM
+from repro.upstream_changes import GRID
 
 LEGEND = (
     "Each cell: **runs that lost grid points / runs** · mean missing points · mean duplicate "
@@ -72,9 +72,8 @@ def report(
         f"The #5489 pattern: {UPSTREAM.workers} worker processes started one after another on "
         "one SQLite file, each building `GridSampler(search_space)` without a seed and running "
         f"its share of a {found.grid_size}-point grid, the study capped at the grid size with "
-        "`MaxTrialsCallback` as in the report. Why: 3.4.0 shuffles the grid in every process "
-        "and takes the grid id from the trial number (PR #4918); 4.0.0 makes `seed=None` mean "
-        "seed 0 (PR #5490). Details, source lines and the other modes are below.",
+        f"`MaxTrialsCallback` as in the report.{_why_in_short(found)} Details, source lines and "
+        "the other modes are below.",
         "",
         f"![Mean missing and duplicate points per run]({CHART_NAME})",
         "",
@@ -90,7 +89,7 @@ def report(
         "Expected behaviour (from the source) and whether it held",
         _expected_section(found.expectations),
     )
-    out += _details("Why the versions differ", _why_section())
+    out += _details("Why the versions differ", _why_section(found))
     out += _details("Minimal reproductions", _scripts_section())
     out += _details("What was run, and on what", _setup_section(found.files))
     out += _faults_section(found)
@@ -139,6 +138,13 @@ def _what_to_do(w: WhatToDo) -> str:
         return "Nothing: no run lost a point."
     text = "; ".join(advice)
     return text[0].upper() + text[1:] + "."
+
+
+def _why_in_short(found: Findings) -> str:
+    """The changes behind the differences, by name only: ``_why_section`` tells them."""
+    if not found.changes:
+        return ""
+    return f" Why: {'; '.join(c.title for c in found.changes)}."
 
 
 def _cell(s: ScenarioSummary, violated: bool) -> str:
@@ -327,36 +333,33 @@ def _expected_section(verdicts: Sequence[RowVerdict]) -> list[str]:
     ]
 
 
-def _why_section() -> list[str]:
-    src = expectations.source
-    return [
-        "Read from `optuna/samplers/_grid.py` at each release's tag:",
-        "",
-        f"- **3.2.0** ([L113]({src('v3.2.0', 'L113')}), [L152]({src('v3.2.0', 'L152')}), "
-        f"[L221-L247]({src('v3.2.0', 'L221-L247')})): the grid is "
-        "`itertools.product(...)` in a fixed order, the same in every worker. Each new trial "
-        "reads all trials from the storage, removes grid ids that are finished or running, and "
-        "picks one of the rest at random. Workers therefore agree on what a grid id means; a "
-        "duplicate needs two workers to read the storage before either has written its "
-        "`grid_id` ([L154-L155]({}) ), which the `concurrent` and `threads` runs provoke. "
-        "A fixed seed makes that worse: workers with the same seed draw the same index from "
-        "the same candidate list.".format(src("v3.2.0", "L154-L155")),
-        f"- **3.4.0 to 3.6.x** ([L119-L120]({src('v3.6.1', 'L119-L120')}), "
-        f"[L136-L141]({src('v3.6.1', 'L136-L141')})): PR #4918 shuffles `_all_grids` in "
-        "`__init__` with `LazyRandomState(seed)`, and for the first `len(grid)` trials sets "
-        "`grid_id = trial.number` without looking at the storage. With `seed=None` every "
-        "process draws its own shuffle from OS entropy, so trial 7 in worker B names a "
-        "different point than grid id 7 would in worker A. All ids `0..n-1` get used once, "
-        "`after_trial` sees no unvisited id and stops the study, yet some points were never "
-        "evaluated and others twice: the duplicates in this report are all `col` (colliding "
-        "ids), never `id`.",
-        f"- **4.0.0 and later** ([L130-L131]({src('v5.0.0', 'L130-L131')})): PR #5490 "
-        "changes the default to `LazyRandomState(seed or 0)`, so every process shuffles the "
-        "grid identically unless it is given a different seed. The `grid_id = trial.number` "
-        "path stays, which is why per-worker seeds still lose points on the newest release "
-        "while `seed=None` and a shared seed are exact.",
+def _why_section(found: Findings) -> list[str]:
+    """The expectation rows of the oldest version, then each behavioural upstream change after
+    it: both texts are the records' own, told nowhere else."""
+    out = [
+        f"Read from `{GRID}` at each release's tag: what the oldest version measured does (its "
+        "rows of the expectation table), then each change between the versions measured that "
+        "can change which point a trial evaluates.",
         "",
     ]
+    if found.baseline:
+        oldest = found.versions[0].version
+        parts = [f"{_scope(row)}: {row.why} ({_sources(row.cite)})" for row in found.baseline]
+        out.append(f"- **{oldest}**: " + "; ".join(parts) + ".")
+    out += [f"- **{c.title}**: {c.summary}" for c in found.changes]
+    out.append("")
+    return out
+
+
+def _scope(row: Expectation) -> str:
+    modes = ", ".join(f"`{m}`" for m in sorted(row.modes))
+    if row.seed_policies == ALL_POLICIES:
+        return modes
+    return f"{modes} with seed policy {', '.join(f'`{p}`' for p in sorted(row.seed_policies))}"
+
+
+def _sources(urls: Sequence[str]) -> str:
+    return ", ".join(f"[{url.rsplit('#', 1)[-1]}]({url})" for url in urls)
 
 
 def _scripts_section() -> list[str]:

@@ -1,7 +1,9 @@
 """What the measurements say, decided once as plain data: per version the #5489 verdict and what
-to do, the common advice checked, whether each expectation row held, and the known faults hit.
+to do, the common advice checked, whether each expectation row held, the known faults hit, and
+the upstream changes between the versions measured.
 
-No Markdown here: ``render.py`` turns these records into text and decides nothing.
+No Markdown is made here (the upstream change records carry their own, cited text):
+``render.py`` turns these records into text and decides nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from repro import expectations
+from repro import expectations, upstream_changes
 from repro.expectations import Expectation
-from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize
+from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize, version_key
 from repro.scenarios import SEED_POLICIES, UPSTREAM
+from repro.upstream_changes import SourceChange
 
 UPSTREAM_PREFIX = f"{UPSTREAM.mode}-{UPSTREAM.seed_policy}-{UPSTREAM.storage}-"
 # Launch modes with one worker per process: where a seed policy decides the grid order.
@@ -132,6 +135,10 @@ class Findings:
     expectations: tuple[RowVerdict, ...]
     contradictions: Mapping[str, Mapping[str, tuple[str, ...]]]  # version -> scenario -> what
     faults: tuple[FaultHits, ...]
+    # The story of why the versions differ: the expectation rows of the oldest version measured,
+    # then the upstream changes that move its outcomes up to the newest.
+    baseline: tuple[Expectation, ...]
+    changes: tuple[SourceChange, ...]
 
     @property
     def grid_size(self) -> int:
@@ -180,6 +187,7 @@ def decide(files: Sequence[ResultsFile]) -> Findings:
         for key, rows in pooled(summaries[f.optuna_version]).items():
             if rows and not any(r.runs_with_missing or r.runs_with_duplicates for r in rows):
                 exact_on.setdefault(key, []).append(f.optuna_version)
+    versions = [f.optuna_version for f in files]
     return Findings(
         files=files,
         summaries=summaries,
@@ -188,6 +196,8 @@ def decide(files: Sequence[ResultsFile]) -> Findings:
         expectations=tuple(_row_verdict(row, files) for row in expectations.TABLE),
         contradictions={f.optuna_version: _contradictions(f) for f in files},
         faults=_faults(files),
+        baseline=_baseline(versions[0]) if versions else (),
+        changes=_changes(versions[0], versions[-1]) if versions else (),
     )
 
 
@@ -312,3 +322,18 @@ def _faults(files: Sequence[ResultsFile]) -> tuple[FaultHits, ...]:
                 hits.setdefault(fault.name, []).append(f"{f.optuna_version} {_run_id(run)}")
                 cites[fault.name] = fault.cite
     return tuple(FaultHits(name, cites[name], tuple(runs)) for name, runs in sorted(hits.items()))
+
+
+def _baseline(version: str) -> tuple[Expectation, ...]:
+    """The expectation rows that hold on ``version``: what its code does, before any change."""
+    key = version_key(version)
+    return tuple(
+        row
+        for row in expectations.TABLE
+        if version_key(row.since) <= key and (row.until is None or key < version_key(row.until))
+    )
+
+
+def _changes(oldest: str, newest: str) -> tuple[SourceChange, ...]:
+    """The upstream changes between two releases that can change which point a trial gets."""
+    return tuple(c for c in upstream_changes.in_window(oldest, newest) if c.behavioural)
