@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from repro.expectations import ALL_POLICIES, Expectation
+from repro.expectations import ALL_POLICIES, GRID, Expectation
 from repro.report import markdown as md
 from repro.report.chart import CHART_NAME
 from repro.report.verdicts import (
@@ -20,7 +20,6 @@ from repro.report.verdicts import (
 )
 from repro.results import ResultsFile, ScenarioSummary
 from repro.scenarios import UPSTREAM
-from repro.upstream_changes import GRID
 
 LEGEND = (
     "Each cell: **runs that lost grid points / runs** · mean missing points · mean duplicate "

@@ -15,7 +15,7 @@ from typing import Literal
 
 from repro import expectations, upstream_changes
 from repro.expectations import Expectation
-from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize, version_key
+from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize
 from repro.scenarios import SEED_POLICIES, UPSTREAM
 from repro.upstream_changes import SourceChange
 
@@ -169,7 +169,7 @@ def _tally(rows: Sequence[ScenarioSummary]) -> Tally:
 def _examples(f: ResultsFile, mode: str, policy: str) -> Examples:
     """Runs of (mode, policy) that lost points."""
     ids = [
-        f"{r.scenario} r{r.repetition}"
+        _run_id(r)
         for r in f.runs
         if r.mode == mode and r.seed_policy == policy and r.error is None and r.missing > 0
     ]
@@ -326,11 +326,10 @@ def _faults(files: Sequence[ResultsFile]) -> tuple[FaultHits, ...]:
 
 def _baseline(version: str) -> tuple[Expectation, ...]:
     """The expectation rows that hold on ``version``: what its code does, before any change."""
-    key = version_key(version)
     return tuple(
         row
         for row in expectations.TABLE
-        if version_key(row.since) <= key and (row.until is None or key < version_key(row.until))
+        if any(row.covers(version, m, p) for m in row.modes for p in row.seed_policies)
     )
 
 
