@@ -173,3 +173,21 @@ def test_why_the_versions_differ_is_told_by_the_records() -> None:
             continue
         assert "PR #" not in row.why
         assert any(c.release == row.since and c.behavioural for c in upstream_changes.CHANGES)
+
+
+def test_chart_bars_are_the_matrix_runs_only() -> None:
+    """Corpus runs (other grids, own section) do not move the chart, as they do not move the
+    tables; the bars are the tables' means."""
+    import dataclasses
+
+    from repro.report import chart
+    from repro.report.verdicts import decide
+
+    files = results.load_all(RESULTS)
+    assert any(r.case_id is not None for f in files for r in f.runs), "no corpus runs to leave out"
+    matrix = [dataclasses.replace(f, runs=[r for r in f.runs if r.case_id is None]) for f in files]
+    bars = chart.bars(decide(files))
+    assert bars == chart.bars(decide(matrix))
+    # 3.6.1, sequential, no seed: 7, 7.5, 7.5, 7.5, 8 missing on the five storages (the table).
+    assert bars["missing", "sequential", "3.6.1"][0] == 7.5
+    assert bars["missing", "sequential", "3.2.0"] == [0, 0, 0]
