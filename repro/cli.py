@@ -383,7 +383,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     write_atomic(out, report.render_dir(args.results))
     print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
     try:
-        from repro.chart import CHART_NAME, write_chart
+        from repro.report.chart import CHART_NAME, write_chart
 
         write_chart(files, out.parent / CHART_NAME)
         print(f"wrote {out.parent / CHART_NAME}", file=sys.stderr)

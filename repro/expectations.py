@@ -39,6 +39,9 @@ class Expectation:
     modes: frozenset[str]
     seed_policies: frozenset[str]
     outcome: str  # exact | loses-points | racy
+    # What the code at these releases means for these modes and seed policies. The upstream
+    # change that starts a row (every ``since`` after 3.2.0) is told once, in
+    # repro/timeline/changes.py as the change released at ``since``; ``why`` does not repeat it.
     why: str
     cite: tuple[str, ...]
 
@@ -79,7 +82,8 @@ TABLE: tuple[Expectation, ...] = (
         ALL_POLICIES,
         "racy",
         "unshuffled grid, so ids agree; the pick reads the storage and writes its grid_id "
-        "later, so overlapping workers can pick the same id (#4627, #2039)",
+        "later, so overlapping workers can pick the same id (#4627, #2039), more often with a "
+        "shared seed: the workers then draw the same index from the same candidates",
         (_V320, source("v3.2.0", "L154-L155")),
     ),
     Expectation(
@@ -88,9 +92,8 @@ TABLE: tuple[Expectation, ...] = (
         PROCESS_MODES,
         frozenset({"none", "per-worker"}),
         "loses-points",
-        "each worker shuffles the grid with its own RNG (seed None: OS entropy) and takes "
-        "grid_id = trial.number, so the same id means different points in different workers "
-        "(PR #4918; reported as #5489)",
+        "the workers' shuffles differ (seed None: OS entropy), so the same grid id means "
+        "different points in different workers (reported as #5489)",
         (_V361_SHUFFLE, _V361_NUMBER),
     ),
     Expectation(
@@ -117,8 +120,7 @@ TABLE: tuple[Expectation, ...] = (
         PROCESS_MODES,
         frozenset({"none", "shared"}),
         "exact",
-        "seed None now means seed 0, so every worker shuffles the grid the same way "
-        "(PR #5490, the fix for #5489)",
+        "seed None and a shared seed both give every worker the same shuffle (the fix for #5489)",
         (_V500_SEED, _V500_NUMBER),
     ),
     Expectation(
@@ -127,8 +129,8 @@ TABLE: tuple[Expectation, ...] = (
         PROCESS_MODES,
         frozenset({"per-worker"}),
         "loses-points",
-        "different seeds still give different shuffles, and ids still come from trial numbers; "
-        "the 4.x docstring asks for a fixed seed in every process",
+        "different seeds still give different shuffles, so the same grid id still means "
+        "different points in different workers",
         (_V500_SEED, _V500_NUMBER),
     ),
 )

@@ -9,6 +9,8 @@ import struct
 import subprocess
 import sys
 
+import pytest
+
 from repro import report, results
 
 from .conftest import RESULTS, ROOT
@@ -87,3 +89,106 @@ def test_report_renders_as_github_markdown() -> None:
     width, height = struct.unpack(">II", png[16:24])
     assert 600 <= width <= 1000
     assert height < width
+
+
+def test_markdown_helper_builds_tables_folds_and_code_spans_that_parse() -> None:
+    """A code span holding a pipe and backticks stays one cell of a table inside a fold."""
+    from markdown_it import MarkdownIt
+
+    from repro.report import markdown as md
+
+    cell = md.code("x|`y`")
+    lines = md.details("<b>t</b>", [*md.table(["a", "b"], [["1", cell]]), ""])
+    assert lines[2:5] == ["| a | b |", "|---|---|", f"| 1 | {cell} |"]
+    html = MarkdownIt("commonmark").enable("table").render("\n".join(lines))
+    assert html.count("<td>") == 2
+    assert "<code>x|`y`</code>" in html
+    assert "<summary><b>t</b></summary>" in html
+
+
+def test_verdicts_are_plain_data_decided_from_the_json() -> None:
+    """What the report says per version is decided as frozen records without Markdown."""
+    import dataclasses
+
+    from repro.report.verdicts import AdviceChecked, Tally, VersionVerdict, decide
+
+    found = decide(results.load_all(RESULTS))
+    by_version = {v.version: v for v in found.versions}
+    records: list[VersionVerdict | AdviceChecked] = [*found.versions, *found.advice]
+    for record in records:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            record.version = "0"  # type: ignore[misc]
+        text = json.dumps(dataclasses.asdict(record))
+        assert not re.search(r"`|\*\*|\|", text), text
+    # #5489 as reported: 3.6.1 loses points without a seed; 3.2.0 and 5.0.0 do not.
+    assert by_version["3.6.1"].upstream == Tally(2, 2)
+    assert by_version["3.6.1"].what_to_do.seed_fix == "same-seed"
+    assert by_version["3.6.1"].what_to_do.exact_elsewhere == ("3.2.0", "5.0.0")
+    assert by_version["5.0.0"].what_to_do.seed_fix is None
+    assert by_version["5.0.0"].what_to_do.avoid_per_worker_seeds
+    assert by_version["3.2.0"].what_to_do.race_worse_with_shared_seed
+
+
+def test_advice_follows_the_measurements() -> None:
+    """The same version with every run clean gets no advice and passes every check."""
+    import dataclasses
+
+    from repro.report.verdicts import decide
+
+    f = next(f for f in results.load_all(RESULTS) if f.optuna_version == "5.0.0")
+    clean_runs = [
+        dataclasses.replace(
+            r, missing=0, duplicates=0, same_id_duplicates=0, colliding_id_duplicates=0
+        )
+        for r in f.runs
+    ]
+    clean = dataclasses.replace(f, runs=clean_runs)
+    (verdict,) = decide([clean]).versions
+    assert verdict.losing_pairs == 0
+    assert not verdict.what_to_do.avoid_per_worker_seeds
+    (advice,) = decide([clean]).advice
+    assert advice.seed.verdict == "not-needed"
+    assert advice.single_job.verdict == "not-needed"
+    assert advice.with_duplicates == 0
+    assert "Nothing: no run lost a point." in report.render([clean])
+
+
+def test_why_the_versions_differ_is_told_by_the_records() -> None:
+    """The report tells why from the upstream change records and the expectation rows, and a
+    row that starts at a later release refers to the change released there instead of
+    retelling it."""
+    from repro import expectations
+    from repro.timeline import changes as upstream_changes
+
+    text = (RESULTS / "report.md").read_text(encoding="utf-8")
+    why = text.split("<b>Why the versions differ</b>", 1)[1].split("</details>", 1)[0]
+    changes = [c for c in upstream_changes.in_window("3.2.0", "5.0.0") if c.behavioural]
+    assert [c.pull_request for c in changes] == [4918, 5490]
+    summary = text.split("## Summary", 1)[1].split("<details>", 1)[0]
+    for change in changes:
+        assert f"- **{change.title}**: {change.summary}\n" in why
+        assert change.title in summary
+    for row in expectations.TABLE:
+        if row.since == "3.2.0":
+            assert row.why in why
+            continue
+        assert "PR #" not in row.why
+        assert any(c.release == row.since and c.behavioural for c in upstream_changes.CHANGES)
+
+
+def test_chart_bars_are_the_matrix_runs_only() -> None:
+    """Corpus runs (other grids, own section) do not move the chart, as they do not move the
+    tables; the bars are the tables' means."""
+    import dataclasses
+
+    from repro.report import chart
+    from repro.report.verdicts import decide
+
+    files = results.load_all(RESULTS)
+    assert any(r.case_id is not None for f in files for r in f.runs), "no corpus runs to leave out"
+    matrix = [dataclasses.replace(f, runs=[r for r in f.runs if r.case_id is None]) for f in files]
+    bars = chart.bars(decide(files))
+    assert bars == chart.bars(decide(matrix))
+    # 3.6.1, sequential, no seed: 7, 7.5, 7.5, 7.5, 8 missing on the five storages (the table).
+    assert bars["missing", "sequential", "3.6.1"][0] == 7.5
+    assert bars["missing", "sequential", "3.2.0"] == [0, 0, 0]

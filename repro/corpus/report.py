@@ -5,7 +5,6 @@ next to the corpus. Same JSON in, same lines out; no Optuna, no Hypothesis, no c
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -13,6 +12,7 @@ from typing import Any, NamedTuple
 from repro.corpus import judge, outcomes
 from repro.corpus.cases import Case, Corpus, CorpusError, decode_space, load, space_literal
 from repro.corpus.outcomes import CorpusResults, ShrinkOutcome
+from repro.report import markdown as md
 from repro.results import ResultsFile, RunRecord
 from repro.scenarios import MODES, SEED_POLICIES
 
@@ -23,14 +23,6 @@ MARKS = {
     judge.KNOWN_FAULT: "fault",
     judge.UNPROBED: "unprobed",
 }
-
-
-def _code(text: str) -> str:
-    """An inline code span that survives any text inside a Markdown table cell."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
 
 
 def _share(row: dict[str, Any]) -> str:
@@ -117,59 +109,66 @@ def _intro(corpus: Corpus, rows: Sequence[Replayed]) -> list[str]:
 
 
 def _summary(versions: Sequence[str], tallies: dict[str, dict[str, Any]]) -> list[str]:
-    out = [
+    headers = [
+        "Optuna",
+        "seed policy",
+        "cases",
+        "property fails",
+        "with missing points",
+        "with duplicates",
+        "mean missing",
+        "mean duplicates",
+        "mean lost (as recorded)",
+        "alike",
+        "errors · faults",
+    ]
+    rows = [
+        [
+            v,
+            row["seed_policy"],
+            str(row["cases"]),
+            _share(row),
+            str(row["with_missing"]),
+            str(row["with_duplicates"]),
+            f"{row['missing_mean']:g}",
+            f"{row['duplicates_mean']:g}",
+            f"{row['lost_mean']:g}",
+            str(row["with_collapsed_values"]),
+            f"{row['errors']} · {row['known_faults']}",
+        ]
+        for v in versions
+        for row in tallies[v]["by_policy"]
+    ]
+    return [
         "### Summary per version and seed policy",
         "",
-        "| Optuna | seed policy | cases | property fails | with missing points | with "
-        "duplicates | mean missing | mean duplicates | mean lost (as recorded) | alike | "
-        "errors · faults |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for v in versions:
-        for row in tallies[v]["by_policy"]:
-            out.append(
-                f"| {v} | {row['seed_policy']} | {row['cases']} | {_share(row)} | "
-                f"{row['with_missing']} | {row['with_duplicates']} | {row['missing_mean']:g} | "
-                f"{row['duplicates_mean']:g} | {row['lost_mean']:g} | "
-                f"{row['with_collapsed_values']} | {row['errors']} · {row['known_faults']} |"
-            )
-    out.append("")
-    out.append(
+        *md.table(headers, rows),
+        "",
         "`property fails` = failing cases / cases that finished (`+k err` = cases that "
-        "crashed); means are over the cases that finished."
-    )
-    out.append("")
-    return out
+        "crashed); means are over the cases that finished.",
+        "",
+    ]
 
 
 def _by_mode(versions: Sequence[str], tallies: dict[str, dict[str, Any]]) -> list[str]:
-    out = [
+    rows = [
+        [v, mode, *(_share(row) for row in tallies[v]["by_mode"] if row["mode"] == mode)]
+        for v in versions
+        for mode in MODES
+    ]
+    return [
         "### Property failures by launch mode",
         "",
-        "| Optuna | mode | " + " | ".join(SEED_POLICIES) + " |",
-        "|---|---|" + "---|" * len(SEED_POLICIES),
+        *md.table(["Optuna", "mode", *SEED_POLICIES], rows),
+        "",
     ]
-    for v in versions:
-        for mode in MODES:
-            cells = [_share(row) for row in tallies[v]["by_mode"] if row["mode"] == mode]
-            out.append(f"| {v} | {mode} | " + " | ".join(cells) + " |")
-    out.append("")
-    return out
 
 
 def _by_dimension(
     versions: Sequence[str], tallies: dict[str, dict[str, Any]], key: str, label: str
 ) -> list[str]:
     heads = [f"{v} {p}" for v in versions for p in SEED_POLICIES]
-    out = [
-        f"### Property failures by {label}",
-        "",
-        "Each cell: failing cases / cases that finished · mean grid points lost (the grid as "
-        "Optuna records it).",
-        "",
-        f"| {label} | " + " | ".join(heads) + " |",
-        "|---|" + "---|" * len(heads),
-    ]
+    rows = []
     first = tallies[versions[0]][key] if versions else []
     groups = sorted({_group(row) for row in first}, key=lambda g: tuple(int(x) for x in g))
     for group in groups:
@@ -181,9 +180,16 @@ def _by_dimension(
                 )
                 cells.append(f"{_share(row)} · {row['lost_mean']:g}" if row["cases"] else "-")
         name = group[0] if len(group) == 1 or group[0] == group[1] else f"{group[0]} to {group[1]}"
-        out.append(f"| {name} | " + " | ".join(cells) + " |")
-    out.append("")
-    return out
+        rows.append([name, *cells])
+    return [
+        f"### Property failures by {label}",
+        "",
+        "Each cell: failing cases / cases that finished · mean grid points lost (the grid as "
+        "Optuna records it).",
+        "",
+        *md.table([label, *heads], rows),
+        "",
+    ]
 
 
 def _group(row: dict[str, Any]) -> tuple[str, ...]:
@@ -224,7 +230,7 @@ def _outcome(version: str, s: ShrinkOutcome) -> list[str]:
     check = s.snippet_check or {}
     space = space_literal(decode_space(s.space))
     return [
-        f"{head}: {_code(space)} with {s.workers} workers ({s.grid_size} grid points), "
+        f"{head}: {md.code(space)} with {s.workers} workers ({s.grid_size} grid points), "
         f"after {s.examples} runs in {s.seconds:g} s (Hypothesis {s.hypothesis}, "
         f"seed {s.hypothesis_seed}). Confirmation run: {c['outcome']}, {c['trials']} trials, "
         f"{c['missing']} missing, {c['duplicates']} duplicates ({c['same_id_duplicates']} same "
@@ -261,28 +267,28 @@ def _cases(
     corpus: Corpus, rows: Sequence[Replayed], tallies: dict[str, dict[str, Any]]
 ) -> list[str]:
     runs = {v: judge.case_runs(corpus.cases, r) for v, r, _ in rows}
-    out = [
-        f"<details><summary>Every case ({len(corpus.cases)}): verdict · missing · duplicates"
-        "</summary>",
-        "",
-        "`✓`/`✗` = property holds/fails, then missing points · duplicate evaluations (`id` = "
-        "same grid id, `col` = colliding ids) as the harness counts them, and `alike` = grid "
-        "points Optuna records as another, equal value.",
-        "",
-        "| case | mode · seed policy · workers | grid | search space | "
-        + " | ".join(v for v, _, _ in rows)
-        + " |",
-        "|---|---|---|---|" + "---|" * len(rows),
-    ]
-    for case in corpus.cases:
-        cells = [
-            _cell(runs[v].get(case.id), tallies[v]["verdicts"].get(case.id)) for v, _, _ in rows
+    table = [
+        [
+            case.id,
+            _label(case),
+            str(case.grid_size),
+            md.code(space_literal(case.space)),
+            *(_cell(runs[v].get(case.id), tallies[v]["verdicts"].get(case.id)) for v, _, _ in rows),
         ]
-        out.append(
-            f"| {case.id} | {_label(case)} | {case.grid_size} | {_code(space_literal(case.space))}"
-            " | " + " | ".join(cells) + " |"
-        )
-    out.extend(["", "</details>", ""])
+        for case in corpus.cases
+    ]
+    headers = ["case", "mode · seed policy · workers", "grid", "search space"]
+    out = md.details(
+        f"Every case ({len(corpus.cases)}): verdict · missing · duplicates",
+        [
+            "`✓`/`✗` = property holds/fails, then missing points · duplicate evaluations (`id` = "
+            "same grid id, `col` = colliding ids) as the harness counts them, and `alike` = grid "
+            "points Optuna records as another, equal value.",
+            "",
+            *md.table([*headers, *(v for v, _, _ in rows)], table),
+            "",
+        ],
+    )
     errors = [
         f"- {v} {case_id}: {record.error.strip().splitlines()[-1]}"
         for v, _, _ in rows

@@ -1,7 +1,8 @@
 """The report's PNG: mean missing and duplicate points by version, seed policy and launch mode.
 
-Reads only results files. matplotlib is imported here alone, so the rest of the package (and
-the test environments) do not need it.
+Reads only results files, and only their matrix runs, as the report's tables do (corpus runs
+have other grids and a section of their own). matplotlib is imported here alone, so the rest of
+the package (and the test environments) do not need it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro.results import ResultsFile, summarize
+from repro.report.verdicts import Findings, decide, pooled, pooled_mean
+from repro.results import ResultsFile
 from repro.scenarios import MODES, SEED_POLICIES
 
 CHART_NAME = "report-chart.png"
@@ -24,12 +26,21 @@ YLABELS = {
 }
 
 
-def means(f: ResultsFile, mode: str, policy: str, field: str) -> float:
-    """Mean over every run of (mode, policy) on every storage, errored runs left out."""
-    rows = [s for s in summarize(f.runs) if s.mode == mode and s.seed_policy == policy]
-    runs = sum(s.runs for s in rows)
-    total = sum(getattr(s, f"{field}_mean") * s.runs for s in rows)
-    return total / runs if runs else 0.0
+FIELDS = ("missing", "duplicates")
+
+
+def bars(found: Findings) -> dict[tuple[str, str, str], list[float]]:
+    """(field, mode, version) -> the mean of ``field`` per run for each seed policy, over every
+    storage."""
+    out: dict[tuple[str, str, str], list[float]] = {}
+    for version, summaries in found.summaries.items():
+        groups = pooled(summaries)
+        for field in FIELDS:
+            for mode in MODES:
+                out[field, mode, version] = [
+                    pooled_mean(groups.get((mode, p), []), f"{field}_mean") for p in SEED_POLICIES
+                ]
+    return out
 
 
 def write_chart(files: Sequence[ResultsFile], path: Path) -> None:
@@ -38,13 +49,15 @@ def write_chart(files: Sequence[ResultsFile], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    found = decide(files)
+    heights = bars(found)
     fig, axes = plt.subplots(2, len(MODES), figsize=(9, 5.2), dpi=100, sharey="row")
     width = 0.8 / max(1, len(files))
-    for row, field in enumerate(("missing", "duplicates")):
+    for row, field in enumerate(FIELDS):
         for col, mode in enumerate(MODES):
             ax = axes[row][col]
-            for i, f in enumerate(files):
-                values = [means(f, mode, p, field) for p in SEED_POLICIES]
+            for i, f in enumerate(found.files):
+                values = heights[field, mode, f.optuna_version]
                 xs = [x + (i - (len(files) - 1) / 2) * width for x in range(len(SEED_POLICIES))]
                 ax.bar(xs, values, width, label=f"Optuna {f.optuna_version}")
             ax.set_xticks(range(len(SEED_POLICIES)), list(SEED_POLICIES))
@@ -56,8 +69,9 @@ def write_chart(files: Sequence[ResultsFile], path: Path) -> None:
             if col == 0:
                 ax.set_ylabel(YLABELS[field])
             ax.grid(axis="y", alpha=0.3)
-    grid = files[0].runs[0].grid_size if files and files[0].runs else 0
-    fig.suptitle(f"GridSampler, {grid}-point grid: points never evaluated / evaluated twice")
+    fig.suptitle(
+        f"GridSampler, {found.grid_size}-point grid: points never evaluated / evaluated twice"
+    )
     axes[0][-1].legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

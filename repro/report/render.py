@@ -1,0 +1,423 @@
+"""The report's Markdown, from the records ``verdicts.decide`` returns: it formats, and decides
+nothing. Same records in, same lines out: everything is sorted and nothing reads the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from repro.expectations import ALL_POLICIES, GRID, Expectation
+from repro.report import markdown as md
+from repro.report.chart import CHART_NAME
+from repro.report.verdicts import (
+    AdviceChecked,
+    Examples,
+    Findings,
+    RowVerdict,
+    SeedCheck,
+    SingleJobCheck,
+    Tally,
+    WhatToDo,
+)
+from repro.results import ResultsFile, ScenarioSummary
+from repro.scenarios import UPSTREAM
+
+LEGEND = (
+    "Each cell: **runs that lost grid points / runs** · mean missing points · mean duplicate "
+    "evaluations, then the mean split of the duplicates: `id` = the same grid id evaluated "
+    "again, `col` = different grid ids that mapped to the same values (workers disagreeing on "
+    "the grid order). `✓` = no run lost or repeated a point; `✗` = some run lost points. "
+    "Expected outcomes come from `repro/expectations.py`; a cell that contradicts its "
+    "expectation is marked `‼`."
+)
+
+SCRIPTS = (
+    ("lost_points_5489.py", "the #5489 pattern: workers without a seed, one after another"),
+    ("lost_points_per_worker_seed.py", "workers with different seeds, one after another"),
+)
+
+
+def report(
+    found: Findings, timeline_section: Sequence[str] = (), corpus_section: Sequence[str] = ()
+) -> str:
+    versions = [v.version for v in found.versions]
+    out: list[str] = [
+        f"# GridSampler with several workers on Optuna {', '.join(versions)}",
+        "",
+        "Does `GridSampler` evaluate every grid point exactly once when several workers share "
+        "one study (optuna/optuna#5489)? Measured with real worker processes on real storages "
+        "by [optuna-grid-repro](../README.md); every number below is in the JSON files next to "
+        "this report.",
+        "",
+        "## Summary",
+        "",
+        *md.table(
+            [
+                "Optuna",
+                "#5489 pattern: runs that lost points",
+                "(mode, seed policy) pairs that lost points",
+                "what to do",
+            ],
+            (
+                [
+                    md.bold(v.version),
+                    _tally(v.upstream) if v.upstream else "not run",
+                    f"{v.losing_pairs} of {v.pairs}",
+                    _what_to_do(v.what_to_do),
+                ]
+                for v in found.versions
+            ),
+        ),
+        "",
+        f"The #5489 pattern: {UPSTREAM.workers} worker processes started one after another on "
+        "one SQLite file, each building `GridSampler(search_space)` without a seed and running "
+        f"its share of a {found.grid_size}-point grid, the study capped at the grid size with "
+        f"`MaxTrialsCallback` as in the report.{_why_in_short(found)} Details, source lines and "
+        "the other modes are below.",
+        "",
+        f"![Mean missing and duplicate points per run]({CHART_NAME})",
+        "",
+    ]
+    out += _details("Results by scenario", _scenario_table(found))
+    for section in (timeline_section, corpus_section):
+        if section:
+            heading, *body = section
+            out += _details(heading.lstrip("# "), body)
+    out += _details("Uncertainty over repetitions", _uncertainty_table(found))
+    out += _details("Advice checked against the measurements", _advice_checked(found))
+    out += _details(
+        "Expected behaviour (from the source) and whether it held",
+        _expected_section(found.expectations),
+    )
+    out += _details("Why the versions differ", _why_section(found))
+    out += _details("Minimal reproductions", _scripts_section())
+    out += _details("What was run, and on what", _setup_section(found.files))
+    out += _faults_section(found)
+    problems = [
+        p
+        for by_scenario in found.contradictions.values()
+        for ps in by_scenario.values()
+        for p in ps
+    ]
+    if problems:
+        out += ["## Runs that contradict the expectation table", ""]
+        out += [f"- {p}" for p in problems]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _details(title: str, body: list[str]) -> list[str]:
+    return md.details(f"<b>{title}</b>", body)
+
+
+def _tally(t: Tally) -> str:
+    return f"{t.lost}/{t.runs}"
+
+
+def _examples(e: Examples) -> str:
+    return ", ".join(md.code(i) for i in e.run_ids) + (", ..." if e.more else "")
+
+
+def _what_to_do(w: WhatToDo) -> str:
+    advice = []
+    if w.seed_fix:
+        fix = {
+            "same-seed": "pass the same `seed` to `GridSampler` in every worker",
+            "upgrade": "upgrade",
+        }[w.seed_fix]
+        elsewhere = f" (or use {', '.join(w.exact_elsewhere)})" if w.exact_elsewhere else ""
+        advice.append(fix + elsewhere)
+    if w.avoid_per_worker_seeds:
+        advice.append("never give workers different seeds")
+    if w.same_id_race:
+        text = "expect overlapping workers to pick the same grid id now and then"
+        if w.race_worse_with_shared_seed:
+            text += ", more often with a shared seed"
+        advice.append(text + (f" (not on {', '.join(w.race_free_on)})" if w.race_free_on else ""))
+    if not advice:
+        return "Nothing: no run lost a point."
+    text = "; ".join(advice)
+    return text[0].upper() + text[1:] + "."
+
+
+def _why_in_short(found: Findings) -> str:
+    """The changes behind the differences, by name only: ``_why_section`` tells them."""
+    if not found.changes:
+        return ""
+    return f" Why: {'; '.join(c.title for c in found.changes)}."
+
+
+def _cell(s: ScenarioSummary, violated: bool) -> str:
+    if s.runs == 0:
+        return f"error ({s.errors} runs)"
+    mark = "✗" if s.runs_with_missing else ("✓" if not s.runs_with_duplicates else "≈")
+    sources = []
+    if s.same_id_mean:
+        sources.append(f"id {s.same_id_mean:g}")
+    if s.colliding_id_mean:
+        sources.append(f"col {s.colliding_id_mean:g}")
+    detail = f" ({', '.join(sources)})" if sources else ""
+    errors = f" +{s.errors} err" if s.errors else ""
+    flag = " ‼" if violated else ""
+    return (
+        f"{mark} **{s.runs_with_missing}/{s.runs}** · {s.missing_mean:g} · "
+        f"{s.duplicates_mean:g}{detail}{errors}{flag}"
+    )
+
+
+def _scenario_label(s: ScenarioSummary) -> str:
+    return f"{s.mode} · {s.seed_policy} · {s.storage}"
+
+
+def _scenario_table(found: Findings) -> list[str]:
+    versions = [f.optuna_version for f in found.files]
+    scenario_ids: list[str] = []
+    for v in versions:
+        for s in found.summaries[v]:
+            if s.scenario not in scenario_ids:
+                scenario_ids.append(s.scenario)
+    rows = []
+    for sid in scenario_ids:
+        cells = []
+        label = sid
+        for v in versions:
+            summary = next((x for x in found.summaries[v] if x.scenario == sid), None)
+            if summary is None:
+                cells.append("not run")
+                continue
+            label = _scenario_label(summary)
+            cells.append(_cell(summary, sid in found.contradictions[v]))
+        rows.append([label, *cells])
+    return [LEGEND, "", *md.table(["mode · seed policy · storage", *versions], rows), ""]
+
+
+def _uncertainty_table(found: Findings) -> list[str]:
+    rows = []
+    for v, summaries in found.summaries.items():
+        for s in summaries:
+            if not s.runs:
+                continue
+            lo, hi = s.missing_share_wilson95
+            rows.append(
+                [
+                    v,
+                    _scenario_label(s),
+                    str(s.runs),
+                    f"{s.missing_mean:g} [{s.missing_ci95[0]:g}, {s.missing_ci95[1]:g}]",
+                    f"{s.duplicates_mean:g} [{s.duplicates_ci95[0]:g}, {s.duplicates_ci95[1]:g}]",
+                    f"{s.runs_with_missing}/{s.runs} [{lo:g}, {hi:g}]",
+                ]
+            )
+    headers = [
+        "Optuna",
+        "scenario",
+        "runs",
+        "missing: mean [95% CI]",
+        "duplicates: mean [95% CI]",
+        "runs losing points [95% Wilson]",
+    ]
+    return [
+        "Per version and scenario: the mean over repetitions with its 95% Student-t interval "
+        "(clipped at 0; with 2 repetitions it is wide), and the share of repetitions that lost "
+        "any point with its 95% Wilson interval.",
+        "",
+        *md.table(headers, rows),
+        "",
+    ]
+
+
+def _seed_check(c: SeedCheck) -> str:
+    if c.verdict == "same-seed-only":
+        return (
+            f"holds only when every worker passes the same seed: shared seed "
+            f"{_tally(c.shared)}, a seed per worker {_tally(c.per_worker)} "
+            f"(e.g. {_examples(c.examples)})"
+        )
+    if c.verdict == "does-not-hold":
+        return (
+            f"does not hold: with a shared seed {_tally(c.shared)} runs lost points "
+            f"(e.g. {_examples(c.examples)}), without one {_tally(c.none)}"
+        )
+    return f"not needed: no seed policy lost points ({_tally(c.none)} without seed)"
+
+
+def _single_job_check(c: SingleJobCheck) -> str:
+    if c.verdict == "does-not-hold":
+        return (
+            f"does not hold: every worker ran `n_jobs=1` and {_tally(c.sequential_none)} "
+            f"sequential runs without seed lost points (e.g. {_examples(c.examples)})"
+        )
+    if c.verdict == "within-one-process":
+        return (
+            f"holds within one process: `n_jobs=4` lost points in {_tally(c.threads)} "
+            f"runs, `n_jobs=1` workers one after another in {_tally(c.sequential_none)}"
+        )
+    return (
+        f"not needed: `n_jobs=4` lost points in {_tally(c.threads)} runs, "
+        f"`n_jobs=1` sequential workers in {_tally(c.sequential_none)}"
+    )
+
+
+def _dedup_check(a: AdviceChecked) -> str:
+    if not a.with_duplicates:
+        return "nothing to deduplicate: no run had duplicates"
+    return (
+        f"does not hold: deduplicating leaves points never evaluated in "
+        f"{a.still_missing}/{a.with_duplicates} runs that had duplicates"
+    )
+
+
+def _budget_check(a: AdviceChecked) -> str:
+    return (
+        f"not what happens under a capped budget: {a.over_grid}/{a.finished} runs had more "
+        f"trials than the grid; with `MaxTrialsCallback` at the grid size (as in #5489) "
+        f"each duplicate costs a grid point instead ({a.still_missing} runs lost points)"
+    )
+
+
+# The advice as it is commonly given, and how one version's measurements answer it.
+ADVICE: tuple[tuple[str, Callable[[AdviceChecked], str]], ...] = (
+    (
+        "1. Set an explicit seed in `GridSampler` to get 3.2.0's behaviour back",
+        lambda a: _seed_check(a.seed),
+    ),
+    ("2. Use `n_jobs=1` to avoid the problem", lambda a: _single_job_check(a.single_job)),
+    ("3. Deduplicate the results afterwards", _dedup_check),
+    ("4. Expect slightly more trials than the grid size in distributed runs", _budget_check),
+    (
+        "5. Use another sampler such as `TPESampler` if grid search is not required",
+        lambda a: "not measured: every scenario here runs `GridSampler`",
+    ),
+)
+
+
+def _advice_checked(found: Findings) -> list[str]:
+    return [
+        "Common advice, tested against these runs. `k/n` counts runs that lost grid points, "
+        "over every storage; run ids name examples in the JSON.",
+        "",
+        *md.table(
+            ["advice", *(a.version for a in found.advice)],
+            ([title, *(cell(a) for a in found.advice)] for title, cell in ADVICE),
+        ),
+        "",
+    ]
+
+
+def _releases(row: Expectation) -> str:
+    return f"{row.since} ≤ v < {row.until}" if row.until else f"v ≥ {row.since}"
+
+
+def _expected_section(verdicts: Sequence[RowVerdict]) -> list[str]:
+    rows = []
+    for v in verdicts:
+        held = [f"held in every run on {', '.join(v.held_on)}"] if v.held_on else []
+        broken = [f"{version}: contradicted by {', '.join(ids)}" for version, ids in v.contradicted]
+        rows.append(
+            [
+                _releases(v.row),
+                ", ".join(sorted(v.row.modes)),
+                ", ".join(sorted(v.row.seed_policies)),
+                v.row.outcome,
+                "; ".join(held + broken) or "not measured",
+            ]
+        )
+    return [
+        *md.table(["releases", "modes", "seed policies", "expected", "measured"], rows),
+        "",
+        "Outcomes: `exact` = every point once in every run; `loses-points` = points "
+        "missing in every run, duplicates only from colliding grid ids; `racy` = workers "
+        "agree on the grid, but overlapping workers can pick the same grid id, so the "
+        "rate is measured rather than promised.",
+        "",
+    ]
+
+
+def _why_section(found: Findings) -> list[str]:
+    """The expectation rows of the oldest version, then each behavioural upstream change after
+    it: both texts are the records' own, told nowhere else."""
+    out = [
+        f"Read from `{GRID}` at each release's tag: what the oldest version measured does (its "
+        "rows of the expectation table), then each change between the versions measured that "
+        "can change which point a trial evaluates.",
+        "",
+    ]
+    if found.baseline:
+        oldest = found.versions[0].version
+        parts = [f"{_scope(row)}: {row.why} ({_sources(row.cite)})" for row in found.baseline]
+        out.append(f"- **{oldest}**: " + "; ".join(parts) + ".")
+    out += [f"- **{c.title}**: {c.summary}" for c in found.changes]
+    out.append("")
+    return out
+
+
+def _scope(row: Expectation) -> str:
+    modes = ", ".join(f"`{m}`" for m in sorted(row.modes))
+    if row.seed_policies == ALL_POLICIES:
+        return modes
+    return f"{modes} with seed policy {', '.join(f'`{p}`' for p in sorted(row.seed_policies))}"
+
+
+def _sources(urls: Sequence[str]) -> str:
+    return ", ".join(f"[{url.rsplit('#', 1)[-1]}]({url})" for url in urls)
+
+
+def _scripts_section() -> list[str]:
+    out = [
+        "Single-file scripts with inline metadata (PEP 723) in [`scripts/`](scripts/): run "
+        "`uv run scripts/NAME` for the Optuna they pin, or `python scripts/NAME` with the "
+        "Optuna you have. Each prints one JSON line with the missing and duplicate counts; "
+        "the test suite runs both on every pinned version.",
+        "",
+    ]
+    out += [f"- [`{name}`](scripts/{name}): {what}" for name, what in SCRIPTS]
+    out.append("")
+    return out
+
+
+def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
+    out = []
+    if files and files[0].runs:
+        r = files[0].runs[0]
+        space = ", ".join(f"`{name}`: {len(values)} values" for name, values in r.search_space)
+        out.append(
+            f"Grid of {r.grid_size} points ({space}); {r.workers} workers of "
+            f"{r.trials_per_worker} trials each (the `threads` mode: one process, "
+            f"`n_jobs={r.workers}`). `sequential`: worker processes one after another. "
+            "`concurrent`: worker processes at once, every objective call waits on a barrier "
+            "so all workers hold a RUNNING trial together. Seed policies: `none` = "
+            "`GridSampler(space)`, `shared` = the same seed in every worker, `per-worker` = "
+            "a distinct seed per worker. Each worker process builds its own storage "
+            "connection and sampler after being forked from a parent that has Optuna "
+            "imported."
+        )
+        out.append("")
+    headers = ["Optuna", "Python", "platform", "packages", "runs", "repetitions", "lanes", "wall s"]
+    rows = [
+        [
+            f.optuna_version,
+            f.python,
+            f.platform,
+            ", ".join(f"{k} {v}" for k, v in sorted(f.packages.items())),
+            str(f.run_count),
+            str(f.repetitions),
+            str(f.jobs),
+            f"{f.wall_seconds:g}",
+        ]
+        for f in files
+    ]
+    return [*out, *md.table(headers, rows), ""]
+
+
+def _faults_section(found: Findings) -> list[str]:
+    """Runs that crashed inside Optuna for a known, already fixed reason."""
+    if not found.faults:
+        return []
+    out = ["## Runs that crashed inside Optuna (known faults, not GridSampler)", ""]
+    for hit in found.faults:
+        out.append(
+            f"- {hit.name} ([source]({hit.cite})): {len(hit.runs)} run(s): {', '.join(hit.runs)}. "
+            "They are counted as errors in the table above and measure nothing about "
+            "the grid."
+        )
+    out.append("")
+    return out
