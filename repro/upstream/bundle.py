@@ -8,8 +8,6 @@ measurements contradict the issue's premise, no body is written and stale ones a
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,22 +43,6 @@ class Written:
     premise_failed: str | None
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Binary sibling of ``jsonfile.write_atomic``: temp file, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def zipped(results_dir: Path, sources: list[Path]) -> bytes:
@@ -107,7 +89,7 @@ def write(results_dir: Path, out_dir: Path, new_issue: int | None = None) -> Wri
         (ZIP, archive),
     ):
         _check_size(name, len(data))
-        write_bytes_atomic(out_dir / name, data)
+        write_atomic(out_dir / name, data)
         written.append(out_dir / name)
     script_text = script_run.script_path(results_dir).read_text(encoding="utf-8")
     for name, text in (

@@ -232,13 +232,19 @@ def _history_section(facts: Facts) -> list[str]:
 def _remedy_label(name: str) -> str:
     if name in REMEDY_LABELS:
         return REMEDY_LABELS[name]
-    return f"no cap, {name.lstrip('x')} times the grid's trials (#5489 pattern)"
+    return f"no cap, {name.lstrip('x')} times the grid's trials ({issue_link(5489)} pattern)"
+
+
+def _ordered(facts: Facts, rows: Sequence[ScenarioSummary]) -> list[str]:
+    """The storages of ``rows`` in the order of the main table, others after them."""
+    found = {s.storage for s in rows}
+    return [st for st in facts.storages if st in found] + sorted(found - set(facts.storages))
 
 
 def _remedies_section(facts: Facts) -> list[str]:
     if not facts.remedies:
         return []
-    storages = sorted({s.storage for r in facts.remedies for s in r.rows})
+    storages = _ordered(facts, [s for r in facts.remedies for s in r.rows])
     out = [
         "",
         f"**Remedies users are told about, measured on {facts.version}.** Cells as above, "
@@ -288,15 +294,15 @@ def _fix_section(facts: Facts) -> list[str]:
     if fix is None:
         return []
     shas = ", ".join(f"`{p.get('sha256', '')}`" for p in fix.patches)
+    storages = _ordered(facts, fix.rows)
     out = [
         "",
         f"**A candidate fix**, `{fix.spec}` (patch sha256 {shas}), built from the {facts.version} "
         "sdist and measured like the release; distinct seeds per worker:",
         "",
-        "| mode | " + " | ".join(sorted({s.storage for s in fix.rows})) + " |",
-        "|---|" + "---|" * len({s.storage for s in fix.rows}),
+        "| mode | " + " | ".join(storages) + " |",
+        "|---|" + "---|" * len(storages),
     ]
-    storages = sorted({s.storage for s in fix.rows})
     for mode in sorted({s.mode for s in fix.rows}):
         cells = [
             _cell(next((s for s in fix.rows if (s.mode, s.storage) == (mode, st)), None))
