@@ -276,6 +276,21 @@ def test_no_body_when_the_newest_release_no_longer_loses_points(tmp_path: Path) 
     assert not any((out / name).exists() for name in bundle.BODIES)
 
 
+def test_no_body_when_the_recorded_reproduction_lost_nothing(tmp_path: Path) -> None:
+    doctored = copy_results(tmp_path / "results")
+    path = script_run.record_path(doctored)
+    record = script_run.load(doctored)
+    outputs = [
+        replace(o, missing=0, duplicates=0, stdout=o.stdout.replace('"missing": 7', '"missing": 0'))
+        for o in record.outputs
+    ]
+    write_json(path, replace(record, outputs=outputs).to_json(), schema=script_run.SCHEMA)
+    done = bundle.write(doctored, tmp_path / "out")
+    assert done.premise_failed is not None
+    assert "lost no grid point" in done.premise_failed
+    assert not (tmp_path / "out" / bundle.ISSUE).exists()
+
+
 def test_optional_sections_are_left_out_with_a_note() -> None:
     found = facts.gather(RESULTS)
     body = (COMMITTED / bundle.ISSUE).read_text(encoding="utf-8")

@@ -64,6 +64,13 @@ def _check_size(name: str, size: int) -> None:
         raise BundleError(f"{name}: {size} bytes, GitHub takes at most {limit} for this type")
 
 
+def _no_body(out_dir: Path, reason: str) -> Written:
+    """The premise failed: remove bodies an earlier run left, so none is filed by mistake."""
+    for name in BODIES:
+        (out_dir / name).unlink(missing_ok=True)
+    return Written(premise_failed=reason)
+
+
 def write(results_dir: Path, out_dir: Path, new_issue: int | None = None) -> Written:
     """Write the bundle for the measurements in ``results_dir`` into ``out_dir``."""
     files = results.load_all(results_dir)
@@ -73,11 +80,12 @@ def write(results_dir: Path, out_dir: Path, new_issue: int | None = None) -> Wri
         )
     reason = facts_mod.premise(files[-1])
     if reason is not None:
-        for name in BODIES:
-            (out_dir / name).unlink(missing_ok=True)
-        return Written(premise_failed=reason)
-
+        return _no_body(out_dir, reason)
     facts = facts_mod.gather(results_dir)
+    reason = facts_mod.script_premise(facts.script)
+    if reason is not None:
+        return _no_body(out_dir, reason)
+
     for name in (REPORT, CHART_NAME):
         if not (results_dir / name).is_file():
             raise BundleError(f"{results_dir / name}: missing; render it with `nox -s report`")

@@ -31,6 +31,7 @@ REMEDY_LABELS = {
 UPSTREAM_TESTS = "upstream-tests.json"
 ROLLING = "rolling.json"
 TARGET_DIRS = "target-*"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class PremiseError(ReproError):
@@ -93,6 +94,7 @@ class Fix:
     patches: list[dict[str, Any]]
     rows: list[ScenarioSummary]  # distinct seeds per worker, per mode and storage
     tests: list[UpstreamTests]
+    diff: str  # the patches' text, "" when no patch file could be read
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,17 @@ def premise(newest: ResultsFile) -> str | None:
             f"per worker (runs that lost points: {runs})"
         )
     return None
+
+
+def script_premise(record: script_run.ScriptRecord) -> str | None:
+    """None when the recorded reproduction lost points; otherwise why quoting it would be
+    wrong."""
+    if any(o.missing for o in record.outputs):
+        return None
+    return (
+        f"the recorded runs of {record.script} on Optuna {record.optuna} lost no grid point; "
+        "check the script, then record it again with `nox -s upstream_record`"
+    )
 
 
 def _columns(newest: str, oldest: str) -> list[Column]:
@@ -244,6 +257,18 @@ def _upstream_tests(path: Path) -> list[UpstreamTests]:
     ]
 
 
+def _diff(patches: list[dict[str, Any]]) -> str:
+    """The patches' text; a path in a provenance record is relative to the checkout."""
+    texts = []
+    for patch in patches:
+        path = Path(str(patch.get("path", "")))
+        path = path if path.is_absolute() else ROOT / path
+        if not path.is_file():
+            return ""
+        texts.append(path.read_text(encoding="utf-8"))
+    return "".join(texts)
+
+
 def _fix(results_dir: Path, sources: list[Path]) -> Fix | None:
     """The first patched target with results, and upstream's tests when they were run."""
     for directory in sorted(results_dir.glob(TARGET_DIRS)):
@@ -259,7 +284,8 @@ def _fix(results_dir: Path, sources: list[Path]) -> Fix | None:
         tests_path = results_dir / UPSTREAM_TESTS
         tests = _upstream_tests(tests_path) if tests_path.exists() else []
         sources += [target_file, *files] + ([tests_path] if tests else [])
-        return Fix(provenance["label"], provenance["spec"], provenance["patches"], rows, tests)
+        patches = provenance["patches"]
+        return Fix(provenance["label"], provenance["spec"], patches, rows, tests, _diff(patches))
     return None
 
 
@@ -331,8 +357,11 @@ def gather(results_dir: Path) -> Facts:
             f"no patched target results ({TARGET_DIRS}/optuna-*.json): the candidate fix is "
             "left out"
         )
-    elif not fix.tests:
-        notes.append(f"no {UPSTREAM_TESTS}: upstream's tests against the fix are left out")
+    else:
+        if not fix.tests:
+            notes.append(f"no {UPSTREAM_TESTS}: upstream's tests against the fix are left out")
+        if not fix.diff:
+            notes.append(f"the patch of {fix.label} cannot be read: its text is left out")
     rolling_path = results_dir / ROLLING
     rolling = _rolling(rolling_path, newest.optuna_version) if rolling_path.exists() else []
     if rolling:

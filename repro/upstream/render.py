@@ -16,8 +16,6 @@ from repro.results import ScenarioSummary
 from repro.upstream import upstream_docs as docs
 from repro.upstream.facts import REMEDY_LABELS, Column, Facts, RollingCase
 
-ROOT = Path(__file__).resolve().parents[2]
-
 # The form's field labels, in its order.
 EXPECTED = "Expected behavior"
 ENVIRONMENT = "Environment"
@@ -88,9 +86,9 @@ def expected_behavior(facts: Facts) -> list[str]:
         "`GridSampler(search_space, seed=...)` with a seed of its own, as "
         f"{link('the samplers reference page', docs.SAMPLERS_PAGE.url)} tells distributed "
         "processes to do. I expect every grid point to be evaluated exactly once, as on "
-        f"Optuna {old}.",
+        f"Optuna {old} with workers started one after another (last column below).",
         "",
-        f"On Optuna {v} some grid points are never evaluated and others two or three times, "
+        f"On Optuna {v} some grid points are never evaluated and others more than once, "
         "while the study stops as if the grid were done. No error is raised. Measured on every "
         "storage; without a seed, or with the same seed in every worker, the same runs are "
         f"exact on {v}:",
@@ -278,17 +276,6 @@ def _remedies_section(facts: Facts) -> list[str]:
     return out
 
 
-def _patch_text(patches: Sequence[dict[str, object]]) -> list[str]:
-    out = []
-    for patch in patches:
-        path = Path(str(patch.get("path", "")))
-        path = path if path.is_absolute() else ROOT / path
-        if path.is_file():
-            out += ["", "<details><summary>the patch</summary>", "", "```diff"]
-            out += [path.read_text(encoding="utf-8").rstrip("\n"), "```", "", "</details>"]
-    return out
-
-
 def _fix_section(facts: Facts) -> list[str]:
     fix = facts.fix
     if fix is None:
@@ -314,7 +301,10 @@ def _fix_section(facts: Facts) -> list[str]:
         for t in fix.tests:
             failing = f": {', '.join(f'`{x}`' for x in t.not_passed)}" if t.not_passed else ""
             out.append(f"- `{t.label}`: {t.passed} passed, {t.failed} not passed{failing}")
-    return out + _patch_text(fix.patches)
+    if fix.diff:
+        out += ["", "<details><summary>the patch</summary>", "", "```diff"]
+        out += [fix.diff.rstrip("\n"), "```", "", "</details>"]
+    return out
 
 
 def _rolling_line(c: RollingCase) -> str:
