@@ -168,10 +168,11 @@ def _docs_section(facts: Facts) -> list[str]:
         *_quote(docs.SAMPLERS_PAGE),
         *_quote(docs.GRID_DOCSTRING),
         "",
-        "The reference page, which speaks for every sampler, offers `seed=None` or different "
-        "seeds per process; the `GridSampler` docstring asks for a fixed seed in each process. "
-        f"On {facts.version} the page's second option is the one that loses grid points (table "
-        "above), and a user following the page has no hint that `GridSampler` is the exception.",
+        "The reference page, which speaks for every sampler, allows `seed=None` or different "
+        "seeds per process. The `GridSampler` docstring strongly recommends fixing `seed` for "
+        "each process, which keeps the grid whole only when every process fixes the same seed. "
+        f"On {facts.version} different seeds lose grid points and a shared seed does not (table "
+        "above), and nothing on the reference page says that `GridSampler` is the exception.",
     ]
 
 
