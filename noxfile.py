@@ -125,7 +125,7 @@ def upstream(session: nox.Session) -> None:
     """Write results/upstream/ (the new Optuna issue, a #5489 comment, attachments) from JSON."""
     # Standard library only, and no Optuna: the bundle is rendered from the JSON files alone.
     session.run("python", "-c", "import sys; print('python', sys.version.split()[0])")
-    # Options go to `write`, e.g. `-- --new-issue 6900` once the issue is filed.
+    # Options go to `write`, e.g. `-- --new-issue N --out /tmp/upstream` once the issue is filed.
     session.run("python", "-m", "repro.upstream", "write", *session.posargs)
 
 

@@ -446,3 +446,23 @@ def test_grid_quote_is_what_the_installed_release_ships() -> None:
     first, last = docs.TRIAL_NUMBER_LINES
     assert "grid_id" in "\n".join(source[first - 1 : last])
     assert "seed or 0" in source[docs.SHUFFLE_LINES[0] - 1]
+
+
+def test_record_keeps_each_printed_line_and_the_scripts_hash(tmp_path: Path) -> None:
+    """The recorder on a stand-in script (no Optuna needed): lines verbatim, then loadable."""
+    script = script_run.script_path(tmp_path)
+    script.parent.mkdir()
+    line = '{"optuna": "9.9.9", "trials": 24, "missing": 5, "duplicates": 5}'
+    script.write_text(f"print('{line}')\n")
+    done = run_upstream("record-script", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    record = script_run.load(tmp_path)
+    assert [o.stdout for o in record.outputs] == [line] * 3
+    assert record.optuna == "9.9.9"
+    assert record.sha256 == script_run.sha256(script)
+
+    script.write_text("import sys; sys.exit('boom')\n")
+    failed = run_upstream("record-script", "--results", str(tmp_path), "--runs", "1")
+    assert failed.returncode == 2
+    assert failed.stderr.count("\n") == 1
+    assert "boom" in failed.stderr
