@@ -393,8 +393,9 @@ def comment(facts: Facts, new_issue: int | None) -> str:
             if facts.measured_releases
             else f"from {facts.oldest.optuna_version} to {v}"
         )
-        + ", with real worker processes; the newest on SQLite, the journal file, PostgreSQL, "
-        "MariaDB and Redis:",
+        + ", with real worker processes; the newest on "
+        + ", ".join(f"`{st}`" for st in facts.storages)
+        + ":",
         "",
     ]
     if none_lost:
