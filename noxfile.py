@@ -118,3 +118,20 @@ def timeline(session: nox.Session) -> None:
     # gets its own cached environment under .nox/timeline-envs (see repro/timeline/envs.py).
     session.install(*TIMELINE_DEPS)
     session.run("python", "-m", "repro.timeline", *session.posargs)
+
+
+@nox.session(default=False)
+def upstream(session: nox.Session) -> None:
+    """Write results/upstream/ (the new Optuna issue, a #5489 comment, attachments) from JSON."""
+    # Standard library only, and no Optuna: the bundle is rendered from the JSON files alone.
+    session.run("python", "-c", "import sys; print('python', sys.version.split()[0])")
+    # Options go to `write`, e.g. `-- --new-issue N --out /tmp/upstream` once the issue is filed.
+    session.run("python", "-m", "repro.upstream", "write", *session.posargs)
+
+
+@nox.session(default=False)
+def upstream_record(session: nox.Session) -> None:
+    """Run the minimal reproduction on the newest Optuna and record its output for the issue."""
+    install_optuna(session, "latest")
+    show_versions(session)
+    session.run("python", "-m", "repro.upstream", "record-script", *session.posargs)

@@ -23,14 +23,15 @@ class FormatError(ReproError):
     """A file the tool should read is missing, unreadable, not JSON or of another schema."""
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: a crash leaves the old file."""
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """Write via a temp file in the same directory and rename: a crash leaves the old file.
+    Text is written as UTF-8, bytes as they are."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would make results private to their writer
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -47,3 +47,29 @@ def test_actionlint_passes() -> None:
         [actionlint, "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_collect_job_renders_one_report_and_the_upstream_bundle_from_every_guard_job() -> None:
+    """The collect job waits for the matrix, downloads every guard job's artifact, renders the
+    report and the upstream bundle with nox, and uploads them as one artifact."""
+    jobs: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    collect = jobs["collect"]
+    assert collect["needs"] == "guard"
+    steps = collect["steps"]
+    uploads = [s for s in jobs["guard"]["steps"] if "upload-artifact" in s.get("uses", "")]
+    assert [u["with"]["name"] for u in uploads] == ["results-${{ matrix.optuna }}"]
+    downloads = [s for s in steps if "download-artifact" in s.get("uses", "")]
+    assert [d["with"]["pattern"] for d in downloads] == ["results-*"]
+    runs = [s.get("run", "") for s in steps]
+    order = [
+        "python -m repro.upstream collect artifacts/",
+        "nox -s report",
+        "nox -s upstream_record",
+        "nox -s upstream",
+    ]
+    assert [r for r in runs if r in order] == order
+    assert runs.index(order[0]) > steps.index(downloads[0])
+    uploaded = [s for s in steps if "upload-artifact" in s.get("uses", "")]
+    assert len(uploaded) == 1
+    assert "results/upstream/" in uploaded[0]["with"]["path"].split()
+    assert "results/report.md" in uploaded[0]["with"]["path"].split()

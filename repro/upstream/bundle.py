@@ -1,0 +1,110 @@
+"""Write ``results/upstream/``: the issue body, its title, the comment for #5489 and the
+attachments (the full report, its chart, the JSON zipped), all from the JSON files alone.
+
+Same JSON in, same bytes out: the zip has fixed timestamps, modes and order. When the
+measurements contradict the issue's premise, no body is written and stale ones are removed.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repro import results
+from repro.errors import ReproError
+from repro.jsonfile import write_atomic
+from repro.upstream import facts as facts_mod
+from repro.upstream import render, script_run
+from repro.upstream import upstream_docs as docs
+
+ISSUE = "issue.md"
+TITLE = "title.txt"
+COMMENT = "comment-5489.md"
+REPORT = "report.md"
+# The report's chart; named here, not imported, because the report is becoming a package.
+CHART_NAME = "report-chart.png"
+ZIP = "results.zip"
+ATTACHMENTS = (REPORT, CHART_NAME, ZIP)
+BODIES = (ISSUE, TITLE, COMMENT)
+# The earliest time a zip entry can carry: no clock is read, so the bytes repeat.
+ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+class BundleError(ReproError):
+    """An attachment is missing or too large for GitHub."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one run of the writer did, for the session's output."""
+
+    premise_failed: str | None
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def zipped(results_dir: Path, sources: list[Path]) -> bytes:
+    """The JSON files as one zip, named relative to ``results_dir``, sorted, timestamps fixed."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(sources, key=lambda p: p.relative_to(results_dir).as_posix()):
+            info = zipfile.ZipInfo(path.relative_to(results_dir).as_posix(), date_time=ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, whatever the host, so the bytes do not vary
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+    return buffer.getvalue()
+
+
+def _check_size(name: str, size: int) -> None:
+    limit = docs.ATTACHMENT_LIMITS[Path(name).suffix]
+    if size > limit:
+        raise BundleError(f"{name}: {size} bytes, GitHub takes at most {limit} for this type")
+
+
+def _no_body(out_dir: Path, reason: str) -> Written:
+    """The premise failed: remove bodies an earlier run left, so none is filed by mistake."""
+    for name in BODIES:
+        (out_dir / name).unlink(missing_ok=True)
+    return Written(premise_failed=reason)
+
+
+def write(results_dir: Path, out_dir: Path, new_issue: int | None = None) -> Written:
+    """Write the bundle for the measurements in ``results_dir`` into ``out_dir``."""
+    files = results.load_all(results_dir)
+    if not files:
+        raise facts_mod.PremiseError(
+            f"{results_dir}: no optuna-*.json results; run `nox -s repro` first"
+        )
+    reason = facts_mod.premise(files[-1])
+    if reason is not None:
+        return _no_body(out_dir, reason)
+    facts = facts_mod.gather(results_dir)
+    reason = facts_mod.script_premise(facts.script)
+    if reason is not None:
+        return _no_body(out_dir, reason)
+
+    for name in (REPORT, CHART_NAME):
+        if not (results_dir / name).is_file():
+            raise BundleError(f"{results_dir / name}: missing; render it with `nox -s report`")
+    archive = zipped(results_dir, facts.sources)
+    written: list[Path] = []
+    for name, data in (
+        (REPORT, (results_dir / REPORT).read_bytes()),
+        (CHART_NAME, (results_dir / CHART_NAME).read_bytes()),
+        (ZIP, archive),
+    ):
+        _check_size(name, len(data))
+        write_atomic(out_dir / name, data)
+        written.append(out_dir / name)
+    script_text = script_run.script_path(results_dir).read_text(encoding="utf-8")
+    for name, text in (
+        (ISSUE, render.issue(facts, script_text, ATTACHMENTS)),
+        (TITLE, render.title(facts) + "\n"),
+        (COMMENT, render.comment(facts, new_issue)),
+    ):
+        write_atomic(out_dir / name, text)
+        written.append(out_dir / name)
+    return Written(premise_failed=None, files=written, notes=facts.notes)

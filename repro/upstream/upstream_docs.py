@@ -1,0 +1,89 @@
+"""What the issue quotes from upstream, and GitHub's limits on what it can post, as data.
+
+The quotes are verbatim lines of Optuna's repository at ``TAG`` with their line numbers; the
+tests compare them with the repository when a clone is at hand and with the installed Optuna's
+``GridSampler`` docstring.
+
+Why ``TAG`` is v5.0.0-rc1 and not v5.0.0: the clone of optuna/optuna read for this report
+(master of 2026-08-21, which still says ``5.0.0.dev``) holds tags up to v5.0.0-rc1, so the
+v5.0.0 tag could not be read. ``optuna/samplers/_grid.py`` at v5.0.0-rc1 is byte-identical to
+the file in the 5.0.0 wheel, and ``docs/source/reference/samplers/index.rst`` is unchanged from
+v5.0.0-rc1 to that master, so the quoted lines are the ones 5.0.0 ships; a permalink must name a
+commit that is known to hold them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REPO = "https://github.com/optuna/optuna"
+TAG = "v5.0.0-rc1"
+
+# GitHub refuses a longer issue or comment body: the REST API answers 422 "body is too long
+# (maximum is 65536 characters)" (https://docs.github.com/rest/issues/issues#create-an-issue).
+BODY_LIMIT = 65536
+# Attachments to issue comments, by file type and size:
+# https://docs.github.com/en/get-started/writing-on-github/working-with-advanced-formatting/attaching-files
+# (.md, .json, .zip, .png are accepted; images up to 10 MB, other files up to 25 MB).
+ATTACHMENT_LIMITS = {".png": 10 * 1024 * 1024, ".md": 25 * 1024 * 1024, ".zip": 25 * 1024 * 1024}
+
+ISSUE_5489 = f"{REPO}/issues/5489"
+PR_5490 = f"{REPO}/pull/5490"
+PR_4918 = f"{REPO}/pull/4918"
+NEW_ISSUE_FORM = f"{REPO}/issues/new?template=bug-report.yml"
+
+
+def permalink(path: str, first: int, last: int | None = None, tag: str = TAG) -> str:
+    lines = f"L{first}" if last is None else f"L{first}-L{last}"
+    return f"{REPO}/blob/{tag}/{path}#{lines}"
+
+
+@dataclass(frozen=True)
+class Quote:
+    where: str  # what a reader calls the place
+    path: str
+    first: int
+    lines: tuple[str, ...]  # verbatim, indentation included
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.lines) - 1
+
+    @property
+    def url(self) -> str:
+        return permalink(self.path, self.first, self.last)
+
+
+GRID_DOCSTRING = Quote(
+    "the `GridSampler` docstring, argument `seed`",
+    "optuna/samplers/_grid.py",
+    108,
+    (
+        "        seed:",
+        "            A seed to fix the order of trials as the grid is randomly shuffled. This shuffle is",  # noqa: E501 (verbatim)
+        "            beneficial when the number of grids is larger than ``n_trials`` in",
+        "            :meth:`~optuna.Study.optimize` to suppress suggesting similar grids. Please note",  # noqa: E501 (verbatim)
+        "            that fixing ``seed`` for each process is strongly recommended in distributed",
+        "            optimization to avoid duplicated suggestions.",
+    ),
+)
+
+SAMPLERS_PAGE = Quote(
+    "the samplers reference page (`optuna.samplers`), the note on seeds",
+    "docs/source/reference/samplers/index.rst",
+    64,
+    (
+        "    Samplers initialize their random number generators by specifying ``seed`` argument at initialization.",  # noqa: E501 (verbatim)
+        "    However, samplers reseed them when ``n_jobs!=1`` of :func:`optuna.study.Study.optimize` to avoid sampling duplicated parameters by using the same generator.",  # noqa: E501 (verbatim)
+        "    Thus we can hardly reproduce the optimization results with ``n_jobs!=1``.",
+        "    For the same reason, make sure that use either ``seed=None`` or different ``seed`` values among processes with distributed optimization explained in :ref:`distributed` tutorial.",  # noqa: E501 (verbatim)
+    ),
+)
+
+QUOTES = (SAMPLERS_PAGE, GRID_DOCSTRING)
+
+GRID_PY = "optuna/samplers/_grid.py"
+# The code behind the loss, at TAG: the shuffle seeded per sampler, and the first len(grid)
+# trials taking grid id = trial number without reading the storage.
+SHUFFLE_LINES = (130, 131)
+TRIAL_NUMBER_LINES = (147, 152)

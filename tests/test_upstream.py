@@ -1,0 +1,468 @@
+"""The upstream bundle (repro/upstream): each body fits GitHub, links only absolutely, renders
+with markdown-it-py, regenerates byte for byte from the committed JSON and prints no number
+that is not in the JSON it ships; no body when the measurements contradict the premise."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from repro import results
+from repro.jsonfile import write_json
+from repro.upstream import bundle, collect, facts, render, script_run
+from repro.upstream import upstream_docs as docs
+
+# Computed here rather than imported from conftest, which is being split into helpers.
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+COMMITTED = RESULTS / "upstream"
+MIRROR = Path(os.environ.get("OPTUNA_MIRROR", "/work/.mirror/optuna+optuna/repo"))
+
+BODIES = (bundle.ISSUE, bundle.COMMENT)
+# Source code and quoted upstream text: their digits are not measurements.
+UNCHECKED_FENCES = {"python", "diff", "rst"}
+NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?!\w)(?!\.\d)")
+
+
+def markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark").enable("table")
+
+
+def run_upstream(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "repro.upstream", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle written anew from the committed JSON."""
+    out = tmp_path_factory.mktemp("bundle")
+    bundle.write(RESULTS, out)
+    return out
+
+
+def json_numbers(data: Any, into: set[str]) -> None:
+    """Every number of a JSON value as the bodies may print it, and the digit runs of strings."""
+    if isinstance(data, dict):
+        for value in data.values():
+            json_numbers(value, into)
+    elif isinstance(data, list):
+        for value in data:
+            json_numbers(value, into)
+    elif isinstance(data, (int, float)) and not isinstance(data, bool):
+        into.update({f"{data:g}", str(data), f"{abs(data):g}"})
+    elif isinstance(data, str):
+        into.update(re.findall(r"\d+(?:\.\d+)?", data))
+
+
+def zip_numbers(archive: Path) -> set[str]:
+    numbers: set[str] = set()
+    with zipfile.ZipFile(archive) as z:
+        for name in z.namelist():
+            json_numbers(json.loads(z.read(name)), numbers)
+    return numbers
+
+
+def checked_text(tokens: Iterable[Token]) -> Iterable[str]:
+    """Text whose numbers must be measurements: prose, table cells and output blocks; not
+    source code, quotes of upstream, inline code, nor link texts and targets (issue numbers,
+    line numbers, PEP numbers)."""
+    for token in tokens:
+        if token.type == "fence" and token.info.strip() not in UNCHECKED_FENCES:
+            yield token.content
+        elif token.type == "inline" and token.children:
+            in_link = 0
+            for child in token.children:
+                if child.type == "link_open":
+                    in_link += 1
+                elif child.type == "link_close":
+                    in_link -= 1
+                elif child.type == "text" and not in_link:
+                    yield child.content
+
+
+def unknown_numbers(body: str, numbers: set[str]) -> list[str]:
+    return [
+        n
+        for text in checked_text(markdown().parse(body))
+        for n in NUMBER.findall(text)
+        if n not in numbers and f"{float(n):g}" not in numbers
+    ]
+
+
+def test_committed_bundle_regenerates_byte_for_byte(fresh: Path) -> None:
+    for name in (*bundle.BODIES, bundle.REPORT, bundle.CHART_NAME):
+        assert (fresh / name).read_bytes() == (COMMITTED / name).read_bytes(), name
+
+
+def test_zip_is_deterministic_and_holds_what_was_committed(fresh: Path, tmp_path: Path) -> None:
+    """Two writes give the same bytes; the committed zip has the same entries, times and
+    contents (its compressed bytes may differ with another zlib)."""
+    bundle.write(RESULTS, tmp_path)
+    assert (tmp_path / bundle.ZIP).read_bytes() == (fresh / bundle.ZIP).read_bytes()
+
+    def entries(path: Path) -> list[tuple[str, tuple[int, ...], int, int]]:
+        with zipfile.ZipFile(path) as z:
+            return [(i.filename, i.date_time, i.CRC, i.file_size) for i in z.infolist()]
+
+    assert entries(fresh / bundle.ZIP) == entries(COMMITTED / bundle.ZIP)
+    assert [e[1] for e in entries(fresh / bundle.ZIP)] == [bundle.ZIP_TIME] * len(
+        entries(fresh / bundle.ZIP)
+    )
+
+
+def test_zip_holds_every_json_the_bundle_read() -> None:
+    found = facts.gather(RESULTS)
+    with zipfile.ZipFile(COMMITTED / bundle.ZIP) as z:
+        names = z.namelist()
+    assert names == sorted(p.relative_to(RESULTS).as_posix() for p in found.sources)
+    assert "upstream/script-run.json" in names
+    assert {f"optuna-{f.optuna_version}.json" for f in results.load_all(RESULTS)} <= set(names)
+
+
+@pytest.mark.parametrize("name", BODIES)
+def test_body_fits_a_github_issue_or_comment(name: str) -> None:
+    assert len((COMMITTED / name).read_text(encoding="utf-8")) <= docs.BODY_LIMIT
+
+
+def test_a_body_over_the_limit_is_refused() -> None:
+    render.checked("x" * docs.BODY_LIMIT)
+    with pytest.raises(render.TooLong):
+        render.checked("x" * (docs.BODY_LIMIT + 1))
+
+
+@pytest.mark.parametrize("name", BODIES)
+def test_body_links_only_absolutely(name: str) -> None:
+    """A pasted body resolves relative links against the issue's URL, so none may be relative."""
+    body = (COMMITTED / name).read_text(encoding="utf-8")
+    tokens = markdown().parse(body)
+    targets = []
+    for token in tokens:
+        for child in token.children or []:
+            if child.type == "link_open":
+                targets.append(str(child.attrs["href"]))
+            elif child.type == "image":
+                targets.append(str(child.attrs["src"]))
+            elif child.type == "html_inline":
+                targets += re.findall(r'(?:href|src)="([^"]*)"', child.content)
+        if token.type == "html_block":
+            targets += re.findall(r'(?:href|src)="([^"]*)"', token.content)
+    assert targets, "expected links"
+    assert [t for t in targets if not t.startswith("https://")] == []
+
+
+def test_issue_renders_as_the_bug_report_form() -> None:
+    """The form's fields as headings in its order, each table a table, the logs one shell
+    block (the form declares `render: shell`), the script one Python block."""
+    body = (COMMITTED / bundle.ISSUE).read_text(encoding="utf-8")
+    tokens = markdown().parse(body)
+    headings = [
+        tokens[i + 1].content
+        for i, t in enumerate(tokens)
+        if t.type == "heading_open" and t.tag == "h3"
+    ]
+    assert headings == list(render.FIELDS)
+    separators = [line for line in body.splitlines() if re.fullmatch(r"\|(---\|)+", line)]
+    html = markdown().render(body)
+    assert html.count("<table>") == len(separators) >= 1
+    fences = [t.info for t in tokens if t.type == "fence"]
+    assert fences.count("shell") == 1
+    assert fences.count("python") == 1
+    script = script_run.script_path(RESULTS).read_text(encoding="utf-8")
+    assert script.rstrip("\n") in body
+    for quote in docs.QUOTES:
+        assert quote.url in body
+        assert all(line in body for line in quote.lines)
+
+
+def test_issue_quotes_the_recorded_runs_verbatim() -> None:
+    body = (COMMITTED / bundle.ISSUE).read_text(encoding="utf-8")
+    record = script_run.load(RESULTS)
+    logs = body.split("```shell\n", 1)[1].split("```", 1)[0]
+    assert [line for line in logs.splitlines() if line.startswith("{")] == [
+        o.stdout for o in record.outputs
+    ]
+    assert all(o.missing > 0 for o in record.outputs)
+
+
+@pytest.mark.parametrize("name", BODIES)
+def test_every_number_in_a_body_is_in_the_json_it_ships(name: str) -> None:
+    numbers = zip_numbers(COMMITTED / bundle.ZIP)
+    body = (COMMITTED / name).read_text(encoding="utf-8")
+    assert NUMBER.findall(body), "no numbers at all: the check would pass vacuously"
+    assert unknown_numbers(body, numbers) == []
+
+
+def test_the_number_check_catches_a_number_not_in_the_json() -> None:
+    numbers = zip_numbers(COMMITTED / bundle.ZIP)
+    assert unknown_numbers("| a | 987654321 |\n|---|---|\n| b | 7 |\n", numbers) == ["987654321"]
+    assert unknown_numbers("see [#987654321](https://x) and `987654321`", numbers) == []
+
+
+def test_attachments_are_types_and_sizes_github_accepts() -> None:
+    body = (COMMITTED / bundle.ISSUE).read_text(encoding="utf-8")
+    attached = body.split("**Attached:**", 1)[1]
+    for name in bundle.ATTACHMENTS:
+        path = COMMITTED / name
+        assert path.stat().st_size <= docs.ATTACHMENT_LIMITS[path.suffix], name
+        assert f"`{name}`" in attached
+
+
+def test_comment_points_to_the_new_issue_when_its_number_is_given() -> None:
+    found = facts.gather(RESULTS)
+    text = render.comment(found, 6900)
+    assert "https://github.com/optuna/optuna/issues/6900" in text
+    assert len([line for line in text.splitlines() if line.startswith("- ")]) == 3
+
+
+def test_premise_holds_on_the_committed_results() -> None:
+    assert facts.premise(results.load_all(RESULTS)[-1]) is None
+
+
+def copy_results(target: Path) -> Path:
+    """The committed results without the bundle, to doctor in a temporary directory."""
+    shutil.copytree(RESULTS, target, ignore=shutil.ignore_patterns("*.md", "*.png", "upstream"))
+    shutil.copy2(RESULTS / bundle.REPORT, target / bundle.REPORT)
+    shutil.copy2(RESULTS / bundle.CHART_NAME, target / bundle.CHART_NAME)
+    (target / "upstream").mkdir()
+    shutil.copy2(script_run.record_path(RESULTS), script_run.record_path(target))
+    return target
+
+
+def newest_path(directory: Path) -> Path:
+    newest = results.load_all(directory)[-1]
+    return results.results_path(directory, newest.optuna_version)
+
+
+def test_no_body_when_the_newest_release_no_longer_loses_points(tmp_path: Path) -> None:
+    """Doctored JSON: every distinct-seed run of the newest release evaluated each point once.
+    The session says so, exits 0, writes no body and removes stale ones."""
+    doctored = copy_results(tmp_path / "results")
+    path = newest_path(doctored)
+    newest = results.load(path)
+    runs = [
+        replace(r, missing=0, duplicates=0, colliding_id_duplicates=0)
+        if r.seed_policy == "per-worker"
+        else r
+        for r in newest.runs
+    ]
+    results.save(path, replace(newest, runs=runs))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / bundle.ISSUE).write_text("stale\n")
+    done = run_upstream("write", "--results", str(doctored), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "no issue written" in done.stderr
+    assert "no longer loses grid points" in done.stderr
+    assert not any((out / name).exists() for name in bundle.BODIES)
+
+
+def test_no_body_when_the_recorded_reproduction_lost_nothing(tmp_path: Path) -> None:
+    doctored = copy_results(tmp_path / "results")
+    path = script_run.record_path(doctored)
+    record = script_run.load(doctored)
+    outputs = [
+        replace(o, missing=0, duplicates=0, stdout=o.stdout.replace('"missing": 7', '"missing": 0'))
+        for o in record.outputs
+    ]
+    write_json(path, replace(record, outputs=outputs).to_json(), schema=script_run.SCHEMA)
+    done = bundle.write(doctored, tmp_path / "out")
+    assert done.premise_failed is not None
+    assert "lost no grid point" in done.premise_failed
+    assert not (tmp_path / "out" / bundle.ISSUE).exists()
+
+
+def test_optional_sections_are_left_out_with_a_note() -> None:
+    found = facts.gather(RESULTS)
+    body = (COMMITTED / bundle.ISSUE).read_text(encoding="utf-8")
+    present = {
+        "remedies": bool(found.remedies),
+        "fix": found.fix is not None,
+        "rolling": bool(found.rolling),
+    }
+    headings = {
+        "remedies": "**Remedies users are told about",
+        "fix": "**A candidate fix**",
+        "rolling": "**Upgrading workers one at a time",
+    }
+    for key, shown in present.items():
+        assert (headings[key] in body) == shown, key
+    assert len(found.notes) == sum(1 for shown in present.values() if not shown)
+    assert not any(note in body for note in found.notes)
+
+
+def add_optional_json(directory: Path) -> None:
+    """Remedy runs, a patched target with upstream's tests, and a rolling case, shaped as the
+    engineers adding them write them, with numbers found nowhere else in the results."""
+    path = newest_path(directory)
+    newest = results.load(path)
+    base = next(r for r in newest.runs if r.scenario == "sequential-none-sqlite-w4-g24")
+    remedy = replace(base, scenario=base.scenario + "-x1.5", trials=36, missing=3, duplicates=15)
+    results.save(path, replace(newest, runs=[*newest.runs, remedy]))
+
+    target = directory / "target-5.0.0+fix"
+    patch = directory / "fix.patch"
+    patch.write_text("--- a/optuna/samplers/_grid.py\n+++ b/optuna/samplers/_grid.py\n")
+    provenance = {
+        "label": "5.0.0+fix",
+        "spec": "5.0.0+patches/fix.patch",
+        "patches": [{"path": str(patch), "sha256": "ab" * 32}],
+    }
+    write_json(target / "target.json", {"provenance": provenance}, schema=1)
+    fixed = [
+        replace(r, missing=0, duplicates=0, colliding_id_duplicates=0)
+        for r in newest.runs
+        if r.seed_policy == "per-worker"
+    ]
+    results.save(results.results_path(target, "5.0.0"), replace(newest, runs=fixed))
+    tests = {
+        "5.0.0": {"command": "pytest", "passed": 311, "failed": 1, "outcomes": {"t::a": "failed"}},
+        "5.0.0+fix": {"command": "pytest", "passed": 312, "failed": 0, "outcomes": {}},
+    }
+    write_json(directory / facts.UPSTREAM_TESTS, {"runs": tests}, schema=1)
+    case = {
+        "older": "4.0.0",
+        "newer": "5.0.0",
+        "creator": "4.0.0",
+        "seed_policy": "none",
+        "mode": "sequential",
+        "storage": "sqlite",
+        "outcome": "lost-points",
+        "missing": 41,
+        "duplicates": 41,
+        "refusal": None,
+    }
+    write_json(directory / facts.ROLLING, {"cases": [case]}, schema=1)
+
+
+def test_optional_sections_are_included_and_their_numbers_checked(tmp_path: Path) -> None:
+    doctored = copy_results(tmp_path / "results")
+    add_optional_json(doctored)
+    out = tmp_path / "out"
+    done = bundle.write(doctored, out)
+    assert done.premise_failed is None
+    assert done.notes == []
+    body = (out / bundle.ISSUE).read_text(encoding="utf-8")
+    assert "**Remedies users are told about" in body
+    assert "**A candidate fix**" in body
+    assert "- `5.0.0`: 311 passed, 1 not passed: `t::a`" in body
+    assert "**Upgrading workers one at a time" in body
+    assert "41 missing" in body
+    numbers = zip_numbers(out / bundle.ZIP)
+    assert {"311", "41", "36"} <= numbers
+    for name in BODIES:
+        assert unknown_numbers((out / name).read_text(encoding="utf-8"), numbers) == []
+    with zipfile.ZipFile(out / bundle.ZIP) as z:
+        names = set(z.namelist())
+    assert {"rolling.json", "upstream-tests.json", "target-5.0.0+fix/target.json"} <= names
+
+
+def test_a_stale_script_record_is_refused(tmp_path: Path) -> None:
+    doctored = copy_results(tmp_path / "results")
+    script = script_run.script_path(doctored)
+    script.write_text(script.read_text() + "\n# edited\n")
+    done = run_upstream("write", "--results", str(doctored), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "nox -s upstream_record" in done.stderr
+
+
+def test_the_committed_record_is_of_the_newest_release_and_this_script() -> None:
+    record = script_run.load(RESULTS)
+    assert record.optuna == results.load_all(RESULTS)[-1].optuna_version
+    assert record.sha256 == script_run.sha256(script_run.script_path(RESULTS))
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = run_upstream("write", "--results", str(tmp_path / "missing"))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    done = run_upstream("write", "--new-issue", "0")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+
+
+def test_collect_takes_each_artifacts_own_measurement(tmp_path: Path) -> None:
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    (results_dir / "optuna-3.2.0.json").write_text('{"old": 1}\n')
+    (results_dir / "timeline.json").write_text('{"same": 1}\n')
+    artifacts = tmp_path / "artifacts"
+    for name, measured in (("results-3.2.0", "optuna-3.2.0.json"), ("results-latest", "x.json")):
+        (artifacts / name).mkdir(parents=True)
+        shutil.copy2(results_dir / "timeline.json", artifacts / name / "timeline.json")
+        (artifacts / name / measured).write_text(f'{{"measured": "{name}"}}\n')
+    copied = collect.collect(artifacts, results_dir)
+    assert copied == [results_dir / "optuna-3.2.0.json", results_dir / "x.json"]
+    assert "results-3.2.0" in (results_dir / "optuna-3.2.0.json").read_text()
+
+    (results_dir / "optuna-3.2.0.json").write_text('{"old": 1}\n')
+    (artifacts / "results-latest" / "optuna-3.2.0.json").write_text('{"other": 2}\n')
+    with pytest.raises(collect.CollectError, match=r"optuna-3\.2\.0\.json"):
+        collect.collect(artifacts, results_dir)
+
+
+def test_quotes_are_verbatim_at_the_tag() -> None:
+    """Against a clone of optuna/optuna (set OPTUNA_MIRROR to its git directory)."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"no clone of optuna/optuna at {MIRROR} (set OPTUNA_MIRROR)")
+    for quote in (*docs.QUOTES,):
+        shown = subprocess.run(
+            ["git", "-C", str(MIRROR), "show", f"{docs.TAG}:{quote.path}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        assert tuple(shown[quote.first - 1 : quote.last]) == quote.lines, quote.path
+
+
+def test_grid_quote_is_what_the_installed_release_ships() -> None:
+    """The v5.0.0-rc1 lines quoted are the 5.0.0 release's (the tag itself is not readable)."""
+    optuna = pytest.importorskip("optuna")
+    if optuna.__version__ != "5.0.0":
+        pytest.skip(f"Optuna {optuna.__version__} installed; the quote is checked against 5.0.0")
+    source = (Path(optuna.__file__).parent / "samplers" / "_grid.py").read_text().splitlines()
+    quote = docs.GRID_DOCSTRING
+    assert tuple(source[quote.first - 1 : quote.last]) == quote.lines
+    first, last = docs.TRIAL_NUMBER_LINES
+    assert "grid_id" in "\n".join(source[first - 1 : last])
+    assert "seed or 0" in source[docs.SHUFFLE_LINES[0] - 1]
+
+
+def test_record_keeps_each_printed_line_and_the_scripts_hash(tmp_path: Path) -> None:
+    """The recorder on a stand-in script (no Optuna needed): lines verbatim, then loadable."""
+    script = script_run.script_path(tmp_path)
+    script.parent.mkdir()
+    line = '{"optuna": "9.9.9", "trials": 24, "missing": 5, "duplicates": 5}'
+    script.write_text(f"print('{line}')\n")
+    done = run_upstream("record-script", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    record = script_run.load(tmp_path)
+    assert [o.stdout for o in record.outputs] == [line] * 3
+    assert record.optuna == "9.9.9"
+    assert record.sha256 == script_run.sha256(script)
+
+    script.write_text("import sys; sys.exit('boom')\n")
+    failed = run_upstream("record-script", "--results", str(tmp_path), "--runs", "1")
+    assert failed.returncode == 2
+    assert failed.stderr.count("\n") == 1
+    assert "boom" in failed.stderr
