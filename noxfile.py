@@ -91,12 +91,11 @@ def tests(session: nox.Session, optuna: str) -> None:
     """Run the test suite against one Optuna version (the regression guard)."""
     install_optuna(session, optuna, *TEST_DEPS)
     show_versions(session)
+    # --dist loadgroup comes from pyproject.toml's pytest options, as for any pytest run.
     session.run(
         "pytest",
         "-n",
         "auto",
-        "--dist",
-        "loadgroup",
         *(session.posargs or ["tests"]),
         env={"REPRO_PINNED_OPTUNA": optuna},
     )

@@ -14,7 +14,7 @@ from repro import bisect, envs, releases, timeline, timeline_plot, timeline_repo
 from repro.results import RunRecord
 from repro.timeline import Release, Timeline
 
-from .conftest import RESULTS
+from .helpers import RESULTS
 
 PIP_INDEX = """\
 optuna (5.0.0)

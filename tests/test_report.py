@@ -11,7 +11,7 @@ import sys
 
 from repro import report, results
 
-from .conftest import RESULTS, ROOT
+from .helpers import RESULTS, ROOT
 
 
 def test_committed_report_is_regenerated_byte_for_byte() -> None:
