@@ -117,3 +117,12 @@ def bisect(session: nox.Session) -> None:
     # gets its own cached environment under .nox/bisect-envs (see repro/envs.py).
     session.install(*TIMELINE_DEPS)
     session.run("python", "-m", "repro.bisect", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Time the harness against a plain script per storage; write results/bench.json."""
+    install_optuna(session, "latest")
+    show_versions(session)
+    # Options go to the bench, e.g. `-- -r 5 --storage sqlite`; see `python -m repro.bench -h`.
+    session.run("python", "-m", "repro.bench", *session.posargs)
