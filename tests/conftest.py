@@ -11,23 +11,22 @@ from hypothesis import HealthCheck, settings
 
 from .helpers import services_opted_out, unreachable
 
-settings.register_profile(
-    "ci",
-    derandomize=True,
-    database=None,
-    deadline=None,
-    max_examples=200,
-    suppress_health_check=[HealthCheck.too_slow],
-    print_blob=True,
-)
-settings.register_profile("dev", max_examples=500, deadline=None)
-
 
 def pytest_configure(config: pytest.Config) -> None:
     # One tag per test session, inherited by xdist workers and every child process: the
     # suite's server names carry it, and the leftover checks look only at them.
     if not hasattr(config, "workerinput"):
         os.environ.setdefault("REPRO_RUN_TAG", f"t{uuid.uuid4().hex[:6]}")
+    settings.register_profile(
+        "ci",
+        derandomize=True,
+        database=None,
+        deadline=None,
+        max_examples=200,
+        suppress_health_check=[HealthCheck.too_slow],
+        print_blob=True,
+    )
+    settings.register_profile("dev", max_examples=500, deadline=None)
     default = "ci" if os.environ.get("CI") or os.environ.get("REPRO_PINNED_OPTUNA") else "dev"
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", default))
 

@@ -124,20 +124,18 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], says: str) -> None:
     assert says in done.stderr
 
 
-def test_an_unreachable_server_asked_for_is_one_line_and_exit_2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["repro.bench", "repro.bench.plain"])
+def test_an_unreachable_server_asked_for_is_one_line_and_exit_2(
+    module: str, tmp_path: Path
+) -> None:
     url = f"redis://127.0.0.1:{closed_loopback_port()}/0"
+    out = ["--out", str(tmp_path / "bench.json")] if module == "repro.bench" else []
     done = run_cli(
-        "--storage",
-        "redis",
-        "--out",
-        str(tmp_path / "bench.json"),
-        module="repro.bench",
-        timeout=60,
-        env={"REPRO_REDIS_URL": url},
+        "--storage", "redis", *out, module=module, timeout=60, env={"REPRO_REDIS_URL": url}
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith(f"python -m repro.bench: error: cannot use {url}")
+    assert done.stderr.startswith(f"python -m {module}: error: cannot use {url}")
     assert not (tmp_path / "bench.json").exists()
 
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import optuna
 
-from repro import _compat, runner
+from repro import _compat, runner, services
 from repro.bench.records import Run
 from repro.cmdline import Parser, dispatch
 from repro.fork import Child
-from repro.scenarios import ALL_STORAGES, Scenario
+from repro.scenarios import ALL_STORAGES, SERVER_STORAGES, Scenario
 from repro.storages import StorageSpec, open_storage
 
 
@@ -110,12 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.set_defaults(command="run")
 
     def handle(args: argparse.Namespace) -> int:
+        if args.storage in SERVER_STORAGES:
+            services.check_reachable(StorageSpec(args.storage, services.server_url(args.storage)))
         _compat.warm_up()
         scenario = Scenario("sequential", "none", args.storage)
         print(json.dumps(run(scenario, runner.DEFAULT_TIMEOUT)))
         return 0
 
-    return dispatch("repro.bench.plain", {"run": handle}, parser.parse_args(argv))
+    return dispatch(parser.prog, {"run": handle}, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
