@@ -91,12 +91,11 @@ def tests(session: nox.Session, optuna: str) -> None:
     """Run the test suite against one Optuna version (the regression guard)."""
     install_optuna(session, optuna, *TEST_DEPS)
     show_versions(session)
+    # --dist loadgroup comes from pyproject.toml's pytest options, as for any pytest run.
     session.run(
         "pytest",
         "-n",
         "auto",
-        "--dist",
-        "loadgroup",
         *(session.posargs or ["tests"]),
         env={"REPRO_PINNED_OPTUNA": optuna},
     )
@@ -135,3 +134,12 @@ def upstream_record(session: nox.Session) -> None:
     install_optuna(session, "latest")
     show_versions(session)
     session.run("python", "-m", "repro.upstream", "record-script", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Time the harness against a plain script per storage; write results/bench.json."""
+    install_optuna(session, "latest")
+    show_versions(session)
+    # Options go to the bench, e.g. `-- -r 5 --storage sqlite`; see `python -m repro.bench -h`.
+    session.run("python", "-m", "repro.bench", *session.posargs)

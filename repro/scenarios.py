@@ -8,11 +8,11 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from repro.errors import ReproError
 
-GridValue = Union[str, float, int, bool, None]
+GridValue = str | float | int | bool | None
 SearchSpace = tuple[tuple[str, tuple[GridValue, ...]], ...]
 
 Mode = Literal["sequential", "concurrent", "threads"]

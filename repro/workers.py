@@ -12,7 +12,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Union
+from typing import Any
 
 import optuna
 
@@ -22,7 +22,7 @@ from repro.scenarios import Scenario
 from repro.storages import StorageSpec, open_storage
 from repro.sync import Phaser, StorageBarrier
 
-Barrier = Union[Phaser, StorageBarrier]
+Barrier = Phaser | StorageBarrier
 
 # One user attr per trial (each is a storage write): {"worker": index, "phase": barrier round}.
 TAG_ATTR = "repro"

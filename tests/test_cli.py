@@ -10,7 +10,7 @@ import pytest
 
 from repro import _compat
 
-from .conftest import run_cli
+from .helpers import run_cli
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from repro.metrics import value_key
 from repro.results import RunRecord
 from repro.scenarios import MODES, SEED_POLICIES, GridValue, SearchSpace, matrix
 
-from .conftest import RESULTS, ROOT
+from .helpers import RESULTS, ROOT, run_record
 
 CORPUS = RESULTS / "corpus.json"
 TRICKY: list[GridValue] = [
@@ -178,25 +178,9 @@ def run_of(case: Case, params: list[GridValue], grid_ids: list[int]) -> RunRecor
         TrialRecord(number=i, state="COMPLETE", params={"a": p}, grid_id=g, worker=0)
         for i, (p, g) in enumerate(zip(params, grid_ids))
     ]
-    m = compute(trials, case.space)
-    return RunRecord(
-        scenario=case.scenario().id,
-        mode=case.mode,
-        seed_policy=case.seed_policy,
-        storage="journal",
-        workers=case.workers,
-        grid_size=case.grid_size,
-        repetition=0,
-        trials=m.trials,
-        complete=m.complete,
-        distinct=m.distinct,
-        duplicates=m.duplicates,
-        missing=m.missing,
-        same_id_duplicates=m.same_id_duplicates,
-        colliding_id_duplicates=m.colliding_id_duplicates,
-        worker_orders_distinct=1,
-        error=None,
-        search_space=[[n, list(v)] for n, v in case.space],
+    return run_record(
+        case.scenario(),
+        measured=compute(trials, case.space),
         trial_log=[t.to_json() for t in trials],
         case_id=case.id,
     )

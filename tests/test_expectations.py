@@ -11,7 +11,7 @@ import pytest
 from repro import expectations, results
 from repro.scenarios import MODES, SEED_POLICIES
 
-from .conftest import RESULTS
+from .helpers import RESULTS
 
 RELEASES = ["3.2.0", "3.3.0", "3.4.0", "3.5.0", "3.6.1", "3.6.2", "4.0.0", "4.5.0", "5.0.0"]
 

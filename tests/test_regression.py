@@ -20,7 +20,7 @@ import pytest
 from repro import _compat, expectations, runner
 from repro.scenarios import SERVER_STORAGES, Scenario, matrix
 
-from .conftest import require_service
+from .helpers import require_service
 
 # Server runs cost about twice an embedded one; one repetition each keeps CI within budget,
 # and the committed results hold two.

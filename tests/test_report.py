@@ -13,7 +13,7 @@ import pytest
 
 from repro import report, results
 
-from .conftest import RESULTS, ROOT
+from .helpers import RESULTS, ROOT
 
 
 def test_committed_report_is_regenerated_byte_for_byte() -> None:

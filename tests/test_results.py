@@ -9,32 +9,15 @@ from pathlib import Path
 import pytest
 
 from repro import jsonfile, results
-from repro.results import ResultsFile, RunRecord, summarize
+from repro.results import ResultsFile, summarize
 
-
-def record(scenario: str = "s", repetition: int = 0, missing: int = 0) -> RunRecord:
-    return RunRecord(
-        scenario=scenario,
-        mode="sequential",
-        seed_policy="none",
-        storage="sqlite",
-        workers=2,
-        grid_size=4,
-        repetition=repetition,
-        trials=4,
-        complete=4,
-        distinct=4 - missing,
-        duplicates=missing,
-        missing=missing,
-        same_id_duplicates=0,
-        colliding_id_duplicates=missing,
-        worker_orders_distinct=2,
-        error=None,
-    )
+from .helpers import run_record
 
 
 def test_round_trip(tmp_path: Path) -> None:
-    original = ResultsFile("3.6.1", "3.11", "Linux", {"numpy": "2"}, [record(), record(missing=1)])
+    original = ResultsFile(
+        "3.6.1", "3.11", "Linux", {"numpy": "2"}, [run_record(), run_record(missing=1)]
+    )
     path = results.results_path(tmp_path, "3.6.1")
     results.save(path, original)
     assert results.load(path) == original
@@ -42,7 +25,7 @@ def test_round_trip(tmp_path: Path) -> None:
 
 
 def test_summary_is_stored_and_recomputable(tmp_path: Path) -> None:
-    runs = [record(repetition=0, missing=2), record(repetition=1, missing=0)]
+    runs = [run_record(repetition=0, missing=2), run_record(repetition=1, missing=0)]
     path = tmp_path / "optuna-x.json"
     results.save(path, ResultsFile("x", "3.11", "Linux", {}, runs))
     stored = json.loads(path.read_text())["summary"]

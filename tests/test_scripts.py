@@ -12,7 +12,7 @@ import pytest
 from repro import _compat, expectations
 from repro.report import SCRIPTS
 
-from .conftest import RESULTS
+from .helpers import RESULTS
 
 pytestmark = pytest.mark.xdist_group("processes")
 

@@ -13,7 +13,7 @@ from repro import _compat, expectations, runner, services
 from repro.scenarios import SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec
 
-from .conftest import ROOT, require_service, run_cli
+from .helpers import ROOT, require_service, run_cli
 
 pytestmark = pytest.mark.xdist_group("servers")
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.xdist_group("servers")
 @pytest.fixture(autouse=True)
 def _servers(request: pytest.FixtureRequest) -> None:
     """Every test here needs the servers: CI fails without them, elsewhere they are skipped
-    with the reason (tests/conftest.py: require_service)."""
+    with the reason (tests/helpers.py: require_service)."""
     if request.node.name.startswith("test_unreachable_server"):
         return
     for kind in SERVER_STORAGES:

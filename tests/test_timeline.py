@@ -16,7 +16,7 @@ from repro.timeline import __main__ as cli
 from repro.timeline import envs, measure, plot, records, releases, render
 from repro.timeline.records import Release, Timeline
 
-from .conftest import RESULTS
+from .helpers import RESULTS
 
 PIP_INDEX = """\
 optuna (5.0.0)

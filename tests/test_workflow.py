@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "regression-guard.yml"
 

@@ -1,0 +1,141 @@
+"""What several test files share that is not a fixture: paths, running the CLI, skipping a
+server test, and the one factory of hand-built run records. pytest discourages importing from
+conftest, so fixtures and hooks stay there and plain helpers live here."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from repro.metrics import Metrics
+from repro.results import RunRecord
+from repro.scenarios import UPSTREAM, Scenario, ScenarioError, matrix
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+
+
+def run_cli(
+    *args: str,
+    module: str = "repro",
+    timeout: float = 300,
+    env: dict[str, str | None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m MODULE ARGS` in a fresh interpreter from the checkout, as a user runs it;
+    ``env`` sets (or, with None, removes) environment variables."""
+    environ = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=environ,
+    )
+
+
+def services_opted_out() -> bool:
+    """Server storages are tested unless REPRO_NO_SERVICES=1 says otherwise; pytest -ra then
+    lists every skipped server test with this reason."""
+    return os.environ.get("REPRO_NO_SERVICES") == "1"
+
+
+@functools.cache
+def unreachable(kind: str) -> str | None:
+    """Why the server of ``kind`` does not answer, or None when it does (asked once per
+    process)."""
+    from repro import services
+    from repro.storages import StorageError, StorageSpec
+
+    try:
+        services.check_reachable(StorageSpec(kind, services.server_url(kind)))
+    except StorageError as exc:
+        return str(exc)
+    return None
+
+
+def require_service(kind: str) -> None:
+    """Skip a test that needs a server only by explicit opt-out, or outside CI when the server
+    does not answer (with the reason in the skip line); in CI an unreachable server fails."""
+    if services_opted_out():
+        pytest.skip(f"{kind}: server storages opted out with REPRO_NO_SERVICES=1")
+    problem = unreachable(kind)
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem} (CI needs every server; .ci/run starts them)")
+    pytest.skip(f"{problem} (not CI, so skipped; CI would fail here)")
+
+
+def run_record(
+    scenario: Scenario | str = UPSTREAM,
+    *,
+    repetition: int = 0,
+    missing: int = 0,
+    same_id: int = 0,
+    orders: int = 1,
+    error: str | None = None,
+    measured: Metrics | None = None,
+    **fields: Any,
+) -> RunRecord:
+    """A hand-built record of one finished run of ``scenario`` (a Scenario, or the id of one in
+    the default matrix). Without ``measured`` the study used its whole budget of grid-size
+    trials, so every lost point is one duplicate: ``same_id`` of them re-used a grid id, the
+    rest collided. With ``measured`` the counts are those metrics. ``fields`` set any other
+    RunRecord field."""
+    if isinstance(scenario, str):
+        found = next((s for s in matrix() if s.id == scenario), None)
+        if found is None:
+            raise ScenarioError(f"no default scenario {scenario!r}; pass a Scenario")
+        scenario = found
+    grid = scenario.grid_size
+    counts: dict[str, Any] = (
+        {
+            "trials": measured.trials,
+            "complete": measured.complete,
+            "distinct": measured.distinct,
+            "duplicates": measured.duplicates,
+            "missing": measured.missing,
+            "same_id_duplicates": measured.same_id_duplicates,
+            "colliding_id_duplicates": measured.colliding_id_duplicates,
+            "states": measured.states,
+            "duplicated_points": measured.duplicated_points,
+            "missing_points": measured.missing_points,
+        }
+        if measured is not None
+        else {
+            "trials": grid,
+            "complete": grid,
+            "distinct": grid - missing,
+            "duplicates": missing,
+            "missing": missing,
+            "same_id_duplicates": same_id,
+            "colliding_id_duplicates": missing - same_id,
+        }
+    )
+    base: dict[str, Any] = {
+        "scenario": scenario.id,
+        "mode": scenario.mode,
+        "seed_policy": scenario.seed_policy,
+        "storage": scenario.storage,
+        "workers": scenario.workers,
+        "grid_size": grid,
+        "repetition": repetition,
+        "worker_orders_distinct": orders,
+        "error": error,
+        "trials_per_worker": scenario.trials_each,
+        "search_space": [[name, list(values)] for name, values in scenario.search_space],
+    }
+    return RunRecord(**{**base, **counts, **fields})
