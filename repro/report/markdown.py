@@ -20,7 +20,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
 
 
 def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
+    """``| a | b |``; an empty cell is ``| |``, one space wide, as in the timeline's row for a
+    release that was not measured."""
+    return "|" + "".join(f" {cell} |" if cell else " |" for cell in cells)
 
 
 def details(summary: str, body: Sequence[str]) -> list[str]:

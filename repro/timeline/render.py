@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from repro.report import markdown as md
 from repro.timeline import records
 from repro.timeline.records import Release, ScenarioOutcome, Timeline, Transition
 
@@ -33,8 +34,8 @@ def _cell(o: ScenarioOutcome) -> str:
     runs = " · ".join(f"{m}/{d}" for m, d in zip(o.missing, o.duplicates))
     mark = MARKS.get(o.measured, "?")
     errors = f" +{o.errors} err" if o.errors else ""
-    flag = f" ‼ expected `{o.expected}`" if o.agrees is False else ""
-    return f"{mark} `{o.measured}` {runs}{errors}{flag}"
+    flag = f" ‼ expected {md.code(str(o.expected))}" if o.agrees is False else ""
+    return f"{mark} {md.code(o.measured)} {runs}{errors}{flag}"
 
 
 def _one_line(text: str | None) -> str:
@@ -43,13 +44,14 @@ def _one_line(text: str | None) -> str:
     return (lines[-1] if lines else "").replace("|", "/").replace("`", "'")
 
 
-def _release_row(release: Release, scenario_ids: list[str]) -> str:
+def _release_row(release: Release, scenario_ids: list[str]) -> list[str]:
     if not release.measured:
+        # The cause once, in the first scenario's column; the other cells stay empty.
         cause = f"{release.status}: {_one_line(release.error)}"
-        return f"| {release.version} | {cause} |" + " |" * (len(scenario_ids) - 1)
+        return [release.version, cause, *[""] * (len(scenario_ids) - 1)]
     found = {o.scenario: o for o in records.outcomes(release.version, release.runs)}
     cells = [_cell(found[s]) if s in found else "not run" for s in scenario_ids]
-    return f"| {release.version} | " + " | ".join(cells) + " |"
+    return [release.version, *cells]
 
 
 def markdown(data: Timeline) -> list[str]:
@@ -70,9 +72,12 @@ def markdown(data: Timeline) -> list[str]:
     out.append("")
     out.append(LEGEND)
     out.append("")
-    out.append("| Optuna | " + " | ".join(labels[s] or s for s in scenario_ids) + " |")
-    out.append("|---|" + "---|" * len(scenario_ids))
-    out.extend(_release_row(r, scenario_ids) for r in releases)
+    out.extend(
+        md.table(
+            ["Optuna", *(labels[s] or s for s in scenario_ids)],
+            (_release_row(r, scenario_ids) for r in releases),
+        )
+    )
     out.append("")
     out.append("### Where the behaviour changed")
     out.append("")
@@ -88,8 +93,9 @@ def markdown(data: Timeline) -> list[str]:
         for t in moved:
             gap = f" ({', '.join(t.unmeasured)} not measured in between)" if t.unmeasured else ""
             out.append(
-                f"- **{labels.get(t.scenario) or t.scenario}**: `{t.from_outcome}` on "
-                f"{t.from_version} → `{t.to_outcome}` on {t.to_version} ({t.direction}){gap}"
+                f"- {md.bold(labels.get(t.scenario) or t.scenario)}: {md.code(t.from_outcome)} "
+                f"on {t.from_version} → {md.code(t.to_outcome)} on {t.to_version} "
+                f"({t.direction}){gap}"
             )
         out.append("")
         out.append(change)
@@ -99,31 +105,36 @@ def markdown(data: Timeline) -> list[str]:
         out.append("### Releases not measured")
         out.append("")
         for r in unmeasured:
-            out.append(f"- **{r.version}** ({r.status}): `{_one_line(r.error)}`")
+            out.append(f"- {md.bold(r.version)} ({r.status}): {md.code(_one_line(r.error))}")
         out.append("")
     out.extend(_environments(data))
     return out
 
 
 def _environments(data: Timeline) -> list[str]:
-    out = ["<details><summary>Environment per release</summary>", ""]
-    out.append(
-        f"{data.environments_created} environments created, the rest reused; whole run "
-        f"{data.wall_seconds:g} s on Python {data.python} ({data.platform}), {data.jobs} lanes."
+    rows = [
+        [
+            r.version,
+            r.status,
+            r.environment or "-",
+            f"{r.install_seconds:g}",
+            f"{r.run_seconds:g}",
+            ", ".join(f"{k} {v}" for k, v in sorted(r.packages.items())),
+        ]
+        for r in data.versions
+    ]
+    headers = ["Optuna", "status", "environment", "install s", "run s", "packages"]
+    return md.details(
+        "Environment per release",
+        [
+            f"{data.environments_created} environments created, the rest reused; whole run "
+            f"{data.wall_seconds:g} s on Python {data.python} ({data.platform}), {data.jobs} "
+            "lanes.",
+            "",
+            *md.table(headers, rows),
+            "",
+        ],
     )
-    out.append("")
-    out.append("| Optuna | status | environment | install s | run s | packages |")
-    out.append("|---|---|---|---|---|---|")
-    for r in data.versions:
-        packages = ", ".join(f"{k} {v}" for k, v in sorted(r.packages.items()))
-        out.append(
-            f"| {r.version} | {r.status} | {r.environment or '-'} | {r.install_seconds:g} | "
-            f"{r.run_seconds:g} | {packages} |"
-        )
-    out.append("")
-    out.append("</details>")
-    out.append("")
-    return out
 
 
 def render_section(results_dir: Path) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from repro.report import markdown as md
 from repro.results import ScenarioSummary
 from repro.upstream import upstream_docs as docs
 from repro.upstream.facts import REMEDY_LABELS, Column, Facts, RollingCase
@@ -57,14 +58,13 @@ def _column_label(c: Column) -> str:
 
 
 def _table(facts: Facts) -> list[str]:
-    out = [
-        "| storage | " + " | ".join(_column_label(c) for c in facts.columns) + " |",
-        "|---|" + "---|" * len(facts.columns),
-    ]
-    for storage in facts.storages:
-        cells = [_cell(facts.cells.get((storage, c))) for c in facts.columns]
-        out.append(f"| {storage} | " + " | ".join(cells) + " |")
-    return out
+    return md.table(
+        ["storage", *(_column_label(c) for c in facts.columns)],
+        (
+            [storage, *(_cell(facts.cells.get((storage, c))) for c in facts.columns)]
+            for storage in facts.storages
+        ),
+    )
 
 
 def _grid_sentence(facts: Facts) -> str:
@@ -249,9 +249,8 @@ def _remedies_section(facts: Facts) -> list[str]:
         f"**Remedies users are told about, measured on {facts.version}.** Cells as above, "
         "then the mean number of trials:",
         "",
-        "| remedy | mode, seed | " + " | ".join(storages) + " |",
-        "|---|---|" + "---|" * len(storages),
     ]
+    rows = []
     for remedy in facts.remedies:
         keys: list[tuple[str, str]] = []
         for s in remedy.rows:
@@ -269,12 +268,8 @@ def _remedies_section(facts: Facts) -> list[str]:
                     None,
                 )
                 cells.append(_cell(found) + (f" · {found.trials_mean:g} trials" if found else ""))
-            out.append(
-                f"| {_remedy_label(remedy.name)} | {mode}, {POLICY[policy]} | "
-                + " | ".join(cells)
-                + " |"
-            )
-    return out
+            rows.append([_remedy_label(remedy.name), f"{mode}, {POLICY[policy]}", *cells])
+    return out + md.table(["remedy", "mode, seed", *storages], rows)
 
 
 def _fix_section(facts: Facts) -> list[str]:
@@ -283,20 +278,20 @@ def _fix_section(facts: Facts) -> list[str]:
         return []
     shas = ", ".join(f"`{p.get('sha256', '')}`" for p in fix.patches)
     storages = _ordered(facts, fix.rows)
+    modes = sorted({s.mode for s in fix.rows})
+
+    def fixed(mode: str, storage: str) -> str:
+        return _cell(next((s for s in fix.rows if (s.mode, s.storage) == (mode, storage)), None))
+
     out = [
         "",
         f"**A candidate fix**, `{fix.spec}` (patch sha256 {shas}), built from the {facts.version} "
         "sdist and measured like the release; distinct seeds per worker:",
         "",
-        "| mode | " + " | ".join(storages) + " |",
-        "|---|" + "---|" * len(storages),
+        *md.table(
+            ["mode", *storages], ([mode, *(fixed(mode, st) for st in storages)] for mode in modes)
+        ),
     ]
-    for mode in sorted({s.mode for s in fix.rows}):
-        cells = [
-            _cell(next((s for s in fix.rows if (s.mode, s.storage) == (mode, st)), None))
-            for st in storages
-        ]
-        out.append(f"| {mode} | " + " | ".join(cells) + " |")
     if fix.tests:
         out += ["", f"Upstream's own tests (`{fix.tests[0].command}`):", ""]
         for t in fix.tests:
@@ -308,12 +303,16 @@ def _fix_section(facts: Facts) -> list[str]:
     return out
 
 
-def _rolling_line(c: RollingCase) -> str:
+def _rolling_row(c: RollingCase) -> list[str]:
     detail = f"refused: `{c.refusal}`" if c.refusal else f"{c.missing} missing, {c.duplicates} dup"
-    return (
-        f"| {c.older} + {c.newer} | {c.creator} | {c.storage} | {c.mode}, {POLICY[c.seed_policy]}"
-        f" | {c.outcome} | {detail} |"
-    )
+    return [
+        f"{c.older} + {c.newer}",
+        c.creator,
+        c.storage,
+        f"{c.mode}, {POLICY[c.seed_policy]}",
+        c.outcome,
+        detail,
+    ]
 
 
 def _rolling_section(facts: Facts) -> list[str]:
@@ -328,12 +327,8 @@ def _rolling_section(facts: Facts) -> list[str]:
         f"Workers of two releases sharing one study; the cases with {facts.version} that were "
         "not exact (the others were):"
     )
-    out += [
-        "",
-        "| releases | created by | storage | mode, seed | outcome | detail |",
-        "|---|---|---|---|---|---|",
-    ]
-    return out + [_rolling_line(c) for c in bad]
+    headers = ["releases", "created by", "storage", "mode, seed", "outcome", "detail"]
+    return [*out, "", *md.table(headers, (_rolling_row(c) for c in bad))]
 
 
 def additional_context(facts: Facts, attachments: Sequence[str]) -> list[str]:
