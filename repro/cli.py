@@ -13,7 +13,6 @@ from pathlib import Path
 from repro import results
 from repro.cmdline import Parser, dispatch, positive_int
 from repro.environment import environment
-from repro.jsonfile import write_atomic
 from repro.scenarios import (
     ALL_STORAGES,
     DEFAULT_WORKERS,
@@ -380,7 +379,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             "`nox -s repro` or `python -m repro run` first"
         )
     out = args.out or args.results / "report.md"
-    write_atomic(out, report.render_dir(args.results))
+    report.write_dir(args.results, out)
     print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
     try:
         from repro.report.chart import CHART_NAME, write_chart

@@ -1,11 +1,13 @@
 """What several test files share that is not a fixture: paths, running the CLI, skipping a
-server test, and the one factory of hand-built run records. pytest discourages importing from
-conftest, so fixtures and hooks stay there and plain helpers live here."""
+server test, the one factory of hand-built run records, the link targets of Markdown. pytest
+discourages importing from conftest, so fixtures and hooks stay there and plain helpers live
+here."""
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +141,22 @@ def run_record(
         "search_space": [[name, list(values)] for name, values in scenario.search_space],
     }
     return RunRecord(**{**base, **counts, **fields})
+
+
+def link_targets(text: str) -> list[str]:
+    """Every link and image target of Markdown text, Markdown or HTML, as markdown-it-py (with
+    GitHub's tables) reads them: what a pasted body would resolve against the issue's URL."""
+    from markdown_it import MarkdownIt
+
+    targets = []
+    for token in MarkdownIt("commonmark").enable("table").parse(text):
+        for child in token.children or []:
+            if child.type == "link_open":
+                targets.append(str(child.attrs["href"]))
+            elif child.type == "image":
+                targets.append(str(child.attrs["src"]))
+            elif child.type == "html_inline":
+                targets += re.findall(r'(?:href|src)="([^"]*)"', child.content)
+        if token.type == "html_block":
+            targets += re.findall(r'(?:href|src)="([^"]*)"', token.content)
+    return targets

@@ -1,5 +1,6 @@
 """The report is rendered from the committed JSON alone, byte for byte, and every number in
-its tables is in that JSON."""
+its tables is in that JSON; each of its files fits a GitHub issue or comment, and report.md
+links to nothing a paste would break."""
 
 from __future__ import annotations
 
@@ -8,17 +9,73 @@ import re
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from repro import report, results
+from repro.timeline.render import MARKDOWN_NAME as TIMELINE
+from repro.upstream.upstream_docs import BODY_LIMIT
 
-from .helpers import RESULTS, ROOT
+from .helpers import RESULTS, ROOT, link_targets, run_cli
+
+# What a reader may paste or attach: the report's files and the timeline's, which it names.
+PASTABLE = (*report.FILES, TIMELINE)
+# The one site links may point to: upstream Optuna's sources, issues and pull requests.
+UPSTREAM = "https://github.com/optuna/optuna/"
 
 
-def test_committed_report_is_regenerated_byte_for_byte() -> None:
+def committed(name: str) -> str:
+    return (RESULTS / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", report.FILES)
+def test_committed_report_is_regenerated_byte_for_byte(name: str) -> None:
     assert results.load_all(RESULTS), "no committed results"
-    assert report.render_dir(RESULTS) == (RESULTS / "report.md").read_text(encoding="utf-8")
+    assert report.render_files(RESULTS)[name] == committed(name)
+
+
+def test_report_command_writes_every_file_beside_the_report(tmp_path: Path) -> None:
+    """`python -m repro report --out` puts the report where asked and its other files beside
+    it, the same bytes as the committed ones."""
+    done = run_cli("report", "--results", str(RESULTS), "--out", str(tmp_path / "report.md"))
+    assert done.returncode == 0, done.stderr
+    for name in report.FILES:
+        assert (tmp_path / name).read_text(encoding="utf-8") == committed(name), name
+
+
+@pytest.mark.parametrize("name", PASTABLE)
+def test_each_file_fits_a_github_issue_or_comment(name: str) -> None:
+    assert len(committed(name)) <= BODY_LIMIT
+
+
+def test_summary_fits_one_screen() -> None:
+    """Everything before the first fold: the verdict per version, the files, the SQLite
+    table."""
+    top = committed(report.REPORT).split("<details>", 1)[0]
+    assert "## Summary" in top
+    assert len(top.splitlines()) <= 50
+
+
+@pytest.mark.parametrize("name", PASTABLE)
+def test_links_only_to_upstream_optuna(name: str) -> None:
+    """A pasted body resolves relative links against the issue's URL, so the files link only
+    to upstream Optuna, absolutely; this project's files are named in text."""
+    targets = link_targets(committed(name))
+    assert [t for t in targets if not t.startswith(UPSTREAM)] == []
+    if name == report.REPORT:
+        assert targets, "expected links to upstream sources"
+
+
+def test_report_names_the_files_it_leaves_out() -> None:
+    text = committed(report.REPORT)
+    for name in (*report.FILES[1:], TIMELINE, report.CHART_NAME):
+        assert f"`{name}`" in text, name
+
+
+def test_link_check_sees_relative_links_and_images() -> None:
+    text = '[a](../README.md) ![c](report-chart.png) <a href="x.md">x</a>\n'
+    assert link_targets(text) == ["../README.md", "report-chart.png", "x.md"]
 
 
 def test_committed_results_cover_every_pinned_version_and_scenario() -> None:
@@ -34,8 +91,9 @@ def test_committed_results_cover_every_pinned_version_and_scenario() -> None:
         assert not [r for r in f.errors if r.case_id is None]
 
 
-def test_every_table_number_is_in_the_json() -> None:
-    text = (RESULTS / "report.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("name", PASTABLE)
+def test_every_table_number_is_in_the_json(name: str) -> None:
+    text = committed(name)
     numbers: set[str] = set()
     for path in RESULTS.glob("*.json"):  # per-version files, timeline.json, corpus files
         data = json.loads(path.read_text())
@@ -54,9 +112,11 @@ def test_every_table_number_is_in_the_json() -> None:
                 numbers.update(re.findall(r"\d+(?:\.\d+)?", value))
 
         collect(data)
-    for line in text.splitlines():
-        if not line.startswith("|") or set(line) <= {"|", "-"}:
-            continue
+    rows = [
+        line for line in text.splitlines() if line.startswith("|") and not set(line) <= {"|", "-"}
+    ]
+    assert rows, "no table rows: the check would pass vacuously"
+    for line in rows:
         for cell in line.split("|"):
             # Links carry line numbers of upstream source and #N names an upstream issue:
             # neither is a measurement.
@@ -73,18 +133,20 @@ def test_report_does_not_need_optuna() -> None:
     assert done.stdout.strip() == "False"
 
 
-def test_report_renders_as_github_markdown() -> None:
-    """Every table block parses as a table, and the chart link is a PNG that fits a comment."""
+@pytest.mark.parametrize("name", report.FILES)
+def test_report_renders_as_github_markdown(name: str) -> None:
+    """Every table block parses as a table."""
     from markdown_it import MarkdownIt
 
-    text = (RESULTS / "report.md").read_text(encoding="utf-8")
+    text = committed(name)
     html = MarkdownIt("commonmark").enable("table").render(text)
     separators = [line for line in text.splitlines() if re.fullmatch(r"\|(---\|)+", line)]
     assert separators
     assert html.count("<table>") == len(separators)
-    images = re.findall(r'<img src="([^"]+)"', html)
-    assert images == ["report-chart.png"]
-    png = (RESULTS / images[0]).read_bytes()
+
+
+def test_chart_is_a_png_that_fits_a_comment() -> None:
+    png = (RESULTS / report.CHART_NAME).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])
     assert 600 <= width <= 1000
@@ -98,10 +160,10 @@ def test_markdown_helper_builds_tables_folds_and_code_spans_that_parse() -> None
     from repro.report import markdown as md
 
     cell = md.code("x|`y`")
-    lines = md.details("<b>t</b>", [*md.table(["a", "b"], [["1", cell]]), ""])
-    assert lines[2:5] == ["| a | b |", "|---|---|", f"| 1 | {cell} |"]
+    lines = md.details("<b>t</b>", [*md.table(["a", "b"], [["1", cell], ["2", ""]]), ""])
+    assert lines[2:6] == ["| a | b |", "|---|---|", f"| 1 | {cell} |", "| 2 | |"]
     html = MarkdownIt("commonmark").enable("table").render("\n".join(lines))
-    assert html.count("<td>") == 2
+    assert html.count("<td>") == 4
     assert "<code>x|`y`</code>" in html
     assert "<summary><b>t</b></summary>" in html
 

@@ -25,6 +25,8 @@ from repro.jsonfile import write_json
 from repro.upstream import bundle, collect, facts, render, script_run
 from repro.upstream import upstream_docs as docs
 
+from .helpers import link_targets
+
 # Computed here rather than imported from conftest, which is being split into helpers.
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
@@ -110,7 +112,7 @@ def unknown_numbers(body: str, numbers: set[str]) -> list[str]:
 
 
 def test_committed_bundle_regenerates_byte_for_byte(fresh: Path) -> None:
-    for name in (*bundle.BODIES, bundle.REPORT, bundle.CHART_NAME):
+    for name in (*bundle.BODIES, *bundle.RENDERED):
         assert (fresh / name).read_bytes() == (COMMITTED / name).read_bytes(), name
 
 
@@ -153,19 +155,7 @@ def test_a_body_over_the_limit_is_refused() -> None:
 @pytest.mark.parametrize("name", BODIES)
 def test_body_links_only_absolutely(name: str) -> None:
     """A pasted body resolves relative links against the issue's URL, so none may be relative."""
-    body = (COMMITTED / name).read_text(encoding="utf-8")
-    tokens = markdown().parse(body)
-    targets = []
-    for token in tokens:
-        for child in token.children or []:
-            if child.type == "link_open":
-                targets.append(str(child.attrs["href"]))
-            elif child.type == "image":
-                targets.append(str(child.attrs["src"]))
-            elif child.type == "html_inline":
-                targets += re.findall(r'(?:href|src)="([^"]*)"', child.content)
-        if token.type == "html_block":
-            targets += re.findall(r'(?:href|src)="([^"]*)"', token.content)
+    targets = link_targets((COMMITTED / name).read_text(encoding="utf-8"))
     assert targets, "expected links"
     assert [t for t in targets if not t.startswith("https://")] == []
 
@@ -241,8 +231,8 @@ def test_premise_holds_on_the_committed_results() -> None:
 def copy_results(target: Path) -> Path:
     """The committed results without the bundle, to doctor in a temporary directory."""
     shutil.copytree(RESULTS, target, ignore=shutil.ignore_patterns("*.md", "*.png", "upstream"))
-    shutil.copy2(RESULTS / bundle.REPORT, target / bundle.REPORT)
-    shutil.copy2(RESULTS / bundle.CHART_NAME, target / bundle.CHART_NAME)
+    for name in bundle.RENDERED:
+        shutil.copy2(RESULTS / name, target / name)
     (target / "upstream").mkdir()
     shutil.copy2(script_run.record_path(RESULTS), script_run.record_path(target))
     return target

@@ -38,15 +38,31 @@ class Replayed(NamedTuple):
     side: CorpusResults | None
 
 
-def render_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]:
-    """Markdown lines of the corpus section; a short note if there is no corpus or replay.
-    The tallies are recomputed from the runs and probes with the function that stored each
-    side file's ``summary``."""
-    title = ["## Random search spaces across versions", ""]
+TITLE = ["## Random search spaces across versions", ""]
+PROPERTY = (
+    "**Property**: every grid point evaluated, and no duplicate beyond re-evaluating the same "
+    "grid id."
+)
+
+
+class Measured(NamedTuple):
+    corpus: Corpus
+    rows: list[Replayed]
+    tallies: dict[str, dict[str, Any]]  # by version, as ``judge.tally`` returns them
+
+    @property
+    def versions(self) -> list[str]:
+        return [row.version for row in self.rows]
+
+
+def measured(files: Sequence[ResultsFile], corpus_path: Path) -> Measured | str:
+    """The corpus, its replays and their tallies, or why there is nothing to show. The tallies
+    are recomputed from the runs and probes with the function that stored each side file's
+    ``summary``."""
     try:
         corpus = load(corpus_path)
     except CorpusError as exc:
-        return [*title, f"Not measured: {exc}.", ""]
+        return str(exc)
     rows = [
         Replayed(
             f.optuna_version,
@@ -57,13 +73,23 @@ def render_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]
         if any(r.case_id is not None for r in f.runs)
     ]
     if not rows:
-        return [*title, "Not measured: no results file has corpus runs.", ""]
+        return "no results file has corpus runs"
     tallies = {
         v: judge.tally(corpus.cases, runs, side.probes if side else {}, v, corpus.max_grid)
         for v, runs, side in rows
     }
-    versions = [row.version for row in rows]
-    out = [*title, *_intro(corpus, rows)]
+    return Measured(corpus, rows, tallies)
+
+
+def render_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]:
+    """Markdown lines of the whole corpus section; a short note if there is no corpus or
+    replay."""
+    found = measured(files, corpus_path)
+    if isinstance(found, str):
+        return [*TITLE, f"Not measured: {found}.", ""]
+    corpus, rows, tallies = found
+    versions = found.versions
+    out = [*TITLE, *_intro(corpus, rows)]
     out.extend(_summary(versions, tallies))
     out.extend(_by_mode(versions, tallies))
     out.extend(_by_dimension(versions, tallies, "by_grid_size", "grid points"))
@@ -73,12 +99,44 @@ def render_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]
     return out
 
 
-def _intro(corpus: Corpus, rows: Sequence[Replayed]) -> list[str]:
+def summary_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]:
+    """The corpus in short, for the report: what was drawn and the table per version and seed
+    policy; the property, the breakdowns, the shrunk spaces and every case are in the whole
+    section."""
+    found = measured(files, corpus_path)
+    if isinstance(found, str):
+        return [*TITLE, f"Not measured: {found}.", ""]
+    return [
+        *TITLE,
+        _drawn(found.corpus),
+        "",
+        f"{PROPERTY} Values that Optuna records as one (`1` and `True` in one parameter) count "
+        "as one point.",
+        "",
+        *_summary(found.versions, found.tallies),
+    ]
+
+
+def _drawn(corpus: Corpus) -> str:
+    """What the corpus holds, in one sentence."""
+
     def span(numbers: Sequence[int]) -> str:
         return f"{min(numbers)} to {max(numbers)}"
 
     params = [len(c.space) for c in corpus.cases]
     values = [len(v) for c in corpus.cases for _, v in c.space]
+    return (
+        f"{len(corpus.cases)} cases drawn once by Hypothesis {corpus.hypothesis} (seed "
+        f"{corpus.seed}) into `results/corpus.json` and replayed unchanged on every version, "
+        f"once each, on the {corpus.storage} storage: {span(params)} parameters of "
+        f"{span(values)} values of int, float (NaN, infinities and -0.0 included), str, bool "
+        f"and None, mixed within a parameter; {span([c.grid_size for c in corpus.cases])} grid "
+        f"points; {span([c.workers for c in corpus.cases])} workers; every launch mode and "
+        "seed policy."
+    )
+
+
+def _intro(corpus: Corpus, rows: Sequence[Replayed]) -> list[str]:
     replays = []
     for version, _, side in rows:
         if side is not None and side.replay:
@@ -88,16 +146,9 @@ def _intro(corpus: Corpus, rows: Sequence[Replayed]) -> list[str]:
                 f"{r['jobs']} lanes"
             )
     return [
-        f"{len(corpus.cases)} cases drawn once by Hypothesis {corpus.hypothesis} (seed "
-        f"{corpus.seed}) into `results/corpus.json` and replayed unchanged on every version, "
-        f"once each, on the {corpus.storage} storage: {span(params)} parameters of "
-        f"{span(values)} values of int, float (NaN, infinities and -0.0 included), str, bool "
-        f"and None, mixed within a parameter; {span([c.grid_size for c in corpus.cases])} grid "
-        f"points; {span([c.workers for c in corpus.cases])} workers; every launch mode and "
-        "seed policy. Replay wall time: " + "; ".join(replays) + ".",
+        f"{_drawn(corpus)} Replay wall time: " + "; ".join(replays) + ".",
         "",
-        "**Property**: every grid point evaluated, and no duplicate beyond re-evaluating the "
-        "same grid id. It is checked against the grid *as Optuna records it*: "
+        f"{PROPERTY} It is checked against the grid *as Optuna records it*: "
         "`CategoricalDistribution` stores a value as the first choice equal to it, so in "
         "`[1, True]` both points are recorded as `1`. That is not a lost point, but the raw "
         "counts (missing, duplicates) show it, and the tables give both; `alike` counts the "

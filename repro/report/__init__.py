@@ -3,6 +3,10 @@
 ``verdicts.py`` decides what the measurements say, as plain records; ``render.py`` turns those
 records into Markdown with the shapes of ``markdown.py``; ``chart.py`` draws the PNG. Same JSON
 in, same bytes out.
+
+``report.md`` is the summary and the short sections, small enough to paste into a GitHub issue
+or comment; the long tables go into files of their own beside it (``FILES``), each of which
+fits one too. The timeline's own file, ``timeline.md``, is rendered by ``repro.timeline``.
 """
 
 from __future__ import annotations
@@ -12,25 +16,53 @@ from pathlib import Path
 
 from repro import results
 from repro.corpus import report as corpus_report
+from repro.jsonfile import write_atomic
 from repro.report import render as _render
 from repro.report.chart import CHART_NAME
-from repro.report.render import SCRIPTS
+from repro.report.render import CORPUS, DETAILS, SCRIPTS
 from repro.report.verdicts import decide
 from repro.results import ResultsFile
 from repro.timeline import render as timeline_report
 
-__all__ = ["CHART_NAME", "SCRIPTS", "render", "render_dir"]
+__all__ = ["CHART_NAME", "FILES", "REPORT", "SCRIPTS", "render", "render_dir", "write_dir"]
+
+REPORT = "report.md"
+# Every file ``render_files`` returns, report.md first.
+FILES = (REPORT, DETAILS, CORPUS)
+
+
+def render_files(results_dir: Path) -> dict[str, str]:
+    """Each of ``FILES`` by name, for everything measured in ``results_dir``: the per-version
+    JSON files and, when present, the release timeline and the corpus."""
+    files = results.load_all(results_dir)
+    found = decide(files)
+    corpus_path = results_dir / "corpus.json"
+    return {
+        REPORT: _render.report(
+            found,
+            timeline_report.summary_section(results_dir),
+            corpus_report.summary_section(files, corpus_path),
+        ),
+        DETAILS: _render.details(found),
+        CORPUS: _render.corpus(found, corpus_report.render_section(files, corpus_path)),
+    }
 
 
 def render_dir(results_dir: Path) -> str:
-    """The report for everything measured in ``results_dir``: the per-version JSON files and,
-    when present, the release timeline and the corpus."""
-    files = results.load_all(results_dir)
-    return render(
-        files,
-        timeline_report.render_section(results_dir),
-        corpus_report.render_section(files, results_dir / "corpus.json"),
-    )
+    """``report.md`` alone."""
+    return render_files(results_dir)[REPORT]
+
+
+def write_dir(results_dir: Path, report_path: Path | None = None) -> list[Path]:
+    """Write every rendered file: ``report.md`` at ``report_path`` (default: in
+    ``results_dir``), the others beside it. Returns the paths written."""
+    report_path = report_path or results_dir / REPORT
+    written = []
+    for name, text in render_files(results_dir).items():
+        path = report_path if name == REPORT else report_path.parent / name
+        write_atomic(path, text)
+        written.append(path)
+    return written
 
 
 def render(
@@ -38,4 +70,5 @@ def render(
     timeline_section: Sequence[str] = (),
     corpus_section: Sequence[str] = (),
 ) -> str:
+    """``report.md`` for ``files``, with the timeline and corpus sections given (in short)."""
     return _render.report(decide(files), timeline_section, corpus_section)

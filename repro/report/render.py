@@ -20,6 +20,7 @@ from repro.report.verdicts import (
 )
 from repro.results import ResultsFile, ScenarioSummary
 from repro.scenarios import UPSTREAM
+from repro.timeline.render import MARKDOWN_NAME as TIMELINE
 
 LEGEND = (
     "Each cell: **runs that lost grid points / runs** · mean missing points · mean duplicate "
@@ -36,17 +37,24 @@ SCRIPTS = (
 )
 
 
+# The files rendered beside report.md. The report names them rather than linking them: a
+# report pasted into an issue resolves relative links against the issue's URL, where they break.
+DETAILS = "report-details.md"
+CORPUS = "corpus.md"
+
+
 def report(
     found: Findings, timeline_section: Sequence[str] = (), corpus_section: Sequence[str] = ()
 ) -> str:
-    versions = [v.version for v in found.versions]
+    """``report.md``: the summary, the SQLite table, the short sections; ``timeline_section``
+    and ``corpus_section`` are those parts in short."""
     out: list[str] = [
-        f"# GridSampler with several workers on Optuna {', '.join(versions)}",
+        _title(found),
         "",
         "Does `GridSampler` evaluate every grid point exactly once when several workers share "
         "one study (optuna/optuna#5489)? Measured with real worker processes on real storages "
-        "by [optuna-grid-repro](../README.md); every number below is in the JSON files next to "
-        "this report.",
+        "by optuna-grid-repro; every number in this report and in the files it names is in "
+        "the JSON files they are rendered from.",
         "",
         "## Summary",
         "",
@@ -74,15 +82,33 @@ def report(
         f"`MaxTrialsCallback` as in the report.{_why_in_short(found)} Details, source lines and "
         "the other modes are below.",
         "",
-        f"![Mean missing and duplicate points per run]({CHART_NAME})",
+        "Rendered from the same JSON, next to this file (attach them when pasting it):",
+        "",
+        f"- {md.code(CHART_NAME)}: the mean missing and duplicate points per run, by version "
+        "and launch mode.",
+        f"- {md.code(DETAILS)}: every scenario on every storage, and the uncertainty over "
+        "repetitions.",
+        f"- {md.code(CORPUS)}: the random search spaces, by launch mode, grid size and "
+        "workers, the minimal failing spaces and every case.",
+    ]
+    if timeline_section:
+        out.append(
+            f"- {md.code(TIMELINE)}: every release measured, per scenario, and the source change "
+            "behind each change of behaviour."
+        )
+    out += [
+        "",
+        f"## By launch mode and seed policy, on {md.code(UPSTREAM.storage)} as in #5489",
+        "",
+        f"Every storage: {md.code(DETAILS)}.",
         "",
     ]
-    out += _details("Results by scenario", _scenario_table(found))
+    out += _scenario_table(found, UPSTREAM.storage)
     for section in (timeline_section, corpus_section):
         if section:
+            # The heading becomes the fold's title; the fold already opens with a blank line.
             heading, *body = section
-            out += _details(heading.lstrip("# "), body)
-    out += _details("Uncertainty over repetitions", _uncertainty_table(found))
+            out += _details(heading.lstrip("# "), body[1:] if body[:1] == [""] else body)
     out += _details("Advice checked against the measurements", _advice_checked(found))
     out += _details(
         "Expected behaviour (from the source) and whether it held",
@@ -102,7 +128,46 @@ def report(
         out += ["## Runs that contradict the expectation table", ""]
         out += [f"- {p}" for p in problems]
         out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    return _text(out)
+
+
+def details(found: Findings) -> str:
+    """``report-details.md``: the long per-storage tables."""
+    return _text(
+        [
+            *_part_heading(found, "every scenario"),
+            "## Results by scenario",
+            "",
+            *_scenario_table(found),
+            "## Uncertainty over repetitions",
+            "",
+            *_uncertainty_table(found),
+        ]
+    )
+
+
+def corpus(found: Findings, corpus_section: Sequence[str]) -> str:
+    """``corpus.md``: the whole corpus section."""
+    return _text([*_part_heading(found, "random search spaces"), *corpus_section])
+
+
+def _title(found: Findings) -> str:
+    versions = ", ".join(v.version for v in found.versions)
+    return f"# GridSampler with several workers on Optuna {versions}"
+
+
+def _part_heading(found: Findings, what: str) -> list[str]:
+    return [
+        f"{_title(found)}: {what}",
+        "",
+        "Part of `report.md`, rendered from the same JSON; every number in its tables is in "
+        "that JSON.",
+        "",
+    ]
+
+
+def _text(lines: Sequence[str]) -> str:
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def _details(title: str, body: list[str]) -> list[str]:
@@ -168,12 +233,13 @@ def _scenario_label(s: ScenarioSummary) -> str:
     return f"{s.mode} · {s.seed_policy} · {s.storage}"
 
 
-def _scenario_table(found: Findings) -> list[str]:
+def _scenario_table(found: Findings, storage: str | None = None) -> list[str]:
+    """Every scenario, or the scenarios on ``storage``."""
     versions = [f.optuna_version for f in found.files]
     scenario_ids: list[str] = []
     for v in versions:
         for s in found.summaries[v]:
-            if s.scenario not in scenario_ids:
+            if s.scenario not in scenario_ids and storage in (None, s.storage):
                 scenario_ids.append(s.scenario)
     rows = []
     for sid in scenario_ids:
@@ -363,13 +429,13 @@ def _sources(urls: Sequence[str]) -> str:
 
 def _scripts_section() -> list[str]:
     out = [
-        "Single-file scripts with inline metadata (PEP 723) in [`scripts/`](scripts/): run "
-        "`uv run scripts/NAME` for the Optuna they pin, or `python scripts/NAME` with the "
-        "Optuna you have. Each prints one JSON line with the missing and duplicate counts; "
+        "Single-file scripts with inline metadata (PEP 723) in optuna-grid-repro's "
+        "`results/scripts/`: run `uv run NAME` for the Optuna they pin, or `python NAME` with "
+        "the Optuna you have. Each prints one JSON line with the missing and duplicate counts; "
         "the test suite runs both on every pinned version.",
         "",
     ]
-    out += [f"- [`{name}`](scripts/{name}): {what}" for name, what in SCRIPTS]
+    out += [f"- {md.code(name)}: {what}" for name, what in SCRIPTS]
     out.append("")
     return out
 
@@ -416,8 +482,7 @@ def _faults_section(found: Findings) -> list[str]:
     for hit in found.faults:
         out.append(
             f"- {hit.name} ([source]({hit.cite})): {len(hit.runs)} run(s): {', '.join(hit.runs)}. "
-            "They are counted as errors in the table above and measure nothing about "
-            "the grid."
+            "They are counted as errors in the tables and measure nothing about the grid."
         )
     out.append("")
     return out

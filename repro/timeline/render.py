@@ -12,6 +12,9 @@ from repro.report import markdown as md
 from repro.timeline import records
 from repro.timeline.records import Release, ScenarioOutcome, Timeline, Transition
 
+# What the timeline is rendered into, beside ``records.FILENAME``.
+MARKDOWN_NAME = "timeline.md"
+
 MARKS = {"exact": "✓", "racy": "≈", "loses-points": "✗"}
 
 LEGEND = (
@@ -54,22 +57,60 @@ def _release_row(release: Release, scenario_ids: list[str]) -> list[str]:
     return [release.version, *cells]
 
 
+def _labels(data: Timeline) -> dict[str, str]:
+    """Scenario id -> its label, "" for a scenario no release has an outcome for."""
+    labels = dict.fromkeys(data.scenarios, "")
+    for release in data.versions:
+        for o in records.outcomes(release.version, release.runs):
+            labels[o.scenario] = _label(o)
+    return labels
+
+
+def _heading(data: Timeline) -> list[str]:
+    return [f"## Release timeline: Optuna {data.span[0]} to {data.span[1]}", ""]
+
+
+def _scope(data: Timeline) -> str:
+    measured = [r for r in data.versions if r.measured]
+    return (
+        f"{len(data.versions)} releases ({data.listed_by}), {len(measured)} measured; "
+        f"{len(data.scenarios)} scenarios x {data.repetitions} runs in one environment per "
+        "release."
+    )
+
+
+def _moved(t: Transition, labels: dict[str, str]) -> str:
+    gap = f" ({', '.join(t.unmeasured)} not measured in between)" if t.unmeasured else ""
+    return (
+        f"- {md.bold(labels.get(t.scenario) or t.scenario)}: {md.code(t.from_outcome)} "
+        f"on {t.from_version} → {md.code(t.to_outcome)} on {t.to_version} "
+        f"({t.direction}){gap}"
+    )
+
+
+NO_CHANGE = "No scenario changed behaviour between measured releases."
+
+
+def summary(data: Timeline) -> list[str]:
+    """The timeline in short, for the report: what was measured and where the behaviour
+    changed. The table per release and the source change behind each move are in
+    ``timeline.md``."""
+    labels = _labels(data)
+    out = [*_heading(data), _scope(data), ""]
+    out += [_moved(t, labels) for t in data.transitions] or [NO_CHANGE]
+    out.append("")
+    unmeasured = [r.version for r in data.versions if not r.measured]
+    if unmeasured:
+        out += [f"Not measured: {', '.join(unmeasured)}.", ""]
+    return out
+
+
 def markdown(data: Timeline) -> list[str]:
     """The lines of ``timeline.md``."""
     releases = data.versions
     scenario_ids = list(data.scenarios)
-    labels = dict.fromkeys(scenario_ids, "")
-    for release in releases:
-        for o in records.outcomes(release.version, release.runs):
-            labels[o.scenario] = _label(o)
-    measured = [r for r in releases if r.measured]
-    out = [f"## Release timeline: Optuna {data.span[0]} to {data.span[1]}", ""]
-    out.append(
-        f"{len(releases)} releases ({data.listed_by}), {len(measured)} measured; "
-        f"{len(scenario_ids)} scenarios x {data.repetitions} runs in one environment per "
-        f"release. {data.strategy.get('why', '')}"
-    )
-    out.append("")
+    labels = _labels(data)
+    out = [*_heading(data), f"{_scope(data)} {data.strategy.get('why', '')}", ""]
     out.append(LEGEND)
     out.append("")
     out.extend(
@@ -82,7 +123,7 @@ def markdown(data: Timeline) -> list[str]:
     out.append("### Where the behaviour changed")
     out.append("")
     if not data.transitions:
-        out.append("No scenario changed behaviour between measured releases.")
+        out.append(NO_CHANGE)
         out.append("")
     # One paragraph per source change, with every scenario it moved: the explanation is the
     # same text for each of them.
@@ -90,13 +131,7 @@ def markdown(data: Timeline) -> list[str]:
     for t in data.transitions:
         by_change.setdefault(t.change, []).append(t)
     for change, moved in by_change.items():
-        for t in moved:
-            gap = f" ({', '.join(t.unmeasured)} not measured in between)" if t.unmeasured else ""
-            out.append(
-                f"- {md.bold(labels.get(t.scenario) or t.scenario)}: {md.code(t.from_outcome)} "
-                f"on {t.from_version} → {md.code(t.to_outcome)} on {t.to_version} "
-                f"({t.direction}){gap}"
-            )
+        out.extend(_moved(t, labels) for t in moved)
         out.append("")
         out.append(change)
         out.append("")
@@ -138,8 +173,13 @@ def _environments(data: Timeline) -> list[str]:
 
 
 def render_section(results_dir: Path) -> list[str]:
-    """The timeline section for the report, or no lines when no timeline was measured."""
+    """The lines of ``timeline.md`` from ``results_dir``, or none when no timeline was
+    measured."""
     path = results_dir / records.FILENAME
-    if not path.exists():
-        return []
-    return markdown(records.load(path))
+    return markdown(records.load(path)) if path.exists() else []
+
+
+def summary_section(results_dir: Path) -> list[str]:
+    """The report's timeline section (``summary``), or none when no timeline was measured."""
+    path = results_dir / records.FILENAME
+    return summary(records.load(path)) if path.exists() else []

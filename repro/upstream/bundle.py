@@ -1,5 +1,6 @@
 """Write ``results/upstream/``: the issue body, its title, the comment for #5489 and the
-attachments (the full report, its chart, the JSON zipped), all from the JSON files alone.
+attachments (the report, its chart, the files with its long tables, the JSON zipped), all from
+the JSON files alone.
 
 Same JSON in, same bytes out: the zip has fixed timestamps, modes and order. When the
 measurements contradict the issue's premise, no body is written and stale ones are removed.
@@ -12,9 +13,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro import results
+from repro import report, results
 from repro.errors import ReproError
 from repro.jsonfile import write_atomic
+from repro.timeline.render import MARKDOWN_NAME as TIMELINE_MD
 from repro.upstream import facts as facts_mod
 from repro.upstream import render, script_run
 from repro.upstream import upstream_docs as docs
@@ -22,11 +24,16 @@ from repro.upstream import upstream_docs as docs
 ISSUE = "issue.md"
 TITLE = "title.txt"
 COMMENT = "comment-5489.md"
-REPORT = "report.md"
-# The report's chart; named here, not imported, because the report is becoming a package.
-CHART_NAME = "report-chart.png"
+REPORT = report.REPORT
+CHART_NAME = report.CHART_NAME
 ZIP = "results.zip"
-ATTACHMENTS = (REPORT, CHART_NAME, ZIP)
+# The rendered files attached as they are, each with the command that renders it from the JSON:
+# report.md names the others instead of linking them.
+RENDERED = {
+    **dict.fromkeys((REPORT, CHART_NAME, *report.FILES[1:]), "nox -s report"),
+    TIMELINE_MD: "python -m repro.timeline --render",
+}
+ATTACHMENTS = (*RENDERED, ZIP)
 BODIES = (ISSUE, TITLE, COMMENT)
 # The earliest time a zip entry can carry: no clock is read, so the bytes repeat.
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -86,15 +93,13 @@ def write(results_dir: Path, out_dir: Path, new_issue: int | None = None) -> Wri
     if reason is not None:
         return _no_body(out_dir, reason)
 
-    for name in (REPORT, CHART_NAME):
+    for name, command in RENDERED.items():
         if not (results_dir / name).is_file():
-            raise BundleError(f"{results_dir / name}: missing; render it with `nox -s report`")
-    archive = zipped(results_dir, facts.sources)
+            raise BundleError(f"{results_dir / name}: missing; render it with `{command}`")
     written: list[Path] = []
     for name, data in (
-        (REPORT, (results_dir / REPORT).read_bytes()),
-        (CHART_NAME, (results_dir / CHART_NAME).read_bytes()),
-        (ZIP, archive),
+        *((name, (results_dir / name).read_bytes()) for name in RENDERED),
+        (ZIP, zipped(results_dir, facts.sources)),
     ):
         _check_size(name, len(data))
         write_atomic(out_dir / name, data)

@@ -341,8 +341,10 @@ def additional_context(facts: Facts, attachments: Sequence[str]) -> list[str]:
         + " (the last two: workers running at once may pick the same grid id).",
         "",
         "**Attached:** " + ", ".join(f"`{name}`" for name in attachments) + ". "
-        "`report.md` is the full measured report, `report-chart.png` its chart, `results.zip` "
-        "every JSON file this issue was generated from.",
+        "`report.md` is the measured report in short, `report-chart.png` its chart, "
+        "`report-details.md`, `corpus.md` and `timeline.md` its long tables (every storage, "
+        "the random search spaces, every release), `results.zip` every JSON file this issue "
+        "was generated from.",
     ]
     return out
 
