@@ -91,7 +91,7 @@ def _launch(
 
     def collect(plan: WorkerPlan, child: Child | None, began: float) -> dict[str, Any]:
         if child is None:
-            return failed(plan, None, "not started: the run timeout had passed", began)
+            return failed(plan, None, "not started: the run timed out before its turn", began)
         try:
             result: dict[str, Any] = child.result(deadline)
             return result

@@ -138,6 +138,8 @@ def test_unreachable_default_server_is_skipped_out_of_ci_with_a_line(tmp_path: P
     [
         (["--storage", "postgresql"], {"CI": None, "REPRO_REQUIRE_SERVICES": None}),
         ([], {"CI": "true"}),
+        # Chosen only through -s: the earlier code skipped it and ran nothing, with exit 0.
+        (["-s", "*-postgresql-*"], {"CI": None, "REPRO_REQUIRE_SERVICES": None}),
     ],
 )
 def test_unreachable_server_is_an_error_when_asked_for_or_in_ci(

@@ -120,6 +120,8 @@ def test_id_names_a_custom_space_by_its_canonical_hash() -> None:
     assert first != second
     # Pinned: results files keep these ids, so the canonical form must not drift.
     assert first == "threads-none-journal-w2-custom-499986ee"
+    readme = Scenario("sequential", "none", "sqlite", 3, validate_space({"x": [0, 1, 2]}))
+    assert readme.id == "sequential-none-sqlite-w3-custom-a965c672"  # README.md's example
     assert space_id({"y": ["a", "b"], "x": [0, 1]}) == space_id({"x": [0, 1], "y": ["a", "b"]})
     typed = [space_id({"x": [v, 2]}) for v in (1, 1.0, True, "1", None)]
     assert len(set(typed)) == len(typed)
