@@ -24,7 +24,7 @@ from repro.scenarios import (
     validate_space,
 )
 
-from .conftest import RESULTS
+from .helpers import RESULTS
 
 
 def test_matrix_is_every_mode_policy_and_storage_once() -> None:

@@ -21,7 +21,7 @@ from repro.scenarios import SERVER_STORAGES, Scenario, space_digest, validate_sp
 from repro.storages import StorageError, StorageSpec, embedded
 from repro.workers import WorkerPlan
 
-from .conftest import require_service, run_cli
+from .helpers import require_service, run_cli
 
 DEAD_POSTGRES_URL = "postgresql+psycopg2://u:pw@127.0.0.1:1/x"  # a closed loopback port
 # Runs that the old code would start are kept tiny, so that a test fails fast there too.
