@@ -3,39 +3,59 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import fnmatch
 import json
+import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from repro import results
-from repro.cmdline import Parser, dispatch, positive_int
+from repro.cmdline import Parser, dispatch, positive_int, positive_seconds
 from repro.environment import environment
+from repro.errors import ReproError
 from repro.scenarios import (
     ALL_STORAGES,
+    DEFAULT_SPACE,
     DEFAULT_WORKERS,
+    MAX_GRID_POINTS,
+    MAX_WORKERS,
     SERVER_STORAGES,
     Scenario,
     ScenarioError,
+    SearchSpace,
+    check_distinct,
     matrix,
     select,
     validate_space,
 )
 from repro.storages import StorageError, StorageSpec
 
+DEFAULT_GRID = " x ".join(str(len(values)) for _, values in DEFAULT_SPACE)
 
-def _space(text: str) -> dict[str, list[object]]:
+
+def _space(text: str) -> SearchSpace:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"search space is not JSON ({exc.msg})") from None
     try:
-        validate_space(data)
+        space = validate_space(data)
+        check_distinct(space)
     except ScenarioError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return dict(data)
+    return space
+
+
+def _workers(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{value} is above the bound of {MAX_WORKERS} workers")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,25 +91,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-services",
         action="store_true",
-        help="skip postgresql, mysql and redis (says what it skipped); without it an "
-        "unreachable server is an error",
+        help="skip postgresql, mysql and redis (says what it skipped). Without it a server "
+        "that does not answer is skipped with a line saying so, except in CI ($CI or "
+        "REPRO_REQUIRE_SERVICES=1 set) and when --storage names it or a -s pattern selects "
+        "only its scenarios: then it is an error (exit 2)",
     )
     run.add_argument(
         "--space",
         type=_space,
         metavar="JSON",
-        help="custom search space, e.g. '{\"x\": [0, 1, 2]}' (default: 5 x 4 grid)",
+        help=f"custom search space, e.g. '{{\"x\": [0, 1, 2]}}' (default: {DEFAULT_GRID} grid). "
+        f"At most {MAX_GRID_POINTS} grid points: each is a trial kept in the run record, and "
+        "GridSampler reads every earlier trial for each new one. Each value once: values that "
+        "compare equal (1, 1.0 and true; 0, 0.0, -0.0 and false) are refused, since Optuna "
+        'records them as one choice and a perfect run would show a point missing; "1" and 1 '
+        "are different values. The scenario id names the space: custom-<hash>",
     )
     run.add_argument(
         "--workers",
-        type=positive_int,
+        type=_workers,
         default=DEFAULT_WORKERS,
-        help=f"workers per run (default: {DEFAULT_WORKERS})",
+        help=f"workers per run (default: {DEFAULT_WORKERS}); at most {MAX_WORKERS}, since "
+        "each is a process with its own storage connection (PostgreSQL allows 100 by "
+        "default), and at most the number of grid points, since a worker beyond them has "
+        "no point of its own. The scenario id names it: w<workers>",
     )
     run.add_argument(
         "--trials-per-worker",
         type=positive_int,
-        help="trials each worker runs (default: grid size / workers, rounded up)",
+        help="trials each worker runs (default: grid size / workers, rounded up); another "
+        "budget adds -t<trials> to the scenario id",
     )
     run.add_argument(
         "-j",
@@ -100,15 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=120.0,
-        help="seconds one run may take before its workers are killed (default: 120)",
+        help="seconds one run may take, launching its workers included, before its workers "
+        "are killed; a worker whose turn comes later is not started (default: 120)",
     )
     run.add_argument(
         "--out",
         type=Path,
         default=Path("results"),
-        help="directory for the JSON results (default: results)",
+        help="directory for the JSON results, checked for writing before anything runs "
+        "(default: results)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
 
@@ -144,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wrk.add_argument(
         "--barrier-timeout",
-        type=float,
+        type=positive_seconds,
         default=120.0,
         metavar="S",
         help="concurrent scenarios: seconds to wait at each round for the other workers, "
@@ -155,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         "collect",
         help="metrics and a run record from a finished study",
         description="Read a study that `worker` processes ran and print its run record as "
-        "JSON (and a one-line verdict on stderr).",
+        "JSON (and a one-line verdict on stderr). A study that is not there is an error "
+        "(exit 2) that creates nothing. A --worker-index used by two processes gets a "
+        "warning line and is listed in reused_worker_indexes.",
     )
     col.add_argument("--storage", required=True, metavar="URL")
     col.add_argument("--study", required=True)
@@ -176,30 +211,48 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     base = matrix(args.storage or ALL_STORAGES)
     if getattr(args, "no_services", False):
         skipped = sorted({s.storage for s in base if s.storage in SERVER_STORAGES})
+        base = [s for s in base if s.storage not in SERVER_STORAGES]
+        if not base:
+            raise ScenarioError("--no-services leaves nothing to run: --storage names only servers")
         if skipped:
             print(f"skipped storages (--no-services): {', '.join(skipped)}", file=sys.stderr)
-        base = [s for s in base if s.storage not in SERVER_STORAGES]
-    space = getattr(args, "space", None)
+    space = getattr(args, "space", None) or DEFAULT_SPACE
     workers = getattr(args, "workers", DEFAULT_WORKERS)
-    trials = getattr(args, "trials_per_worker", None)
-    if space is not None or workers != DEFAULT_WORKERS or trials is not None:
-        frozen = validate_space(space) if space is not None else base[0].search_space
-        base = [
-            Scenario(
-                mode=s.mode,
-                seed_policy=s.seed_policy,
-                storage=s.storage,
-                workers=workers,
-                search_space=frozen,
-                trials_per_worker=trials,
-                label="custom" if space is not None else "",
-            )
-            for s in base
-        ]
-    return select(base, getattr(args, "scenario", []))
+    grid = math.prod(len(values) for _, values in space)
+    if workers > grid:
+        raise ScenarioError(
+            f"--workers {workers} is more than the {grid} grid points: a worker beyond them has "
+            f"no point of its own (use --workers {grid} or fewer, or a larger --space)"
+        )
+    shaped = [
+        dataclasses.replace(
+            s,
+            workers=workers,
+            search_space=space,
+            trials_per_worker=getattr(args, "trials_per_worker", None),
+        )
+        for s in base
+    ]
+    return select(shaped, getattr(args, "scenario", []))
+
+
+def check_out(out: Path) -> None:
+    """Fail before anything runs when the results could not be written at the end: ``out``
+    must be a directory this process can write in, or one it can create."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ReproError(f"--out {out}: {existing} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ReproError(f"--out {out}: cannot write in {existing} ({exc.strerror})") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    check_out(args.out)
     scenarios = _scenarios(args)
     # Imported here so that `list` and `report` work without Optuna installed.
     from repro import _compat, execution
@@ -208,7 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     earlier = results.load(path).runs if path.exists() else []
     env = environment()
     _compat.warm_up()
-    scenarios = _reachable(scenarios, explicit=set(args.storage))
+    scenarios = _reachable(scenarios, explicit=set(args.storage), patterns=args.scenario)
     versions = ", ".join(f"{k} {v}" for k, v in sorted(dict(env["packages"]).items()))  # type: ignore[call-overload]
     print(
         f"Optuna {_compat.OPTUNA_VERSION} (python {env['python']}, {versions}): "
@@ -254,10 +307,12 @@ def services_required() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("REPRO_REQUIRE_SERVICES") == "1"
 
 
-def _reachable(scenarios: list[Scenario], explicit: set[str]) -> list[Scenario]:
+def _reachable(
+    scenarios: list[Scenario], explicit: set[str], patterns: Sequence[str] = ()
+) -> list[Scenario]:
     """Check every server the scenarios need, before any run, within 10 s each. A server
-    asked for by --storage, or any server in CI, must answer; otherwise an unreachable one
-    is skipped with a line saying so."""
+    asked for (by --storage, or by a -s pattern that selects only its scenarios), or any
+    server in CI, must answer; otherwise an unreachable one is skipped with a line saying so."""
     from repro import services
 
     keep = list(scenarios)
@@ -267,6 +322,11 @@ def _reachable(scenarios: list[Scenario], explicit: set[str]) -> list[Scenario]:
         except StorageError as exc:
             if kind in explicit or services_required():
                 raise
+            only_here = [p for p in patterns if _selects_only(keep, p, kind)]
+            if only_here:
+                raise StorageError(
+                    f"{exc} (-s {only_here[0]!r} selects only {kind} scenarios)"
+                ) from None
             print(
                 f"skipped {kind} scenarios: {exc} (start it, or set "
                 f"{services.ENV_VARS[kind]}; CI fails here instead)",
@@ -274,6 +334,12 @@ def _reachable(scenarios: list[Scenario], explicit: set[str]) -> list[Scenario]:
             )
             keep = [s for s in keep if s.storage != kind]
     return keep
+
+
+def _selects_only(scenarios: list[Scenario], pattern: str, kind: str) -> bool:
+    """Whether every scenario ``pattern`` matches runs on storage ``kind``."""
+    chosen = [s for s in scenarios if fnmatch.fnmatchcase(s.id, pattern)]
+    return bool(chosen) and all(s.storage == kind for s in chosen)
 
 
 def _shared_storage(url: str, study: str) -> StorageSpec:
@@ -322,33 +388,41 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from repro import _compat, metrics, workers
+    from repro import metrics, workers
 
     spec = _shared_storage(args.storage, args.study)
-    _compat.quiet_optuna()
-    scenario_id, space = workers.study_scenario(spec, args.study)
-    trials = [metrics.TrialRecord.from_json(t) for t in workers.read_trials(spec, args.study)]
-    frozen = validate_space({name: values for name, values in space})
+    workers.require_study(spec, args.study)
+    study = workers.read_study(spec, args.study)
+    trials = [metrics.TrialRecord.from_json(t) for t in study.trials]
+    frozen = validate_space({name: values for name, values in study.search_space})
     measured = metrics.compute(trials, frozen)
-    workers_seen = sorted({t.worker for t in trials if t.worker is not None})
+    reused = {i: p for i, p in study.processes.items() if len(p) > 1}
+    for index, processes in reused.items():
+        print(
+            f"warning: worker index {index} was used by {len(processes)} processes "
+            f"({', '.join(processes)}); start each worker with its own --worker-index",
+            file=sys.stderr,
+        )
     verdict = (
         "every grid point evaluated exactly once"
         if measured.missing == measured.duplicates == 0
         else f"{measured.missing} grid points never evaluated, {measured.duplicates} evaluated "
         "more than once"
     )
+    workers_seen = sorted({t.worker for t in trials if t.worker is not None})
     print(
-        f"{args.study} ({scenario_id}, workers {workers_seen}): {measured.complete} complete "
-        f"trials; {verdict}",
+        f"{args.study} ({study.scenario_id}, workers {workers_seen}): "
+        f"{measured.complete} complete trials; {verdict}",
         file=sys.stderr,
     )
     print(
         json.dumps(
             {
                 "study": args.study,
-                "scenario": scenario_id,
+                "scenario": study.scenario_id,
                 "storage": spec.kind,
                 **{k: v for k, v in vars(measured).items()},
+                "reused_worker_indexes": {str(i): p for i, p in reused.items()},
                 "trial_log": [t.to_json() for t in trials],
             },
             indent=1,

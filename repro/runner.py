@@ -83,7 +83,15 @@ def _launch(
             error=message,
         ).to_json()
 
-    def collect(plan: WorkerPlan, child: Child, began: float) -> dict[str, Any]:
+    def start(plan: WorkerPlan, phaser: Phaser | None) -> Child | None:
+        # The run timeout bounds launching too: no worker is forked once it has passed.
+        if time.monotonic() >= deadline:
+            return None
+        return Child(workers.run_worker, plan, phaser, time.perf_counter())
+
+    def collect(plan: WorkerPlan, child: Child | None, began: float) -> dict[str, Any]:
+        if child is None:
+            return failed(plan, None, "not started: the run timed out before its turn", began)
         try:
             result: dict[str, Any] = child.result(deadline)
             return result
@@ -94,13 +102,12 @@ def _launch(
     results: list[dict[str, Any]] = []
     if scenario.mode == "concurrent":
         began = time.perf_counter()
-        children = [Child(workers.run_worker, p, phaser, time.perf_counter()) for p in plans]
+        children = [start(p, phaser) for p in plans]
         results = [collect(p, c, began) for p, c in zip(plans, children)]
     else:
         for plan in plans:
             began = time.perf_counter()
-            child = Child(workers.run_worker, plan, None, began)
-            results.append(collect(plan, child, began))
+            results.append(collect(plan, start(plan, None), began))
     return results
 
 

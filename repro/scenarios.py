@@ -4,7 +4,9 @@ groups by them, so there is exactly one definition of each."""
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import itertools
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +38,16 @@ DEFAULT_SPACE: SearchSpace = (
 )
 DEFAULT_WORKERS = 4
 
+# Every grid point is a trial: a storage write, and a row of the run record's trial log
+# (about 130 bytes of JSON each). GridSampler also re-reads every trial before each new one,
+# so a run's time grows with the square of the grid. 4096 points keep a run record near
+# 0.5 MB; a 10^6-point grid would write 128 MB per run and 10^7 points exhaust memory.
+MAX_GRID_POINTS = 4096
+# The bound of `run --workers`. Each worker is a process (or a thread, in threads mode) with its
+# own storage connection: PostgreSQL allows 100 connections by default, MariaDB 151, and a run
+# shares the server with the other lanes.
+MAX_WORKERS = 64
+
 
 class ScenarioError(ReproError, ValueError):
     """A scenario or search space that cannot be run; the message says what to change."""
@@ -60,7 +72,44 @@ def validate_space(space: Mapping[str, Sequence[object]]) -> SearchSpace:
                     "str, int, float, bool or null"
                 )
         frozen.append((name, tuple(values)))  # type: ignore[arg-type]
+    size = math.prod(len(values) for _, values in frozen)
+    if size > MAX_GRID_POINTS:
+        raise ScenarioError(
+            f"the search space has {size} grid points; the bound is {MAX_GRID_POINTS} "
+            "(every point is a trial kept in the run record)"
+        )
     return tuple(sorted(frozen))
+
+
+def same_choice(a: GridValue, b: GridValue) -> bool:
+    """Whether Optuna records ``a`` and ``b`` as one choice: ``CategoricalDistribution`` stores
+    a value as the first choice equal to it, so 1, 1.0 and True are one choice, and so are 0,
+    0.0, -0.0 and False. Two NaNs count as one value too (the run record cannot tell them
+    apart). "1" and 1 are different choices."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def check_distinct(space: SearchSpace) -> None:
+    """Refuse a parameter whose values Optuna would record as one choice: the run would report
+    a perfect grid as one point missing and another evaluated twice. (The corpus probes such
+    values on purpose; a user-given ``--space`` must not hit them by accident.)"""
+    for name, values in space:
+        for i, a in enumerate(values):
+            for b in values[:i]:
+                if same_choice(a, b):
+                    raise ScenarioError(
+                        f"parameter {name!r} has {b!r} and {a!r}, which Optuna records as one "
+                        "choice; give each value once"
+                    )
+
+
+def space_digest(space: SearchSpace) -> str:
+    """A short hash of the canonical space: names sorted (GridSampler sorts them too), values
+    in their given order and with their type, so 1, 1.0, True and "1" hash apart."""
+    canonical = [[name, [[type(v).__name__, repr(v)] for v in values]] for name, values in space]
+    return hashlib.sha256(json.dumps(sorted(canonical)).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -74,7 +123,9 @@ class Scenario:
     search_space: SearchSpace = DEFAULT_SPACE
     # None: the grid split evenly, ceil(grid_size / workers) per worker, as in the upstream
     # report where each of N scripts runs its share and MaxTrialsCallback caps the total.
+    # An explicit budget equal to that split is stored as None: it is the same shape.
     trials_per_worker: int | None = None
+    # Names the search space in the id instead of its hash (the corpus: "case-007").
     label: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -92,6 +143,8 @@ class Scenario:
                 f"trials_per_worker must be at least 1, got {self.trials_per_worker}"
             )
         validate_space(dict(self.search_space))
+        if self.trials_per_worker == math.ceil(self.grid_size / self.workers):
+            object.__setattr__(self, "trials_per_worker", None)
 
     @property
     def grid_size(self) -> int:
@@ -105,8 +158,16 @@ class Scenario:
 
     @property
     def id(self) -> str:
-        space = self.label or f"g{self.grid_size}"
-        return f"{self.mode}-{self.seed_policy}-{self.storage}-w{self.workers}-{space}"
+        """Names everything that decides the outcome, so that results of different shapes
+        never replace each other: the default grid is ``g24`` (the ids of the committed
+        results), any other space ``custom-<hash>``, and a per-worker budget other than the
+        even split adds ``-t<trials>``."""
+        digest = space_digest(self.search_space)
+        space = self.label or (
+            f"g{self.grid_size}" if digest == space_digest(DEFAULT_SPACE) else f"custom-{digest}"
+        )
+        budget = "" if self.trials_per_worker is None else f"-t{self.trials_per_worker}"
+        return f"{self.mode}-{self.seed_policy}-{self.storage}-w{self.workers}-{space}{budget}"
 
     def seed_for(self, worker_index: int) -> int | None:
         if self.seed_policy == "none":

@@ -45,20 +45,42 @@ def server_url(kind: str) -> str:
 
 
 class Unreachable(RuntimeError):
-    """One line saying why a server did not answer."""
+    """One line saying why a server did not answer (or refused a statement)."""
 
 
-def _one_line(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+def driver_error(exc: BaseException) -> BaseException | None:
+    """The database driver's own exception behind ``exc``, if any: SQLAlchemy keeps it as
+    ``.orig``, and Optuna re-raises SQLAlchemy's errors as its own from them."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        orig = getattr(current, "orig", None)
+        if isinstance(orig, BaseException):
+            return orig
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, naming the driver's own error where there is one:
+    SQLAlchemy's text ends in a "Background on this error at" link that names no cause."""
+    inner = driver_error(exc) or exc
     text = " ".join(str(inner).split()) or type(inner).__name__
     return f"{type(inner).__name__}: {text}"
+
+
+def _cause(exc: ChildFailed) -> str:
+    """The one line an ``Unreachable`` raised in a child carries, from its traceback text."""
+    lines = str(exc).strip().splitlines()
+    return lines[-1].removeprefix(f"{Unreachable.__module__}.Unreachable: ") if lines else ""
 
 
 def _ping(spec: StorageSpec) -> None:
     try:
         _connect(spec)
     except Exception as exc:
-        raise Unreachable(_one_line(exc)) from None
+        raise Unreachable(one_line(exc)) from None
 
 
 def _connect(spec: StorageSpec) -> None:
@@ -82,9 +104,7 @@ def check_reachable(spec: StorageSpec) -> None:
     try:
         call(_ping, spec, timeout=CONNECT_TIMEOUT)
     except ChildFailed as exc:
-        lines = str(exc).strip().splitlines()
-        cause = lines[-1].removeprefix(f"{Unreachable.__module__}.Unreachable: ") if lines else ""
-        raise StorageError(f"cannot use {spec.redacted}: {cause or 'no answer'}") from None
+        raise StorageError(f"cannot use {spec.redacted}: {_cause(exc) or 'no answer'}") from None
 
 
 def _admin(url: str, statement: str) -> None:
@@ -96,6 +116,8 @@ def _admin(url: str, statement: str) -> None:
     try:
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text(statement))
+    except Exception as exc:
+        raise Unreachable(one_line(exc)) from None
     finally:
         engine.dispose()
 
@@ -163,8 +185,7 @@ def isolated(kind: str, study_name: str) -> Iterator[StorageSpec]:
     try:
         call(_admin, admin, f"CREATE DATABASE {name}", timeout=timeout)
     except ChildFailed as exc:
-        cause = str(exc).strip().splitlines()[-1]
-        raise StorageError(f"cannot create a database on {redact(admin)}: {cause}") from None
+        raise StorageError(f"cannot create a database on {redact(admin)}: {_cause(exc)}") from None
     try:
         yield StorageSpec(kind, _with_database(admin, name))
     finally:

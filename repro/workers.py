@@ -10,22 +10,51 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
 
-from repro import _compat
+from repro import _compat, services
 from repro.metrics import TrialRecord, point_key
 from repro.scenarios import Scenario
-from repro.storages import StorageSpec, open_storage
+from repro.storages import StorageError, StorageSpec, open_storage
 from repro.sync import Phaser, StorageBarrier
 
 Barrier = Phaser | StorageBarrier
 
-# One user attr per trial (each is a storage write): {"worker": index, "phase": barrier round}.
+# One user attr per trial (each is a storage write): {"worker": index, "phase": barrier round,
+# "pid": process id, "host": host name}. The process tells `collect` when two workers started
+# by hand were given the same index.
 TAG_ATTR = "repro"
+
+
+@contextmanager
+def _driver_errors(spec: StorageSpec) -> Iterator[None]:
+    """A database error becomes a StorageError naming the storage and the driver's own error,
+    so that the last line of a recorded traceback (and the one line of `worker` and `collect`)
+    says what failed instead of SQLAlchemy's link. Other errors pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if services.driver_error(exc) is None:
+            raise
+        raise StorageError(f"{spec.redacted}: {services.one_line(exc)}") from exc
+
+
+@contextmanager
+def _opened(spec: StorageSpec) -> Iterator[optuna.storages.BaseStorage]:
+    _compat.quiet_optuna()
+    with _driver_errors(spec):
+        storage = open_storage(spec)
+        try:
+            yield storage
+        finally:
+            _compat.dispose(storage)
 
 
 @dataclass(frozen=True)
@@ -66,7 +95,8 @@ def order_fingerprint(order: list[dict[str, Any]]) -> str:
 def run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> dict[str, Any]:
     """Body of one worker process; returns a WorkerResult as a dict."""
     try:
-        return _run_worker(plan, phaser, spawned_at)
+        with _driver_errors(plan.storage):
+            return _run_worker(plan, phaser, spawned_at)
     finally:
         # Also on failure, so the other workers finish their rounds without this one.
         if phaser is not None:
@@ -86,11 +116,12 @@ def _run_worker(plan: WorkerPlan, phaser: Barrier | None, spawned_at: float) -> 
         phaser = StorageBarrier(study, plan.worker_index, scenario.workers)
     startup = time.perf_counter() - spawned_at
     space = scenario.space_dict()
+    process = {"pid": os.getpid(), "host": socket.gethostname()}
 
     def objective(trial: optuna.Trial) -> float:
         for name, values in space.items():
             trial.suggest_categorical(name, values)
-        tag = {"worker": plan.worker_index, "phase": None}
+        tag = {"worker": plan.worker_index, "phase": None, **process}
         if phaser is not None:
             # Every live worker holds a RUNNING trial here at the same moment.
             tag["phase"] = phaser.arrive_and_wait(plan.barrier_timeout)
@@ -131,15 +162,16 @@ def create_study(spec: StorageSpec, study_name: str, scenario: Scenario) -> None
     """Create the study, or join it when another worker (on another host) already did; the
     scenario is recorded in the study so that ``collect`` needs nothing but the storage."""
     _compat.quiet_optuna()
-    storage = _open_racing(spec)
-    try:
-        study = optuna.create_study(
-            study_name=study_name, storage=storage, direction="minimize", load_if_exists=True
-        )
-        study.set_user_attr(SCENARIO_ATTR, scenario.id)
-        study.set_user_attr(SPACE_ATTR, [[n, list(v)] for n, v in scenario.search_space])
-    finally:
-        _compat.dispose(storage)
+    with _driver_errors(spec):
+        storage = _open_racing(spec)
+        try:
+            study = optuna.create_study(
+                study_name=study_name, storage=storage, direction="minimize", load_if_exists=True
+            )
+            study.set_user_attr(SCENARIO_ATTR, scenario.id)
+            study.set_user_attr(SPACE_ATTR, [[n, list(v)] for n, v in scenario.search_space])
+        finally:
+            _compat.dispose(storage)
 
 
 def _open_racing(spec: StorageSpec, attempts: int = 5) -> optuna.storages.BaseStorage:
@@ -155,41 +187,105 @@ def _open_racing(spec: StorageSpec, attempts: int = 5) -> optuna.storages.BaseSt
     raise AssertionError("unreachable")
 
 
-def study_scenario(spec: StorageSpec, study_name: str) -> tuple[str, list[list[Any]]]:
-    """The scenario id and search space a study was created for."""
-    _compat.quiet_optuna()
-    storage = open_storage(spec)
+def require_study(spec: StorageSpec, study_name: str) -> None:
+    """Raise StorageError naming the study and the storage unless the study is there, and
+    create nothing on the way: opening a storage, Optuna creates the SQLite or journal file, or
+    its tables in a server database. So the file must exist, and Optuna's tables (or the Redis
+    prefix's keys) must be there, before Optuna opens anything."""
+    missing = f"no study {study_name!r} in {spec.redacted}"
+    with _driver_errors(spec):
+        if spec.kind in ("sqlite", "journal"):
+            path = _sqlite_path(spec.location) if spec.kind == "sqlite" else spec.location
+            if not os.path.isfile(path):
+                raise StorageError(f"{missing}: there is no file {path}")
+        if spec.kind in ("sqlite", "postgresql", "mysql") and not _has_optuna_tables(spec):
+            raise StorageError(f"{missing}: the database has no Optuna tables")
+        if spec.kind == "redis" and not _has_keys(spec):
+            raise StorageError(f"{missing}: no keys under {spec.namespace}:")
+    with _opened(spec) as storage:
+        try:
+            storage.get_study_id_from_name(study_name)
+        except KeyError:
+            raise StorageError(missing) from None
+
+
+def _sqlite_path(url: str) -> str:
+    import sqlalchemy
+
+    return str(sqlalchemy.engine.make_url(url).database or "")
+
+
+def _has_optuna_tables(spec: StorageSpec) -> bool:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(spec.location)
     try:
-        attrs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
-        return attrs[SCENARIO_ATTR], attrs[SPACE_ATTR]
+        return bool(sqlalchemy.inspect(engine).has_table("studies"))
     finally:
-        _compat.dispose(storage)
+        engine.dispose()
+
+
+def _has_keys(spec: StorageSpec) -> bool:
+    import redis
+
+    client = redis.Redis.from_url(spec.location, socket_connect_timeout=5, socket_timeout=5)
+    return next(client.scan_iter(match=f"{spec.namespace}:*", count=1000), None) is not None
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """What ``collect`` reads of a study that `worker` commands ran."""
+
+    scenario_id: str
+    search_space: list[list[Any]]
+    trials: list[dict[str, Any]]  # TrialRecord.to_json() of every trial
+    # Worker index -> "host:pid" of each process that ran trials under it; more than one means
+    # two workers were started with the same --worker-index.
+    processes: dict[int, list[str]]
+
+
+def read_study(spec: StorageSpec, study_name: str) -> StudyRecord:
+    with _opened(spec) as storage:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        attrs = study.user_attrs
+        if SCENARIO_ATTR not in attrs or SPACE_ATTR not in attrs:
+            raise StorageError(
+                f"study {study_name!r} in {spec.redacted} was not made by "
+                "`python -m repro worker` (it names no scenario)"
+            )
+        trials = study.get_trials(deepcopy=False)
+        processes: dict[int, set[str]] = {}
+        for t in trials:
+            tag = t.user_attrs.get(TAG_ATTR, {})
+            if tag.get("worker") is not None and "pid" in tag:
+                key = f"{tag.get('host')}:{tag['pid']}"
+                processes.setdefault(tag["worker"], set()).add(key)
+        return StudyRecord(
+            scenario_id=attrs[SCENARIO_ATTR],
+            search_space=attrs[SPACE_ATTR],
+            trials=[_trial_record(t) for t in trials],
+            processes={i: sorted(p) for i, p in sorted(processes.items())},
+        )
+
+
+def _trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    tag = t.user_attrs.get(TAG_ATTR, {})
+    return TrialRecord(
+        number=t.number,
+        state=t.state.name,
+        params=dict(t.params),
+        grid_id=t.system_attrs.get(_compat.GRID_ID_ATTR),
+        worker=tag.get("worker"),
+        phase=tag.get("phase"),
+    ).to_json()
 
 
 def read_trials(spec: StorageSpec, study_name: str) -> list[dict[str, Any]]:
-    _compat.quiet_optuna()
-    storage = open_storage(spec)
-    try:
+    with _opened(spec) as storage:
         study = optuna.load_study(study_name=study_name, storage=storage)
-        return [
-            TrialRecord(
-                number=t.number,
-                state=t.state.name,
-                params=dict(t.params),
-                grid_id=t.system_attrs.get(_compat.GRID_ID_ATTR),
-                worker=t.user_attrs.get(TAG_ATTR, {}).get("worker"),
-                phase=t.user_attrs.get(TAG_ATTR, {}).get("phase"),
-            ).to_json()
-            for t in study.get_trials(deepcopy=False)
-        ]
-    finally:
-        _compat.dispose(storage)
+        return [_trial_record(t) for t in study.get_trials(deepcopy=False)]
 
 
 def delete_study(spec: StorageSpec, study_name: str) -> None:
-    _compat.quiet_optuna()
-    storage = open_storage(spec)
-    try:
+    with _opened(spec) as storage:
         optuna.delete_study(study_name=study_name, storage=storage)
-    finally:
-        _compat.dispose(storage)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from repro import _compat
+from repro.scenarios import space_digest, validate_space
 
 from .helpers import run_cli
 
@@ -49,9 +50,10 @@ def test_run_writes_results_and_keeps_other_scenarios(tmp_path: Path) -> None:
     second = run_cli(*base, "-s", "threads-none-journal-*")
     assert second.returncode == 0, second.stderr
     data = json.loads((tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json").read_text())
+    digest = space_digest(validate_space(json.loads(space)))
     assert sorted(r["scenario"] for r in data["runs"]) == [
-        "sequential-none-journal-w2-custom",
-        "threads-none-journal-w2-custom",
+        f"sequential-none-journal-w2-custom-{digest}",
+        f"threads-none-journal-w2-custom-{digest}",
     ]
     assert data["optuna_version"] == _compat.OPTUNA_VERSION
 
@@ -136,6 +138,8 @@ def test_unreachable_default_server_is_skipped_out_of_ci_with_a_line(tmp_path: P
     [
         (["--storage", "postgresql"], {"CI": None, "REPRO_REQUIRE_SERVICES": None}),
         ([], {"CI": "true"}),
+        # Chosen only through -s: the earlier code skipped it and ran nothing, with exit 0.
+        (["-s", "*-postgresql-*"], {"CI": None, "REPRO_REQUIRE_SERVICES": None}),
     ],
 )
 def test_unreachable_server_is_an_error_when_asked_for_or_in_ci(

@@ -437,4 +437,4 @@ def test_a_matrix_run_keeps_the_corpus_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     runs = results.load(path).runs
     assert runs[0] == corpus_run
-    assert [r.scenario for r in runs[1:]] == ["threads-none-journal-w2-custom"]
+    assert [r.scenario for r in runs[1:]] == ["threads-none-journal-w2-custom-499986ee"]

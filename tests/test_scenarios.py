@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
+from repro import results
 from repro.scenarios import (
     ALL_STORAGES,
+    DEFAULT_SPACE,
+    MAX_GRID_POINTS,
     MODES,
     SEED_POLICIES,
     UPSTREAM,
+    GridValue,
     Scenario,
     ScenarioError,
+    check_distinct,
     matrix,
     select,
+    space_digest,
     validate_space,
 )
+
+from .helpers import RESULTS
 
 
 def test_matrix_is_every_mode_policy_and_storage_once() -> None:
@@ -74,3 +84,88 @@ def test_malformed_search_space(space: object, message: str) -> None:
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ScenarioError, match="unknown mode 'parallel'"):
         Scenario(mode="parallel", seed_policy="none", storage="sqlite")  # type: ignore[arg-type]
+
+
+def test_default_matrix_ids_are_unchanged() -> None:
+    """Committed results, the expectation rows and the report are keyed by these ids."""
+    expected = {
+        f"{mode}-{policy}-{storage}-w4-g24"
+        for mode, policy, storage in itertools.product(MODES, SEED_POLICIES, ALL_STORAGES)
+    }
+    assert {s.id for s in matrix()} == expected
+    committed = {r.scenario for f in results.load_all(RESULTS) for r in f.runs if not r.case_id}
+    assert committed <= expected
+
+
+def _shaped(**change: object) -> Scenario:
+    return Scenario(mode="threads", seed_policy="none", storage="journal", **change)  # type: ignore[arg-type]
+
+
+def test_id_names_a_per_worker_budget_other_than_the_even_split() -> None:
+    """A 4-trial budget is another shape than the default 6 (the #5489 row must not show it);
+    an explicit 6 is the default shape, with the default id."""
+    default = _shaped()
+    assert _shaped(trials_per_worker=4).id == "threads-none-journal-w4-g24-t4"
+    assert _shaped(trials_per_worker=6) == default
+    assert _shaped(trials_per_worker=6).id == default.id
+    assert _shaped(workers=3).id == "threads-none-journal-w3-g24"
+    assert _shaped(workers=3, trials_per_worker=8).id == "threads-none-journal-w3-g24"
+
+
+def test_id_names_a_custom_space_by_its_canonical_hash() -> None:
+    def space_id(space: dict[str, list[GridValue]]) -> str:
+        return _shaped(workers=2, search_space=validate_space(space)).id
+
+    first, second = space_id({"x": [0, 1]}), space_id({"x": [0, 2]})
+    assert first != second
+    # Pinned: results files keep these ids, so the canonical form must not drift.
+    assert first == "threads-none-journal-w2-custom-499986ee"
+    readme = Scenario("sequential", "none", "sqlite", 3, validate_space({"x": [0, 1, 2]}))
+    assert readme.id == "sequential-none-sqlite-w3-custom-a965c672"  # README.md's example
+    assert space_id({"y": ["a", "b"], "x": [0, 1]}) == space_id({"x": [0, 1], "y": ["a", "b"]})
+    typed = [space_id({"x": [v, 2]}) for v in (1, 1.0, True, "1", None)]
+    assert len(set(typed)) == len(typed)
+    assert space_id({"x": [0, 1]}) != space_id({"x": [1, 0]})  # the order decides grid ids
+    assert space_digest(validate_space({"x": [0.0, 1]})) != space_digest(
+        validate_space({"x": [-0.0, 1]})
+    )
+
+
+def test_a_custom_space_equal_to_the_default_keeps_the_default_id() -> None:
+    written_out = validate_space({name: list(values) for name, values in reversed(DEFAULT_SPACE)})
+    assert _shaped(search_space=written_out).id == _shaped().id
+    as_floats = validate_space(
+        {"x": [float(v) for v in range(6)], "y": list(dict(DEFAULT_SPACE)["y"])}
+    )
+    assert _shaped(search_space=as_floats).id.startswith("threads-none-journal-w4-custom-")
+
+
+@pytest.mark.parametrize(
+    ("values", "first", "second"),
+    [
+        ([1, 2, 1], "1", "1"),
+        ([1, True], "1", "True"),
+        ([1, 1.0], "1", "1.0"),
+        ([0, False], "0", "False"),
+        ([0.0, -0.0], "0.0", "-0.0"),
+        ([float("nan"), float("nan")], "nan", "nan"),
+        ([None, "a", None], "None", "None"),
+    ],
+)
+def test_values_optuna_records_as_one_choice_are_refused(
+    values: list[GridValue], first: str, second: str
+) -> None:
+    with pytest.raises(ScenarioError, match=f"has {first} and {second}, which Optuna records"):
+        check_distinct(validate_space({"x": values}))
+
+
+def test_distinct_values_of_different_types_are_accepted() -> None:
+    check_distinct(validate_space({"x": [1, "1", 2.5, None, "a"], "y": [True, "True"]}))
+
+
+def test_the_grid_size_is_bounded() -> None:
+    side = int(MAX_GRID_POINTS**0.5)
+    assert side * side == MAX_GRID_POINTS
+    validate_space({"x": list(range(side)), "y": list(range(side))})
+    with pytest.raises(ScenarioError, match=f"{side * (side + 1)} grid points; the bound is"):
+        validate_space({"x": list(range(side)), "y": list(range(side + 1))})

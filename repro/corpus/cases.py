@@ -148,8 +148,9 @@ class Case:
     space: SearchSpace
 
     def scenario(self, storage: str = CORPUS_STORAGE) -> Scenario:
-        # The label puts the case id in the scenario id ("...-w3-case-007"): default matrix ids
-        # end in "-g<size>" or "-custom", so corpus runs never replace them, nor they these.
+        # The label puts the case id in the scenario id ("...-w3-case-007"): other ids end in
+        # "-g<size>" or "-custom-<hash>" (then "-t<trials>"), so corpus runs never replace them,
+        # nor they these.
         return Scenario(
             mode=self.mode,
             seed_policy=self.seed_policy,
