@@ -218,6 +218,44 @@ def _unpack(spec: Spec, sdist: Path, into: Path) -> Path:
     return trees[0]
 
 
+def apply_patches(spec: Spec, tree: Path) -> None:
+    """Apply each patch to an unpacked source tree, each dry-run first so that a patch that
+    does not apply leaves the tree as it was."""
+    for patch in spec.patches:
+        for dry in (["--dry-run"], []):
+            _run(
+                ["patch", "-p1", "--batch", "--forward", *dry, "-i", str(patch)],
+                spec.text,
+                f"applying {patch.name} to {tree.name}",
+                cwd=tree,
+            )
+
+
+def build_wheel(spec: Spec, tree: Path, out: Path) -> Path:
+    """Build one wheel from a source tree with uv (or pip without it)."""
+    uv = shutil.which("uv")
+    build = (
+        [uv, "build", "--wheel", "--quiet", "-o", str(out), str(tree)]
+        if uv
+        else [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(tree)]
+    )
+    _run(build, spec.text, f"building {tree.name}")
+    wheels = sorted(out.glob("optuna-*.whl"))
+    if len(wheels) != 1:
+        raise TargetError(
+            f"target {spec.text!r}: the build of {tree.name} made {len(wheels)} wheels"
+        )
+    return wheels[0]
+
+
+def _keep_tests(tree: Path, into: Path) -> Path:
+    """Upstream's tests/ (as the sdist and any patches left them) and the pyproject.toml that
+    configures pytest for them, for `upstream-tests`."""
+    shutil.copytree(tree / "tests", into / "tests")
+    shutil.copy2(tree / "pyproject.toml", into / "pyproject.toml")
+    return into
+
+
 def build_patched(spec: Spec, cache: Path) -> Plan:
     """Download the release's sdist, apply the patches (each dry-run first), build a wheel;
     cached by (release, patch sha256s), so a warm run downloads and builds nothing."""
@@ -235,31 +273,10 @@ def build_patched(spec: Spec, cache: Path) -> Plan:
         work = Path(tmp)
         sdist = download(spec, f"optuna=={spec.release}", True, work / "sdist")
         tree = _unpack(spec, sdist, work / "src")
-        for patch in spec.patches:
-            for dry in (["--dry-run"], []):
-                _run(
-                    ["patch", "-p1", "--batch", "--forward", *dry, "-i", str(patch)],
-                    spec.text,
-                    f"applying {patch.name} to optuna-{spec.release}",
-                    cwd=tree,
-                )
-        wheel_dir = str(work / "wheel")
-        uv = shutil.which("uv")
-        build = (
-            [uv, "build", "--wheel", "--quiet", "-o", wheel_dir, str(tree)]
-            if uv
-            else [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", wheel_dir, str(tree)]
-        )
-        _run(build, spec.text, f"building the patched optuna-{spec.release}")
-        wheels = sorted((work / "wheel").glob("optuna-*.whl"))
-        if len(wheels) != 1:
-            raise TargetError(f"target {spec.text!r}: the build made {len(wheels)} wheels")
-        # Upstream's tests of this release, unpatched, for `upstream-tests`.
-        staging = work / "done"
-        staging.mkdir()
-        shutil.copytree(tree / "tests", staging / "tests")
-        shutil.copy2(tree / "pyproject.toml", staging / "pyproject.toml")
-        wheel = Path(shutil.copy2(wheels[0], staging / wheels[0].name))
+        apply_patches(spec, tree)
+        wheel_file = build_wheel(spec, tree, work / "wheel")
+        staging = _keep_tests(tree, work / "done")
+        wheel = Path(shutil.copy2(wheel_file, staging / wheel_file.name))
         plan = Plan(
             install=[str(done / wheel.name)],
             provenance=Provenance(
@@ -287,9 +304,7 @@ def release_tests(spec: Spec, release: str, cache: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="grid-repro-tests-") as tmp:
         sdist = download(spec, f"optuna=={release}", True, Path(tmp) / "sdist")
         tree = _unpack(spec, sdist, Path(tmp) / "src")
-        staging = Path(tmp) / "done"
-        shutil.copytree(tree / "tests", staging / "tests")
-        shutil.copy2(tree / "pyproject.toml", staging / "pyproject.toml")
+        staging = _keep_tests(tree, Path(tmp) / "done")
         done.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(done, ignore_errors=True)
         shutil.move(str(staging), done)
