@@ -385,9 +385,8 @@ def stamp(plan: Plan, results: Path) -> Path:
     if resolved:
         provenance = replace(provenance, commit=resolved)
     path = target_dir(results, provenance.label) / "target.json"
-    write_json(
-        path, {"provenance": provenance.to_json(), "tests_from": plan.tests_from}, schema=SCHEMA
-    )
+    tests_from = plan.tests_from and _shown(Path(plan.tests_from))
+    write_json(path, {"provenance": provenance.to_json(), "tests_from": tests_from}, schema=SCHEMA)
     return path
 
 

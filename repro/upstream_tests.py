@@ -88,7 +88,7 @@ def run_and_record(path: Path) -> int:
             f"target {target['label']!r}: upstream tests need a release, release+patch or "
             "source-tree target (its tests/ come from the sdist or the tree)"
         )
-    command, outcomes = run(Path(tests_from))
+    command, outcomes = run(targets.ROOT / tests_from)
     values = list(outcomes.values())
     record = UpstreamRun(
         target, command, outcomes, values.count("passed"), len(values) - values.count("passed")

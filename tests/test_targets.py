@@ -264,3 +264,19 @@ def test_the_fix_keeps_a_shuffled_order_and_same_seed_same_order() -> None:
     product = [{"x": x, "y": y} for x in space["x"] for y in space["y"]]
     assert orders[0] != product
     assert sorted(map(str, orders[0])) == sorted(map(str, product))
+
+
+def test_source_tree_plan_records_its_git_commit(tmp_path: Path) -> None:
+    """The local stand-in for the weekly development-head job: a source tree is installed as
+    it is and its provenance names the checked-out commit (no build here; `nox -s target --
+    PATH` builds it)."""
+    tree = fake_tree(tmp_path / "optuna")
+    git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for step in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "head"]):
+        subprocess.run([*git, *step], check=True, capture_output=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    plan = targets.prepare(targets.parse(f"dev={tree}"), cache=tmp_path / "cache")
+    assert plan.install == [str(tree)]
+    assert plan.tests_from == str(tree)
+    assert (plan.provenance.kind, plan.provenance.label) == ("source", "dev")
+    assert plan.provenance.commit == head.stdout.strip()
