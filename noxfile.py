@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import nox
 
 # The pinned Optuna versions; "latest" resolves to the newest release at install time and the
@@ -143,3 +145,48 @@ def bench(session: nox.Session) -> None:
     show_versions(session)
     # Options go to the bench, e.g. `-- -r 5 --storage sqlite`; see `python -m repro.bench -h`.
     session.run("python", "-m", "repro.bench", *session.posargs)
+
+
+# What each `target` command runs in the target's environment, and what it needs there.
+TARGET_COMMANDS = {
+    "repro": (["python", "-m", "repro", "run"], []),
+    "corpus": (["python", "-m", "repro.corpus", "replay"], CORPUS_DEPS),
+    "tests": (["pytest", "-n", "auto", "--dist", "loadgroup"], TEST_DEPS),
+    # pytest and fakeredis are what upstream's test_grid.py imports beyond Optuna.
+    "upstream-tests": (
+        ["python", "-m", "repro.targets", "upstream-tests"],
+        ["pytest", "fakeredis"],
+    ),
+}
+
+
+@nox.session(default=False)
+def target(session: nox.Session) -> None:
+    """Measure any Optuna build: -- SPEC [repro|corpus|tests|upstream-tests] [ARGS] (see README)."""
+    if not session.posargs:
+        session.error("give a target: nox -s target -- SPEC [COMMAND [ARGS...]]")
+    spec, *rest = session.posargs
+    command, *args = rest or ["repro"]
+    if command not in TARGET_COMMANDS:
+        session.error(f"unknown command {command!r}; choose one of {', '.join(TARGET_COMMANDS)}")
+    run, deps = TARGET_COMMANDS[command]
+    session.install("pip", *SERVICE_DEPS, *deps)
+    plan_path = f"{session.create_tmp()}/plan.json"
+    # Resolve, download or build (cached under .nox/target-cache); a bad target exits 2 here.
+    session.run("python", "-m", "repro.targets", "prepare", spec, "--plan", plan_path)
+    with open(plan_path, encoding="utf-8") as handle:
+        plan = json.load(handle)
+    session.install(*plan["install"])
+    # Several builds report the same version: replace Optuna itself, keep its dependencies.
+    session.install("--force-reinstall", "--no-deps", *plan["install"])
+    stamped = session.run("python", "-m", "repro.targets", "stamp", plan_path, silent=True)
+    provenance = str(stamped).strip().splitlines()[-1]
+    show_versions(session)
+    label = plan["provenance"]["label"]
+    # A target's results go beside its provenance, never over a release's results/optuna-*.json.
+    out = {
+        "repro": ["--out", f"results/target-{label}"],
+        "corpus": ["--results", f"results/target-{label}"],
+    }.get(command, [])
+    defaults = {"tests": ["tests"]}.get(command, [])
+    session.run(*run, *out, *(args or defaults), env={"REPRO_TARGET": provenance})

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro import results
+from repro import results, targets
 from repro.cmdline import Parser, dispatch, positive_int, positive_seconds
 from repro.environment import environment
 from repro.errors import ReproError
@@ -283,6 +283,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         repetitions=args.repetitions,
         jobs=args.jobs,
         wall_seconds=round(time.monotonic() - began, 1),
+        target=targets.active(),
     )
     results.save(path, record)
     from repro.expectations import known_fault

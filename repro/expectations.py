@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from repro import targets
 from repro.results import RunRecord, version_key
 
 GRID = "optuna/samplers/_grid.py"
@@ -44,6 +45,7 @@ class Expectation:
     # repro/timeline/changes.py as the change released at ``since``; ``why`` does not repeat it.
     why: str
     cite: tuple[str, ...]
+    target: str = ""  # a target label (repro/targets.py): the row holds for that build only
 
     def covers(self, version: str, mode: str, seed_policy: str) -> bool:
         key = version_key(version)
@@ -136,6 +138,24 @@ TABLE: tuple[Expectation, ...] = (
 )
 
 
+# Rows for builds that are not releases, looked up by the label of the target under test
+# ($REPRO_TARGET); what they do not cover falls back to TABLE by the version the build reports.
+TARGET_ROWS: tuple[Expectation, ...] = (
+    Expectation(
+        "5.0.0",
+        "5.0.1",
+        PROCESS_MODES,
+        ALL_POLICIES,
+        "exact",
+        "patches/grid-shared-order.patch shuffles the grid with a seed derived from the search "
+        "space (names and sizes) instead of each worker's seed, so every worker maps a trial "
+        "number to the same point; trial numbers are unique",
+        (_V500_SEED, _V500_NUMBER),
+        target="5.0.0+grid-shared-order",
+    ),
+)
+
+
 @dataclass(frozen=True)
 class KnownFault:
     """A crash of Optuna itself (not of GridSampler's logic) that a run may hit on these
@@ -180,8 +200,11 @@ class NoExpectation(LookupError):
     pass
 
 
-def expected(version: str, mode: str, seed_policy: str) -> Expectation:
-    rows = [row for row in TABLE if row.covers(version, mode, seed_policy)]
+def expected(version: str, mode: str, seed_policy: str, target: str | None = None) -> Expectation:
+    """The row for this run; ``target`` None means the target under test, if any."""
+    label = targets.active().get("label", "") if target is None else target
+    rows = [r for r in TARGET_ROWS if r.target == label and r.covers(version, mode, seed_policy)]
+    rows = rows or [row for row in TABLE if row.covers(version, mode, seed_policy)]
     if len(rows) != 1:
         raise NoExpectation(
             f"{len(rows)} expectation rows cover Optuna {version}, {mode}, {seed_policy}; "

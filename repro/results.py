@@ -65,6 +65,8 @@ class ResultsFile:
     repetitions: int = 0
     jobs: int = 1
     wall_seconds: float = 0.0
+    # Provenance of a non-release build measured via `nox -s target` (repro/targets.py).
+    target: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
     def to_json(self) -> dict[str, Any]:

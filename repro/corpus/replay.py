@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from repro import _compat, execution, results
+from repro import _compat, execution, results, targets
 from repro.corpus import judge, outcomes
 from repro.corpus.cases import Case, Corpus, encode_value
 from repro.corpus.outcomes import CorpusResults, Probe
@@ -121,6 +121,7 @@ def replay(
             repetitions=1,
             jobs=jobs,
             wall_seconds=wall,
+            target=targets.active(),
         )
     by_id = corpus.by_id()
     earlier_probes = side.probes if side is not None else {}

@@ -1,0 +1,283 @@
+"""Targets (repro/targets.py): spec parsing, provenance records, one-line errors with exit 2
+that leave earlier files alone, and the candidate fix (patches/grid-shared-order.patch)
+against the release it patches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro import targets, upstream_tests
+from repro.jsonfile import load_json, write_json
+
+from .helpers import ROOT
+
+PATCH = ROOT / "patches" / "grid-shared-order.patch"
+FIX = "5.0.0+grid-shared-order"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def fake_tree(root: Path) -> Path:
+    """The files that make a directory an Optuna source tree, and nothing else."""
+    (root / "optuna" / "samplers").mkdir(parents=True)
+    (root / "optuna" / "__init__.py").write_text("__version__ = '0.0.0'\n")
+    (root / "optuna" / "samplers" / "_grid.py").write_text("x = 1\n")
+    (root / "pyproject.toml").write_text("[project]\nname = 'optuna'\n")
+    return root
+
+
+def test_release_latest_and_labels() -> None:
+    """A release number, `latest`, and `LABEL=` naming any spec."""
+    assert targets.parse("5.0.0") == targets.Spec("5.0.0", "release", "5.0.0", release="5.0.0")
+    assert targets.parse("latest").kind == "latest"
+    assert targets.parse("mine=5.0.0").label == "mine"
+
+
+def test_release_with_a_patch_is_labelled_by_release_and_patch_name() -> None:
+    spec = targets.parse(f"5.0.0+{PATCH.relative_to(ROOT)}")
+    assert (spec.kind, spec.label, spec.release, spec.patches) == (
+        "patched",
+        FIX,
+        "5.0.0",
+        (PATCH,),
+    )
+
+
+def test_source_tree_file_and_direct_reference(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path / "optuna-dev")
+    assert targets.parse(str(tree)) == targets.Spec(
+        str(tree), "source", "source-optuna-dev", path=tree
+    )
+    wheel = tmp_path / "optuna-5.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a wheel")
+    assert targets.parse(str(wheel)).label == "optuna-5.1.0-py3-none-any"
+    direct = targets.parse(f"optuna @ git+https://github.com/optuna/optuna@{SHA}")
+    assert (direct.kind, direct.label) == ("direct", f"git-{SHA[:12]}")
+    assert direct.requirement == f"optuna @ git+https://github.com/optuna/optuna@{SHA}"
+    head = targets.parse("optuna@git+https://github.com/optuna/optuna")
+    assert head.label == "direct-head"
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("", "empty"),
+        ("5.0.0+patches/no-such.patch", "no patch file patches/no-such.patch"),
+        ("tests", "is not an Optuna source tree"),
+        ("no-such-optuna-1.0.whl", "no such file"),
+        ("optuna @", "'optuna @ URL'"),
+        ("what is this", "not a release number"),
+    ],
+)
+def test_bad_specs_are_refused_naming_the_target(spec: str, says: str) -> None:
+    with pytest.raises(targets.TargetError, match="target ") as error:
+        targets.parse(spec)
+    assert says in str(error.value)
+    assert repr(spec) in str(error.value)
+
+
+def test_provenance_round_trips_through_json() -> None:
+    record = targets.Provenance(
+        label=FIX,
+        spec="5.0.0+patches/grid-shared-order.patch",
+        kind="patched",
+        source="package index sdist optuna-5.0.0.tar.gz, patched, built locally",
+        optuna_version="5.0.0",
+        sha256="ab" * 32,
+        patches=[targets.PatchRecord("patches/grid-shared-order.patch", "cd" * 32)],
+    )
+    assert targets.Provenance.from_json(json.loads(json.dumps(record.to_json()))) == record
+
+
+def test_the_patch_is_recorded_with_its_sha256() -> None:
+    spec = targets.parse(f"5.0.0+{PATCH}")
+    digest = hashlib.sha256(PATCH.read_bytes()).hexdigest()
+    assert targets.sha256_of(spec.patches[0]) == digest
+
+
+def test_a_patch_that_does_not_apply_leaves_the_tree_alone(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path / "optuna-5.0.0")
+    before = (tree / "optuna" / "samplers" / "_grid.py").read_text()
+    spec = targets.parse(f"5.0.0+{PATCH}")
+    with pytest.raises(targets.TargetError, match=r"applying grid-shared-order.patch.*failed"):
+        targets.apply_patches(spec, tree)
+    assert (tree / "optuna" / "samplers" / "_grid.py").read_text() == before
+
+
+def test_a_tree_that_does_not_build_is_one_line(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path / "optuna-5.0.0")
+    (tree / "pyproject.toml").write_text("[project\nname = ")  # not TOML
+    spec = targets.parse(str(tree))
+    with pytest.raises(targets.TargetError, match=r"building optuna-5.0.0 failed") as error:
+        targets.build_wheel(spec, tree, tmp_path / "out")
+    assert "\n" not in str(error.value)
+
+
+def prepare_cli(
+    spec: str, plan: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "repro.targets", "prepare", spec, "--plan", str(plan)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "env", "says"),
+    [
+        ("tests", {}, "is not an Optuna source tree"),
+        ("5.0.0+patches/missing.patch", {}, "no patch file"),
+        # A closed loopback port as the index: pip fails at once, as for an unknown release.
+        (
+            "99.0.0",
+            {"PIP_INDEX_URL": "http://127.0.0.1:9/simple/", "PIP_RETRIES": "0"},
+            "downloading optuna==99.0.0 failed",
+        ),
+    ],
+)
+def test_cli_bad_target_is_one_line_exit_2_and_keeps_the_old_plan(
+    tmp_path: Path, spec: str, env: dict[str, str], says: str
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text("earlier plan\n")
+    done = prepare_cli(spec, plan, env)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"python -m repro.targets: error: target {spec!r}: ")
+    assert says in lines[0]
+    assert plan.read_text() == "earlier plan\n"
+
+
+def test_active_is_empty_outside_a_target_run_and_reads_the_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(targets.ENV_VAR, raising=False)
+    assert targets.active() == {}
+    record = targets.Provenance(FIX, "x", "patched", "y", optuna_version="5.0.0")
+    path = tmp_path / "target.json"
+    write_json(path, {"provenance": record.to_json(), "tests_from": None}, schema=1)
+    monkeypatch.setenv(targets.ENV_VAR, str(path))
+    assert targets.active() == record.to_json()
+
+
+def test_junit_outcomes_per_test(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.samplers_tests.test_grid" name="test_nan"/>'
+        '<testcase classname="tests.samplers_tests.test_grid" name="test_x">'
+        '<failure message="boom"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    assert upstream_tests.outcomes_from_junit(junit) == {
+        "tests/samplers_tests/test_grid.py::test_nan": "passed",
+        "tests/samplers_tests/test_grid.py::test_x": "failed",
+    }
+
+
+def test_committed_upstream_test_results_name_their_targets() -> None:
+    """Both builds ran upstream's grid tests, every test passed or failed by name, and each
+    names its provenance (the patched one with the patch's current sha256)."""
+    data = load_json(ROOT / "results" / "upstream-tests.json", schema=upstream_tests.SCHEMA)
+    runs = data["runs"]
+    assert {"5.0.0", FIX} <= set(runs)
+    for label in ("5.0.0", FIX):
+        assert runs[label]["target"]["optuna_version"] == "5.0.0"
+    for run in runs.values():
+        assert run["outcomes"]
+        assert run["passed"] + run["failed"] == len(run["outcomes"])
+    patch = runs[FIX]["target"]["patches"][0]
+    assert patch["sha256"] == hashlib.sha256(PATCH.read_bytes()).hexdigest()
+
+
+def run_workers_one_after_another(seeds: list[int]) -> list[tuple[object, ...]]:
+    """The #5489 pattern in one process: each "worker" loads the study with a GridSampler of
+    its own seed and runs its share; returns the grid points never evaluated."""
+    import optuna
+
+    from repro import _compat
+    from repro.scenarios import DEFAULT_SPACE
+
+    _compat.quiet_optuna()
+    space = dict(DEFAULT_SPACE)
+    grid_size = len(space["x"]) * len(space["y"])
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage, study_name="s")
+    for seed in seeds:
+        study = optuna.load_study(
+            study_name="s", storage=storage, sampler=_compat.grid_sampler(space, seed)
+        )
+        study.optimize(
+            lambda t: (
+                float(t.suggest_categorical("x", space["x"]) == 0)
+                + float(t.suggest_categorical("y", space["y"]) == "a")
+            ),
+            n_trials=grid_size // len(seeds),
+        )
+    seen = {(t.params["x"], t.params["y"]) for t in study.trials}
+    return sorted(p for p in ((x, y) for x in space["x"] for y in space["y"]) if p not in seen)
+
+
+def test_distinct_worker_seeds_cover_the_grid_with_the_fix_issue_5489() -> None:
+    """The candidate fix passes what release 5.0.0 fails: four workers with distinct seeds
+    (1000..1003, the per-worker policy), one after another, evaluate every grid point. The
+    seeds are fixed, so on either build the outcome is the same on every run."""
+    from repro import _compat, expectations
+
+    label = targets.active().get("label")
+    row = expectations.expected(_compat.OPTUNA_VERSION, "sequential", "per-worker")
+    if label != FIX and row.outcome != "loses-points":
+        pytest.skip(
+            f"neither the patched build ({FIX}) nor a release whose distinct seeds lose points "
+            "is installed; `nox -s target -- 5.0.0+patches/grid-shared-order.patch tests "
+            "tests/test_targets.py` runs this on the patched build"
+        )
+    missing = run_workers_one_after_another([1000, 1001, 1002, 1003])
+    if label == FIX:
+        assert missing == [], f"{FIX} left {missing} unevaluated"
+    else:
+        assert missing, f"Optuna {_compat.OPTUNA_VERSION} (no patch) evaluated every point"
+
+
+def test_the_fix_keeps_a_shuffled_order_and_same_seed_same_order() -> None:
+    """What 5.0.0 promises and the fix keeps: the grid is shuffled (PR #4918), and one seed
+    gives one order; with the fix every seed gives the order of the search space."""
+    if targets.active().get("label") != FIX:
+        pytest.skip(f"the patched build ({FIX}) is not the target under test")
+    from repro import _compat
+    from repro.scenarios import DEFAULT_SPACE
+
+    space = dict(DEFAULT_SPACE)
+    orders = [_compat.grid_order(_compat.grid_sampler(space, s)) for s in (None, 0, 7, 1000)]
+    assert all(order == orders[0] for order in orders)
+    product = [{"x": x, "y": y} for x in space["x"] for y in space["y"]]
+    assert orders[0] != product
+    assert sorted(map(str, orders[0])) == sorted(map(str, product))
+
+
+def test_source_tree_plan_records_its_git_commit(tmp_path: Path) -> None:
+    """The local stand-in for the weekly development-head job: a source tree is installed as
+    it is and its provenance names the checked-out commit (no build here; `nox -s target --
+    PATH` builds it)."""
+    tree = fake_tree(tmp_path / "optuna")
+    git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for step in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "head"]):
+        subprocess.run([*git, *step], check=True, capture_output=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    plan = targets.prepare(targets.parse(f"dev={tree}"), cache=tmp_path / "cache")
+    assert plan.install == [str(tree)]
+    assert plan.tests_from == str(tree)
+    assert (plan.provenance.kind, plan.provenance.label) == ("source", "dev")
+    assert plan.provenance.commit == head.stdout.strip()
