@@ -6,23 +6,60 @@ No Optuna here: the server checks and the lanes use these helpers without import
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
+from types import FrameType
 from typing import Any
 
 CTX = multiprocessing.get_context("fork")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ChildFailed(RuntimeError):
     """A child raised, crashed or timed out; the message carries its traceback or exit code."""
 
 
-def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; a BaseException so that no ``except Exception`` swallows it,
+    while every ``with`` block on the way out still tears its storage down."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    # Once: a second signal must not cut short the teardown the first one started.
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into ``Interrupted`` inside the block (children forked inside
+    inherit it); the previous handlers come back afterwards."""
+    previous = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS}
     try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _child_main(
+    conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], group: int | None
+) -> None:
+    try:
+        if group is not None:
+            os.setpgid(0, group)
         conn.send(("ok", fn(*args)))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -41,14 +78,22 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 class Child:
-    """One forked process running ``fn(*args)``."""
+    """One forked process running ``fn(*args)``. ``group=0`` puts it in a new process group
+    of its own, ``group=<pgid>`` into that group (both sides call setpgid, so the group is
+    set before either goes on); ``None`` leaves it in its parent's group."""
 
-    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "worker") -> None:
+    def __init__(
+        self, fn: Callable[..., Any], *args: Any, name: str = "worker", group: int | None = None
+    ) -> None:
         self.name = name
         self._recv, send = CTX.Pipe(duplex=False)
-        self.process = CTX.Process(target=_child_main, args=(send, fn, args))
+        self.process = CTX.Process(target=_child_main, args=(send, fn, args, group))
         self.process.start()
         send.close()
+        if group is not None:
+            # PermissionError: the child got there first; ProcessLookupError: it exited.
+            with contextlib.suppress(PermissionError, ProcessLookupError):
+                os.setpgid(self.process.pid or 0, group or self.process.pid or 0)
 
     def result(self, deadline: float) -> Any:
         """The child's return value; ChildFailed if it raised, died or passed ``deadline``
@@ -73,6 +118,10 @@ class Child:
             if status == "error":
                 raise ChildFailed(payload)
             return payload
+        except BaseException as exc:
+            if not isinstance(exc, ChildFailed):
+                self.kill()  # interrupted while waiting: no child outlives the wait
+            raise
         finally:
             self._recv.close()
 

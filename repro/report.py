@@ -132,10 +132,11 @@ def _what_to_do(pooled: Pooled, exact_on: dict[tuple[str, str], list[str]]) -> s
     return text[0].upper() + text[1:] + "."
 
 
-def render_dir(results_dir: Path) -> str:
+def render_dir(results_dir: Path, skipped: list[str] | None = None) -> str:
     """The report for everything measured in ``results_dir``: the per-version JSON files and,
-    when present, the release timeline."""
-    files = results.load_all(results_dir)
+    when present, the release timeline. With ``skipped``, unreadable files are left out and
+    named there (see ``results.load_all``)."""
+    files = results.load_all(results_dir, skipped)
     return render(
         files,
         timeline_report.render_section(results_dir),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 import uuid
@@ -22,25 +21,14 @@ DEFAULT_TIMEOUT = 120.0
 BARRIER_TIMEOUT = 30.0
 
 
-def scratch_dir() -> str | None:
-    """Where fresh embedded storages go: $REPRO_TMPDIR, else /dev/shm when it is writable
-    (SQLite and the journal keep their real locking on tmpfs; only fsync gets cheap), else
-    the system default."""
-    chosen = os.environ.get("REPRO_TMPDIR")
-    if chosen:
-        return chosen
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-        return "/dev/shm"
-    return None
-
-
 @contextmanager
 def _fresh_storage(kind: str, study_name: str) -> Iterator[StorageSpec]:
     if kind in SERVER_STORAGES:
         with services.isolated(kind, study_name) as spec:
             yield spec
         return
-    with tempfile.TemporaryDirectory(prefix="grid-repro-", dir=scratch_dir()) as tmp:
+    scratch = services.scratch_dir()
+    with tempfile.TemporaryDirectory(prefix=services.SCRATCH_PREFIX, dir=scratch) as tmp:
         yield embedded(kind, tmp)
 
 
@@ -123,17 +111,26 @@ def run(
     errors: list[str] = []
     worker_results: list[dict[str, Any]] = []
     trials: list[metrics.TrialRecord] = []
-    with ExitStack() as stack:
-        try:
-            spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
-            call(workers.create_study, spec, study_name, scenario, timeout=timeout)
-            plans = _plans(scenario, spec, study_name, barrier_timeout)
-            worker_results = _launch(scenario, plans, deadline)
-            errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
-            raw = call(workers.read_trials, spec, study_name, timeout=timeout)
-            trials = [metrics.TrialRecord.from_json(t) for t in raw]
-        except (ChildFailed, StorageError) as exc:
-            errors.append(str(exc))
+    stack = ExitStack()
+    try:
+        spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
+        call(workers.create_study, spec, study_name, scenario, timeout=timeout)
+        plans = _plans(scenario, spec, study_name, barrier_timeout)
+        worker_results = _launch(scenario, plans, deadline)
+        errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
+        raw = call(workers.read_trials, spec, study_name, timeout=timeout)
+        trials = [metrics.TrialRecord.from_json(t) for t in raw]
+    except (ChildFailed, StorageError) as exc:
+        errors.append(str(exc))
+    except BaseException:
+        stack.close()  # interrupted: remove the storage, then let the interrupt go on
+        raise
+    teardown_error = None
+    try:
+        stack.close()
+    except (ChildFailed, StorageError) as exc:
+        # The measurement is complete; only the clean-up failed (e.g. the server died).
+        teardown_error = f"removing the storage failed: {str(exc).strip()}"
     return record(
         scenario,
         repetition,
@@ -142,6 +139,7 @@ def run(
         errors,
         seconds=round(time.perf_counter() - began, 3),
         study_name=study_name,
+        teardown_error=teardown_error,
     )
 
 
@@ -154,6 +152,7 @@ def record(
     *,
     seconds: float = 0.0,
     study_name: str = "",
+    teardown_error: str | None = None,
 ) -> RunRecord:
     """The run record of what was measured; ``errors`` (if any) say why it may be partial."""
     measured = metrics.compute(trials, scenario.search_space)
@@ -185,4 +184,5 @@ def record(
         missing_points=measured.missing_points,
         worker_results=list(worker_results),
         trial_log=[t.to_json() for t in sorted(trials, key=lambda t: t.number)],
+        teardown_error=teardown_error,
     )

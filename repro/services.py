@@ -9,10 +9,14 @@ access, so the parent never holds a connection across a fork.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from repro.fork import ChildFailed, call
 from repro.scenarios import SERVER_STORAGES
@@ -37,6 +41,19 @@ def run_tag() -> str:
 
 
 CONNECT_TIMEOUT = 10.0
+SCRATCH_PREFIX = "grid-repro-"
+
+
+def scratch_dir() -> str | None:
+    """Where fresh embedded storages go: $REPRO_TMPDIR, else /dev/shm when it is writable
+    (SQLite and the journal keep their real locking on tmpfs; only fsync gets cheap), else
+    the system default."""
+    chosen = os.environ.get("REPRO_TMPDIR")
+    if chosen:
+        return chosen
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return None
 
 
 def server_url(kind: str) -> str:
@@ -171,3 +188,75 @@ def isolated(kind: str, study_name: str) -> Iterator[StorageSpec]:
         # FORCE (PostgreSQL 13+) ends sessions a killed worker may still hold open.
         force = " WITH (FORCE)" if kind == "postgresql" else ""
         call(_admin, admin, f"DROP DATABASE {name}{force}", timeout=timeout)
+
+
+# `clean` and the runs it must not disturb. A run holds a shared flock on a file of its own in
+# RUNS_DIR for its whole life (its lanes and workers inherit the descriptor); `clean` removes
+# nothing while any such file is still locked, because it cannot tell which leftovers belong
+# to a live run (server names carry no owner).
+RUNS_DIR = "repro-runs"
+
+
+def runs_dir() -> Path:
+    return Path(scratch_dir() or tempfile.gettempdir()) / RUNS_DIR
+
+
+@contextmanager
+def alive_marker() -> Iterator[None]:
+    """Mark this process (and its children) as a live run for ``clean`` while inside."""
+    path = runs_dir() / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        path.parent.mkdir(mode=0o1777, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError:
+        # An unusable scratch dir ($REPRO_TMPDIR=/nonexistent) fails every embedded run
+        # anyway, and they are recorded as errors; it must not stop the server runs.
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+
+
+def live_runs() -> list[str]:
+    """``<pid>-<hex>`` of every run on this machine still alive; markers of dead runs are
+    removed on the way."""
+    alive = []
+    folder = runs_dir()
+    for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink(missing_ok=True)
+        except BlockingIOError:
+            alive.append(path.name)
+        finally:
+            os.close(fd)
+    return alive
+
+
+def scratch_leftovers() -> list[str]:
+    """Scratch folders of embedded storages (``grid-repro-*``) in the scratch dir."""
+    folder = Path(scratch_dir() or tempfile.gettempdir())
+    return sorted(str(p) for p in folder.glob(f"{SCRATCH_PREFIX}*") if p.is_dir())
+
+
+def _remove_leftover(kind: str, url: str, name: str) -> None:
+    if kind == "redis":
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5).delete(name)
+        return
+    force = " WITH (FORCE)" if kind == "postgresql" else ""
+    _admin(url, f"DROP DATABASE IF EXISTS {name}{force}")
+
+
+def remove_leftover(kind: str, name: str) -> None:
+    """Remove one name ``leftovers`` or ``scratch_leftovers`` listed."""
+    if kind == "scratch":
+        shutil.rmtree(name, ignore_errors=True)
+        return
+    call(_remove_leftover, kind, server_url(kind), name, timeout=60.0)
