@@ -13,7 +13,6 @@ from pathlib import Path
 from repro import results
 from repro.cmdline import EXIT_BAD_INPUT, Parser, dispatch, positive_int
 from repro.environment import environment
-from repro.errors import ReproError
 from repro.jsonfile import write_atomic
 from repro.scenarios import (
     ALL_STORAGES,
@@ -234,12 +233,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = environment()
     _compat.warm_up()
     scenarios = _reachable(scenarios, explicit=set(args.storage))
-    versions = ", ".join(f"{k} {v}" for k, v in sorted(dict(env["packages"]).items()))  # type: ignore[call-overload]
-    print(
-        f"Optuna {version} (python {env['python']}, {versions}): "
-        f"{len(scenarios)} scenarios x {args.repetitions} repetitions, {args.jobs} lanes",
-        file=sys.stderr,
-    )
     header = {
         "python": str(env["python"]),
         "platform": str(env["platform"]),
@@ -252,6 +245,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     interrupted: Interrupted | None = None
     with services.alive_marker():
         journal = results.Journal.start(args.out, version, header)
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(header["packages"].items()))
+        print(
+            f"Optuna {version} (python {env['python']}, {versions}): "
+            f"{len(scenarios)} scenarios x {args.repetitions} repetitions, {args.jobs} lanes",
+            file=sys.stderr,
+        )
         try:
             with interruptible():
                 runs = execution.run_all(
@@ -432,11 +431,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     files = results.load_all(args.results, skipped)
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
-    if not files:
-        raise ReproError(
-            f"no readable optuna-*.json in {args.results}; run "
+    if not files and not skipped:
+        raise SystemExit(
+            f"repro: error: no optuna-*.json in {args.results}; run "
             "`nox -s repro` or `python -m repro run` first"
         )
+    if not files:
+        return EXIT_BAD_INPUT
     out = args.out or args.results / "report.md"
     write_atomic(out, report.render_dir(args.results, skipped=[]))
     print(f"wrote {out} from {len(files)} results files", file=sys.stderr)

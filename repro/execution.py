@@ -112,6 +112,8 @@ def run_all(
         if lanes:
             _stop(lanes)
         raise
+    if any(lane.process.exitcode != 0 for lane in lanes):
+        _stop(lanes)  # the workers a dead lane could not reap
     order = {s.id: i for i, s in enumerate(scenarios)}
     return sorted(records, key=lambda r: (order.get(r.scenario, len(order)), r.repetition))
 

@@ -120,8 +120,9 @@ def run(
         errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
         raw = call(workers.read_trials, spec, study_name, timeout=timeout)
         trials = [metrics.TrialRecord.from_json(t) for t in raw]
-    except (ChildFailed, StorageError) as exc:
-        errors.append(str(exc))
+    except (ChildFailed, StorageError, OSError) as exc:
+        # OSError: no scratch dir to make the storage in ($REPRO_TMPDIR missing, disk full).
+        errors.append(f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc))
     except BaseException:
         stack.close()  # interrupted: remove the storage, then let the interrupt go on
         raise

@@ -206,7 +206,7 @@ def alive_marker() -> Iterator[None]:
     """Mark this process (and its children) as a live run for ``clean`` while inside."""
     path = runs_dir() / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        path.parent.mkdir(mode=0o1777, parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o1777, exist_ok=True)  # never the scratch dir itself
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     except OSError:
         # An unusable scratch dir ($REPRO_TMPDIR=/nonexistent) fails every embedded run
