@@ -221,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenarios = _scenarios(args)
     # Imported here so that `list` and `report` work without Optuna installed.
     from repro import _compat, execution, services
-    from repro.fork import Interrupted, interruptible
+    from repro.fork import Interrupted, check_interrupted, interruptible
 
     version = _compat.OPTUNA_VERSION
     path = results.results_path(args.out, version)
@@ -261,6 +261,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     progress=not args.quiet,
                     journal=journal,
                 )
+                check_interrupted()
         except Interrupted as exc:
             interrupted = exc
             runs = journal.runs()

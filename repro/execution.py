@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from repro import runner
-from repro.fork import Child, ChildFailed, interruptible
+from repro.fork import Child, ChildFailed, check_interrupted, interruptible
 from repro.results import Journal, RunRecord
 from repro.scenarios import Scenario
 
@@ -39,6 +39,7 @@ def _run_lane(
     with interruptible():
         for n, (scenario, rep) in enumerate(jobs, 1):
             record = runner.run(scenario, rep, timeout=timeout)
+            check_interrupted()  # a run cut short by the stop is not a finished run
             if journal is not None:
                 journal.append(record)
             records.append(record)

@@ -35,10 +35,14 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+_received: list[int] = []
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     # Once: a second signal must not cut short the teardown the first one started.
     for other in STOP_SIGNALS:
         signal.signal(other, signal.SIG_IGN)
+    _received.append(signum)
     raise Interrupted(signum)
 
 
@@ -46,6 +50,7 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 def interruptible() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into ``Interrupted`` inside the block (children forked inside
     inherit it); the previous handlers come back afterwards."""
+    _received.clear()
     previous = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS}
     try:
         yield
@@ -54,12 +59,21 @@ def interruptible() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def check_interrupted() -> None:
+    """Raise ``Interrupted`` again if a signal came whose exception some library swallowed
+    (an ``except Exception`` or a ``__del__`` may catch it); call between units of work."""
+    if _received:
+        raise Interrupted(_received[0])
+
+
 def _child_main(
     conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], group: int | None
 ) -> None:
     try:
         if group is not None:
             os.setpgid(0, group)
+        # Blocked across the fork (see Child): a signal that came meanwhile raises here.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         conn.send(("ok", fn(*args)))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -88,12 +102,22 @@ class Child:
         self.name = name
         self._recv, send = CTX.Pipe(duplex=False)
         self.process = CTX.Process(target=_child_main, args=(send, fn, args, group))
-        self.process.start()
-        send.close()
-        if group is not None:
-            # PermissionError: the child got there first; ProcessLookupError: it exited.
-            with contextlib.suppress(PermissionError, ProcessLookupError):
-                os.setpgid(self.process.pid or 0, group or self.process.pid or 0)
+        # No Interrupted inside fork's at-fork hooks (they swallow it): signals wait until
+        # the child has its process group and the parent has the child.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self.process.start()
+            send.close()
+            if group is not None:
+                # PermissionError: the child got there first; ProcessLookupError: it exited.
+                with contextlib.suppress(PermissionError, ProcessLookupError):
+                    os.setpgid(self.process.pid or 0, group or self.process.pid or 0)
+        finally:
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            except BaseException:
+                self.kill()  # interrupted now: nothing has been asked of the child yet
+                raise
 
     def result(self, deadline: float) -> Any:
         """The child's return value; ChildFailed if it raised, died or passed ``deadline``
@@ -118,10 +142,6 @@ class Child:
             if status == "error":
                 raise ChildFailed(payload)
             return payload
-        except BaseException as exc:
-            if not isinstance(exc, ChildFailed):
-                self.kill()  # interrupted while waiting: no child outlives the wait
-            raise
         finally:
             self._recv.close()
 

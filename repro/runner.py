@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -10,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from repro import _compat, metrics, services, workers
-from repro.fork import CTX, Child, ChildFailed, call
+from repro.fork import CTX, STOP_SIGNALS, Child, ChildFailed, call
 from repro.results import RunRecord
 from repro.scenarios import SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec, embedded
@@ -27,9 +29,18 @@ def _fresh_storage(kind: str, study_name: str) -> Iterator[StorageSpec]:
         with services.isolated(kind, study_name) as spec:
             yield spec
         return
-    scratch = services.scratch_dir()
-    with tempfile.TemporaryDirectory(prefix=services.SCRATCH_PREFIX, dir=scratch) as tmp:
+    # Signals wait while the folder is made, so that an interrupt cannot fall between its
+    # creation and the ``finally`` that removes it.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    tmp = None
+    try:
+        tmp = tempfile.mkdtemp(prefix=services.SCRATCH_PREFIX, dir=services.scratch_dir())
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         yield embedded(kind, tmp)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if tmp is not None:
+            shutil.rmtree(tmp)
 
 
 def _plans(
@@ -124,12 +135,16 @@ def run(
         # OSError: no scratch dir to make the storage in ($REPRO_TMPDIR missing, disk full).
         errors.append(f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc))
     except BaseException:
-        stack.close()  # interrupted: remove the storage, then let the interrupt go on
+        # Interrupted: stop every worker still writing to the storage, remove it, go on.
+        for child in CTX.active_children():
+            child.kill()
+            child.join(1)
+        stack.close()
         raise
     teardown_error = None
     try:
         stack.close()
-    except (ChildFailed, StorageError) as exc:
+    except (ChildFailed, StorageError, OSError) as exc:
         # The measurement is complete; only the clean-up failed (e.g. the server died).
         teardown_error = f"removing the storage failed: {str(exc).strip()}"
     return record(

@@ -52,6 +52,6 @@ def test_interrupt_keeps_finished_runs_and_leaves_nothing(
     assert len(kept) < 6, "every run finished before the signal"
     assert all(r["error"] is None for r in kept.values())
     assert group_members(lanes) == []
-    assert list(scratch.glob("grid-repro-*")) == []
+    assert list(scratch.glob("grid-repro-*")) == [], run.stderr
     assert list(out.glob("*.log.jsonl")) == []
     assert results.load(out / f"optuna-{_compat.OPTUNA_VERSION}.json").run_count == len(kept)
