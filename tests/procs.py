@@ -19,7 +19,9 @@ from .conftest import ROOT
 
 
 class Repro:
-    def __init__(self, *args: str, env: dict[str, str] | None = None, session: bool = False):
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, session: bool = False
+    ) -> None:
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(

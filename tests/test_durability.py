@@ -61,7 +61,8 @@ def test_concurrent_runs_into_one_folder_keep_both(tmp_path: Path) -> None:
         assert first.finish() == 0, first.stderr
     finally:
         first.kill()
-    assert "wrote" in second.stderr and "wrote" in first.stderr
+    assert "wrote" in second.stderr
+    assert "wrote" in first.stderr
     scenarios = sorted(r["scenario"] for r in results_file(tmp_path)["runs"])
     assert scenarios == ["sequential-none-sqlite-w2-custom", "threads-none-sqlite-w2-custom"]
     assert not list(tmp_path.glob("*.log.jsonl"))
@@ -81,7 +82,8 @@ def test_a_killed_lane_keeps_its_finished_runs(tmp_path: Path) -> None:
     runs = {(r["scenario"], r["repetition"]): r for r in results_file(tmp_path)["runs"]}
     assert len(runs) == 6
     for key in printed_runs(run.lines):
-        assert runs[key]["error"] is None and runs[key]["complete"] > 0
+        assert runs[key]["error"] is None
+        assert runs[key]["complete"] > 0
     lost = [r["error"] for r in runs.values() if r["error"]]
     assert lost, "every run finished before the lanes were killed"
     assert all("run not measured: lane pid" in e and "from SIGKILL" in e for e in lost), lost
@@ -101,9 +103,7 @@ def test_a_run_killed_outright_is_recovered_by_the_next_report(tmp_path: Path) -
         run.kill()
     assert not (tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json").exists()
     assert list(tmp_path.glob("*.log.jsonl"))
-    assert group_members(lanes) == [] or all(
-        Path(f"/proc/{p}").exists() is False for p in group_members(lanes)
-    )
+    assert group_members(lanes) == []
     done = run_cli("report", "--results", str(tmp_path))
     assert done.returncode == 0, done.stderr
     runs = {(r["scenario"], r["repetition"]) for r in results_file(tmp_path)["runs"]}
@@ -162,7 +162,8 @@ def test_run_refuses_an_unreadable_results_file(tmp_path: Path) -> None:
         path.write_text(text)
         done = run_cli("run", "--out", str(tmp_path), "-s", "threads-none-journal-*", "-r", "1")
         assert done.returncode == 2, done.stderr
-        assert done.stderr.count("\n") == 1 and str(path) in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert str(path) in done.stderr
         assert path.read_text() == text
 
 
@@ -175,7 +176,8 @@ def test_report_renders_what_it_can_and_names_what_it_skipped(tmp_path: Path) ->
     assert done.returncode == 2, done.stderr
     skipped = [line for line in done.stderr.splitlines() if line.startswith("skipped")]
     assert len(skipped) == 2, done.stderr
-    assert "optuna-9.0.0.json: schema 7" in skipped[0] and "optuna-9.1.0.json" in skipped[1]
+    assert "optuna-9.0.0.json: schema 7" in skipped[0]
+    assert "optuna-9.1.0.json" in skipped[1]
     assert "Optuna 3.6.1" in (tmp_path / "report.md").read_text()
 
 
@@ -192,10 +194,13 @@ def test_nonfinite_values_round_trip_as_tags() -> None:
         trial_log=[{"params": {"x": -math.inf}}],
     )
     text = jsonfile.dumps(record.to_json())
-    assert "Infinity" not in text and "NaN" not in text
+    assert "Infinity" not in text
+    assert "NaN" not in text
     back = RunRecord.from_json(json.loads(text, parse_constant=_refuse))
     values = back.search_space[0][1]
-    assert values[:2] == [math.inf, -math.inf] and math.isnan(values[2])
-    assert values[3:] == [1.0, "float"] and back.trial_log == record.trial_log
-    with pytest.raises(ValueError):
+    assert values[:2] == [math.inf, -math.inf]
+    assert math.isnan(values[2])
+    assert values[3:] == [1.0, "float"]
+    assert back.trial_log == record.trial_log
+    with pytest.raises(ValueError, match="Out of range float"):
         jsonfile.dumps({"x": math.nan})
