@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from repro import runner
+from repro import runner, services
 from repro.fork import Child, ChildFailed, check_interrupted, interruptible
 from repro.results import Journal, RunRecord
 from repro.scenarios import Scenario
@@ -68,10 +68,11 @@ def _stop(lanes: Sequence[Child]) -> None:
         try:
             os.killpg(group, signum)
         except ProcessLookupError:
-            return  # every lane and worker has exited already
+            break  # every lane and worker has exited already
         deadline = time.monotonic() + STOP_GRACE
         for lane in lanes:
             lane.process.join(max(0.0, deadline - time.monotonic()))
+    services.sweep_scratch(os.getpid())
 
 
 def run_all(

@@ -34,7 +34,7 @@ def _fresh_storage(kind: str, study_name: str) -> Iterator[StorageSpec]:
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     tmp = None
     try:
-        tmp = tempfile.mkdtemp(prefix=services.SCRATCH_PREFIX, dir=services.scratch_dir())
+        tmp = tempfile.mkdtemp(prefix=services.scratch_prefix(), dir=services.scratch_dir())
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         yield embedded(kind, tmp)
     finally:

@@ -44,6 +44,19 @@ CONNECT_TIMEOUT = 10.0
 SCRATCH_PREFIX = "grid-repro-"
 
 
+def scratch_prefix(owner: int | None = None) -> str:
+    """``grid-repro-<pid>-``: the pid of the lane's parent (the `run` that owns the folder),
+    so that the run can sweep what a lane it had to kill could not remove."""
+    return f"{SCRATCH_PREFIX}{os.getppid() if owner is None else owner}-"
+
+
+def sweep_scratch(owner: int) -> None:
+    """Remove the scratch folders of ``owner``'s lanes; only once no lane of it is alive."""
+    folder = Path(scratch_dir() or tempfile.gettempdir())
+    for path in folder.glob(f"{scratch_prefix(owner)}*"):
+        shutil.rmtree(path, ignore_errors=True)  # what cannot go stays for `clean` to list
+
+
 def scratch_dir() -> str | None:
     """Where fresh embedded storages go: $REPRO_TMPDIR, else /dev/shm when it is writable
     (SQLite and the journal keep their real locking on tmpfs; only fsync gets cheap), else

@@ -101,6 +101,15 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def wait_empty(pgid: int, timeout: float = 5) -> list[int]:
+    """``group_members(pgid)`` once it is empty, or after ``timeout``: a process SIGKILLed a
+    moment ago may still be on its way out."""
+    deadline = time.monotonic() + timeout
+    while (members := group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling /proc, bounded above
+    return members
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

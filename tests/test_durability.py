@@ -18,7 +18,7 @@ from repro import _compat, jsonfile, results
 from repro.results import RunRecord
 
 from .conftest import RESULTS, run_cli
-from .procs import Repro, group_members
+from .procs import Repro, wait_empty
 
 pytestmark = pytest.mark.xdist_group("processes")
 
@@ -103,7 +103,7 @@ def test_a_run_killed_outright_is_recovered_by_the_next_report(tmp_path: Path) -
         run.kill()
     assert not (tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json").exists()
     assert list(tmp_path.glob("*.log.jsonl"))
-    assert group_members(lanes) == []
+    assert wait_empty(lanes) == []
     done = run_cli("report", "--results", str(tmp_path))
     assert done.returncode == 0, done.stderr
     runs = {(r["scenario"], r["repetition"]) for r in results_file(tmp_path)["runs"]}

@@ -13,7 +13,7 @@ import pytest
 
 from repro import _compat, results
 
-from .procs import Repro, group_members
+from .procs import Repro, wait_empty
 from .test_durability import printed_runs, results_file
 
 pytestmark = pytest.mark.xdist_group("processes")
@@ -51,7 +51,7 @@ def test_interrupt_keeps_finished_runs_and_leaves_nothing(
     assert printed_runs(run.lines) <= set(kept)
     assert len(kept) < 6, "every run finished before the signal"
     assert all(r["error"] is None for r in kept.values())
-    assert group_members(lanes) == []
+    assert wait_empty(lanes) == []
     assert list(scratch.glob("grid-repro-*")) == [], run.stderr
     assert list(out.glob("*.log.jsonl")) == []
     assert results.load(out / f"optuna-{_compat.OPTUNA_VERSION}.json").run_count == len(kept)
