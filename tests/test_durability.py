@@ -92,10 +92,13 @@ def test_a_killed_lane_keeps_its_finished_runs(tmp_path: Path) -> None:
 def test_a_run_killed_outright_is_recovered_by_the_next_report(tmp_path: Path) -> None:
     """SIGKILL to the run and its lanes (a power cut, the OOM killer): the runs it had
     printed are in its log, and the next `report` folds them into the results file."""
-    run = Repro("run", "--out", str(tmp_path), "-s", "sequential-none-journal-*", "-r", "6")
+    run = Repro(
+        "run", "--out", str(tmp_path), "-s", "sequential-none-journal-*", "-r", "6", session=True
+    )
     try:
         run.wait_for("[1/3]")
         lanes = os.getpgid(run.lane_pids()[0])
+        assert lanes != run.proc.pid, "the lanes are not in a process group of their own"
         os.kill(run.proc.pid, signal.SIGKILL)
         os.killpg(lanes, signal.SIGKILL)
         run.finish()
