@@ -58,7 +58,7 @@ def _lost_lane(jobs: Sequence[Job], done: set[tuple[str, int]], message: str) ->
     ]
 
 
-def _stop(lanes: Sequence[Child]) -> None:
+def _stop(lanes: Sequence[Child], kinds: set[str]) -> None:
     """SIGTERM to the lanes' group, STOP_GRACE seconds to tear down, then SIGKILL to whatever
     is left of it (workers of a lane that could not reap them included)."""
     group = lanes[0].process.pid
@@ -73,6 +73,7 @@ def _stop(lanes: Sequence[Child]) -> None:
         for lane in lanes:
             lane.process.join(max(0.0, deadline - time.monotonic()))
     services.sweep_scratch(os.getpid())
+    services.sweep_databases(os.getpid(), kinds)
 
 
 def run_all(
@@ -112,10 +113,10 @@ def run_all(
                 records += lost
     except BaseException:
         if lanes:
-            _stop(lanes)
+            _stop(lanes, {s.storage for s in scenarios})
         raise
     if any(lane.process.exitcode != 0 for lane in lanes):
-        _stop(lanes)  # the workers a dead lane could not reap
+        _stop(lanes, {s.storage for s in scenarios})  # what a dead lane could not remove
     order = {s.id: i for i, s in enumerate(scenarios)}
     return sorted(records, key=lambda r: (order.get(r.scenario, len(order)), r.repetition))
 

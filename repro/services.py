@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from repro.fork import ChildFailed, call
+from repro.fork import CTX, ChildFailed, call
 from repro.scenarios import SERVER_STORAGES
 from repro.storages import StorageError, StorageSpec, redact
 
@@ -169,6 +169,22 @@ def _list_leftovers(kind: str, url: str) -> list[str]:
     return sorted(n for n in names if n.startswith(f"{DATABASE_PREFIX}{run_tag()}"))
 
 
+def database_prefix(owner: int) -> str:
+    return f"{DATABASE_PREFIX}{run_tag()}{owner}_"
+
+
+def sweep_databases(owner: int, kinds: set[str]) -> None:
+    """Drop the databases of ``owner``'s lanes that are still there once no lane of it is
+    alive (a lane stopped while its server was creating one); what fails stays for `clean`."""
+    for kind in kinds & {"postgresql", "mysql"}:
+        try:
+            for name in leftovers(kind):
+                if name.startswith(database_prefix(owner)):
+                    remove_leftover(kind, name)
+        except ChildFailed:
+            continue
+
+
 def leftovers(kind: str) -> list[str]:
     """Databases or Redis keys that runs of this harness (of this run tag, when one is set)
     created and did not remove."""
@@ -189,18 +205,26 @@ def isolated(kind: str, study_name: str) -> Iterator[StorageSpec]:
         finally:
             call(delete_keys, admin, spec.namespace, timeout=timeout)
         return
-    name = f"{DATABASE_PREFIX}{run_tag()}{uuid.uuid4().hex[:12]}"
+    # The lane's parent (the `run`) in the name: it sweeps its own after stopping its lanes.
+    name = f"{database_prefix(os.getppid())}{uuid.uuid4().hex[:12]}"
+    # FORCE (PostgreSQL 13+) ends sessions a killed worker may still hold open.
+    drop = f"DROP DATABASE IF EXISTS {name}{' WITH (FORCE)' if kind == 'postgresql' else ''}"
     try:
         call(_admin, admin, f"CREATE DATABASE {name}", timeout=timeout)
     except ChildFailed as exc:
         cause = str(exc).strip().splitlines()[-1]
         raise StorageError(f"cannot create a database on {redact(admin)}: {cause}") from None
+    except BaseException:
+        # Interrupted while the server may be creating it: let the helper see the CREATE
+        # through (the server finishes it even if the client dies), then drop it.
+        for child in CTX.active_children():
+            child.join(2)
+        call(_admin, admin, drop, timeout=timeout)
+        raise
     try:
         yield StorageSpec(kind, _with_database(admin, name))
     finally:
-        # FORCE (PostgreSQL 13+) ends sessions a killed worker may still hold open.
-        force = " WITH (FORCE)" if kind == "postgresql" else ""
-        call(_admin, admin, f"DROP DATABASE {name}{force}", timeout=timeout)
+        call(_admin, admin, drop, timeout=timeout)
 
 
 # `clean` and the runs it must not disturb. A run holds a shared flock on a file of its own in
