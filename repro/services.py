@@ -209,22 +209,23 @@ def isolated(kind: str, study_name: str) -> Iterator[StorageSpec]:
     name = f"{database_prefix(os.getppid())}{uuid.uuid4().hex[:12]}"
     # FORCE (PostgreSQL 13+) ends sessions a killed worker may still hold open.
     drop = f"DROP DATABASE IF EXISTS {name}{' WITH (FORCE)' if kind == 'postgresql' else ''}"
+    refused = False
     try:
-        call(_admin, admin, f"CREATE DATABASE {name}", timeout=timeout)
-    except ChildFailed as exc:
-        cause = str(exc).strip().splitlines()[-1]
-        raise StorageError(f"cannot create a database on {redact(admin)}: {cause}") from None
-    except BaseException:
-        # Interrupted while the server may be creating it: let the helper see the CREATE
-        # through (the server finishes it even if the client dies), then drop it.
-        for child in CTX.active_children():
-            child.join(2)
-        call(_admin, admin, drop, timeout=timeout)
-        raise
-    try:
+        # Inside the try: an interrupt just after the CREATE still reaches the DROP.
+        try:
+            call(_admin, admin, f"CREATE DATABASE {name}", timeout=timeout)
+        except ChildFailed as exc:
+            refused = True
+            cause = str(exc).strip().splitlines()[-1]
+            raise StorageError(f"cannot create a database on {redact(admin)}: {cause}") from None
         yield StorageSpec(kind, _with_database(admin, name))
     finally:
-        call(_admin, admin, drop, timeout=timeout)
+        if not refused:
+            # A CREATE cut short by an interrupt: the server finishes it even if the client
+            # dies, so let the helper see it through before dropping.
+            for child in CTX.active_children():
+                child.join(2)
+            call(_admin, admin, drop, timeout=timeout)
 
 
 # `clean` and the runs it must not disturb. A run holds a shared flock on a file of its own in
