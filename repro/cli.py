@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from repro import results, targets
-from repro.cmdline import Parser, dispatch, positive_int, positive_seconds
+from repro.cmdline import EXIT_BAD_INPUT, Parser, dispatch, positive_int, positive_seconds
 from repro.environment import environment
 from repro.errors import ReproError
 from repro.scenarios import (
@@ -65,9 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="run scenarios with the installed Optuna and write results/optuna-<version>.json",
-        description="Run scenarios against the Optuna installed in this environment. Results "
-        "of the scenarios run replace earlier results of the same scenarios in the JSON file; "
-        "other scenarios' results are kept. Exit status 1 if any run recorded an error.",
+        description="Run scenarios against the Optuna installed in this environment. Each "
+        "finished run is appended at once (fsync'd) to OUT/optuna-<version>.<id>.log.jsonl; "
+        "the JSON file is derived from it at the end, on Ctrl-C or SIGTERM (exit 130 / 143), "
+        "or by the next run or report after a crash. Merge rule, per scenario: runs that "
+        "measured something replace the earlier runs of that scenario; runs that measured "
+        "nothing (an error and no trial read) never replace measured ones; other scenarios' "
+        "runs are kept, also those of a concurrent run into the same folder. Exit status 1 "
+        "if any run recorded an error or could not remove its storage, 2 for bad input or an "
+        "unreadable results file (left untouched).",
     )
     run.add_argument(
         "-s",
@@ -204,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory holding optuna-*.json (default: results)",
     )
     rep.add_argument("--out", type=Path, help="report file (default: RESULTS/report.md)")
+
+    cln = sub.add_parser(
+        "clean",
+        help="list (and with --yes remove) what interrupted runs left behind",
+        description="List the databases repro_* (PostgreSQL, MariaDB/MySQL), the Redis keys "
+        "repro:* and the scratch folders grid-repro-* that runs did not remove (a run killed "
+        "with SIGKILL, a server that died). Removes them only with --yes, and then only "
+        "while no run is alive on this machine (each run holds a lock file in the scratch "
+        "dir's repro-runs/ while it lives).",
+    )
+    cln.add_argument("--yes", action="store_true", help="remove them (default: dry run)")
     return parser
 
 
@@ -255,51 +272,88 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_out(args.out)
     scenarios = _scenarios(args)
     # Imported here so that `list` and `report` work without Optuna installed.
-    from repro import _compat, execution
+    from repro import _compat, execution, services
+    from repro.fork import Interrupted, check_interrupted, interruptible
 
-    path = results.results_path(args.out, _compat.OPTUNA_VERSION)
-    earlier = results.load(path).runs if path.exists() else []
+    version = _compat.OPTUNA_VERSION
+    path = results.results_path(args.out, version)
+    # Before anything runs: fold what a dead run left, and refuse a results file this code
+    # cannot read (corrupt, or a newer schema) with one line, leaving it untouched.
+    results.recover(args.out)
+    if path.exists():
+        results.load(path)
     env = environment()
     _compat.warm_up()
     scenarios = _reachable(scenarios, explicit=set(args.storage), patterns=args.scenario)
-    versions = ", ".join(f"{k} {v}" for k, v in sorted(dict(env["packages"]).items()))  # type: ignore[call-overload]
-    print(
-        f"Optuna {_compat.OPTUNA_VERSION} (python {env['python']}, {versions}): "
-        f"{len(scenarios)} scenarios x {args.repetitions} repetitions, {args.jobs} lanes",
-        file=sys.stderr,
-    )
+    header = {
+        "python": str(env["python"]),
+        "platform": str(env["platform"]),
+        "packages": dict(env["packages"]),  # type: ignore[call-overload]
+        "command": "python -m repro " + " ".join(sys.argv[1:]),
+        "repetitions": args.repetitions,
+        "jobs": args.jobs,
+        "target": targets.active(),
+    }
     began = time.monotonic()
-    runs = execution.run_all(
-        scenarios, args.repetitions, jobs=args.jobs, timeout=args.timeout, progress=not args.quiet
-    )
-    fresh = {r.scenario for r in runs}
-    record = results.ResultsFile(
-        optuna_version=_compat.OPTUNA_VERSION,
-        python=str(env["python"]),
-        platform=str(env["platform"]),
-        packages=dict(env["packages"]),  # type: ignore[call-overload]
-        runs=[r for r in earlier if r.scenario not in fresh] + runs,
-        command="python -m repro " + " ".join(sys.argv[1:]),
-        repetitions=args.repetitions,
-        jobs=args.jobs,
-        wall_seconds=round(time.monotonic() - began, 1),
-        target=targets.active(),
-    )
-    results.save(path, record)
+    interrupted: Interrupted | None = None
+    with services.alive_marker():
+        journal = results.Journal.start(args.out, version, header)
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(header["packages"].items()))
+        print(
+            f"Optuna {version} (python {env['python']}, {versions}): "
+            f"{len(scenarios)} scenarios x {args.repetitions} repetitions, {args.jobs} lanes",
+            file=sys.stderr,
+        )
+        try:
+            with interruptible():
+                runs = execution.run_all(
+                    scenarios,
+                    args.repetitions,
+                    jobs=args.jobs,
+                    timeout=args.timeout,
+                    progress=not args.quiet,
+                    journal=journal,
+                )
+                check_interrupted()
+        except Interrupted as exc:
+            interrupted = exc
+            runs = journal.runs()
+        # Never interrupted: the runs are in the log; a signal now would only delay the fold
+        # to the next `run` or `report`.
+        results.fold(
+            args.out,
+            version,
+            journal,
+            order=[s.id for s in scenarios],
+            wall_seconds=round(time.monotonic() - began, 1),
+        )
+        journal.close()
     from repro.expectations import known_fault
 
-    failed = [r for r in runs if r.error and not known_fault(r, _compat.OPTUNA_VERSION)]
+    failed = [r for r in runs if r.error and not known_fault(r, version)]
+    untidy = [r for r in runs if r.teardown_error]
     print(
-        f"wrote {path} ({len(runs)} runs, {len(failed)} with errors, {record.wall_seconds:.1f}s)",
+        f"wrote {path} ({len(runs)} runs, {len(failed)} with errors, "
+        f"{time.monotonic() - began:.1f}s)",
         file=sys.stderr,
     )
     for r in runs:
         if r.error:
-            fault = known_fault(r, _compat.OPTUNA_VERSION)
+            fault = known_fault(r, version)
             kind = f"known Optuna fault, {fault.name.split(':')[0]}" if fault else "ERROR"
             last = r.error.strip().splitlines()[-1]
             print(f"  {kind}: {r.scenario} r{r.repetition}: {last}", file=sys.stderr)
-    return 1 if failed else 0
+        if r.teardown_error:
+            last = r.teardown_error.strip().splitlines()[-1]
+            print(f"  TEARDOWN: {r.scenario} r{r.repetition}: {last}", file=sys.stderr)
+    if interrupted is not None:
+        print(
+            f"{interrupted}: kept the {len(runs)} finished runs, removed the storages of the "
+            "runs under way",
+            file=sys.stderr,
+        )
+        return 128 + interrupted.signum
+    return 1 if failed or untidy else 0
 
 
 def services_required() -> bool:
@@ -447,14 +501,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from repro import report
 
-    files = results.load_all(args.results)
-    if not files:
+    results.recover(args.results)
+    skipped: list[str] = []
+    files = results.load_all(args.results, skipped)
+    for reason in skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    if not files and not skipped:
         raise SystemExit(
             f"repro: error: no optuna-*.json in {args.results}; run "
             "`nox -s repro` or `python -m repro run` first"
         )
+    if not files:
+        return EXIT_BAD_INPUT
     out = args.out or args.results / "report.md"
-    report.write_dir(args.results, out)
+    report.write_dir(args.results, out, skipped=[])
     print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
     try:
         from repro.report.chart import CHART_NAME, write_chart
@@ -466,6 +526,41 @@ def cmd_report(args: argparse.Namespace) -> int:
             "chart not updated: matplotlib is not installed (`nox -s report` has it)",
             file=sys.stderr,
         )
+    return EXIT_BAD_INPUT if skipped else 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from repro import services
+
+    found: list[tuple[str, str]] = []
+    for kind in SERVER_STORAGES:
+        try:
+            services.check_reachable(StorageSpec(kind, services.server_url(kind)))
+        except StorageError as exc:
+            print(f"{kind}: not checked ({exc})", file=sys.stderr)
+            continue
+        found += [(kind, name) for name in services.leftovers(kind)]
+    found += [("scratch", name) for name in services.scratch_leftovers()]
+    for kind, name in found:
+        print(f"{kind}\t{name}")
+    alive = services.live_runs()
+    if not found:
+        print("nothing left behind", file=sys.stderr)
+        return 0
+    if not args.yes:
+        print(f"{len(found)} leftovers; `--yes` removes them (dry run)", file=sys.stderr)
+        return 0
+    if alive:
+        print(
+            f"not removing anything: {len(alive)} run(s) still alive on this machine "
+            f"(pid {', '.join(a.split('-')[0] for a in alive)}) may own these; "
+            "wait for them or stop them, then clean again",
+            file=sys.stderr,
+        )
+        return 1
+    for kind, name in found:
+        services.remove_leftover(kind, name)
+    print(f"removed {len(found)} leftovers", file=sys.stderr)
     return 0
 
 
@@ -477,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": cmd_report,
         "worker": cmd_worker,
         "collect": cmd_collect,
+        "clean": cmd_clean,
     }
     return dispatch("repro", handlers, args)
 

@@ -6,23 +6,74 @@ No Optuna here: the server checks and the lanes use these helpers without import
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
+from types import FrameType
 from typing import Any
 
 CTX = multiprocessing.get_context("fork")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ChildFailed(RuntimeError):
     """A child raised, crashed or timed out; the message carries its traceback or exit code."""
 
 
-def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; a BaseException so that no ``except Exception`` swallows it,
+    while every ``with`` block on the way out still tears its storage down."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+_received: list[int] = []
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    # Once: a second signal must not cut short the teardown the first one started.
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into ``Interrupted`` inside the block (children forked inside
+    inherit it); the previous handlers come back afterwards."""
+    _received.clear()
+    previous = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS}
     try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def check_interrupted() -> None:
+    """Raise ``Interrupted`` again if a signal came whose exception some library swallowed
+    (an ``except Exception`` or a ``__del__`` may catch it); call between units of work."""
+    if _received:
+        raise Interrupted(_received[0])
+
+
+def _child_main(
+    conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], group: int | None
+) -> None:
+    try:
+        if group is not None:
+            os.setpgid(0, group)
+        # Blocked across the fork (see Child): a signal that came meanwhile raises here.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         conn.send(("ok", fn(*args)))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -41,14 +92,32 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 class Child:
-    """One forked process running ``fn(*args)``."""
+    """One forked process running ``fn(*args)``. ``group=0`` puts it in a new process group
+    of its own, ``group=<pgid>`` into that group (both sides call setpgid, so the group is
+    set before either goes on); ``None`` leaves it in its parent's group."""
 
-    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "worker") -> None:
+    def __init__(
+        self, fn: Callable[..., Any], *args: Any, name: str = "worker", group: int | None = None
+    ) -> None:
         self.name = name
         self._recv, send = CTX.Pipe(duplex=False)
-        self.process = CTX.Process(target=_child_main, args=(send, fn, args))
-        self.process.start()
-        send.close()
+        self.process = CTX.Process(target=_child_main, args=(send, fn, args, group))
+        # No Interrupted inside fork's at-fork hooks (they swallow it): signals wait until
+        # the child has its process group and the parent has the child.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self.process.start()
+            send.close()
+            if group is not None:
+                # PermissionError: the child got there first; ProcessLookupError: it exited.
+                with contextlib.suppress(PermissionError, ProcessLookupError):
+                    os.setpgid(self.process.pid or 0, group or self.process.pid or 0)
+        finally:
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            except BaseException:
+                self.kill()  # interrupted now: nothing has been asked of the child yet
+                raise
 
     def result(self, deadline: float) -> Any:
         """The child's return value; ChildFailed if it raised, died or passed ``deadline``

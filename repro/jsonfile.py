@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -41,8 +42,83 @@ def write_atomic(path: Path, text: str | bytes) -> None:
 
 
 def dumps(data: Any) -> str:
-    """The tool's JSON text: sorted keys, one space of indent, a final newline."""
-    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+    """The tool's JSON text: sorted keys, one space of indent, a final newline. Strict
+    (RFC 8259): a NaN or infinity raises ValueError instead of writing the ``NaN`` and
+    ``Infinity`` tokens that JavaScript, jq and GitHub's API reject; tag them first
+    (``encode_value`` / ``tag_nonfinite``)."""
+    return json.dumps(data, indent=1, sort_keys=True, allow_nan=False) + "\n"
+
+
+def encode_value(value: Any) -> list[Any]:
+    """A grid value as a ``[type, payload]`` pair that survives JSON exactly: 1, 1.0, True,
+    "1", -0.0, NaN and the infinities stay apart (a float is stored as its repr)."""
+    if value is None:
+        return ["none", None]
+    if isinstance(value, bool):
+        return ["bool", value]
+    if isinstance(value, int):
+        return ["int", value]
+    if isinstance(value, float):
+        return ["float", repr(value)]
+    if isinstance(value, str):
+        return ["str", value]
+    raise FormatError(
+        f"{value!r} is a {type(value).__name__}; GridSampler values are "
+        "int, float, str, bool or None"
+    )
+
+
+def decode_value(item: object) -> Any:
+    """The inverse of ``encode_value``; FormatError for anything else."""
+    if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+        raise FormatError(f"value {item!r} is not a [type, payload] pair")
+    tag, payload = item
+    if tag == "none" and payload is None:
+        return None
+    if tag == "bool" and isinstance(payload, bool):
+        return payload
+    if tag == "int" and isinstance(payload, int) and not isinstance(payload, bool):
+        return payload
+    if tag == "str" and isinstance(payload, str):
+        return payload
+    if tag == "float" and isinstance(payload, str):
+        try:
+            number = float(payload)
+        except ValueError:
+            number = None
+        if number is not None and repr(number) == payload:
+            return number
+    raise FormatError(
+        f"value {item!r}: expected one of ['int', 1], ['float', '1.0'] (the float's repr), "
+        "['str', 'text'], ['bool', true], ['none', null]"
+    )
+
+
+def tag_nonfinite(data: Any) -> Any:
+    """``data`` with every NaN and infinity replaced by its ``encode_value`` pair, so that
+    it can be written as strict JSON; everything JSON holds exactly is left as it is."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return encode_value(data)
+    if isinstance(data, dict):
+        return {k: tag_nonfinite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [tag_nonfinite(v) for v in data]
+    return data
+
+
+def untag_nonfinite(data: Any) -> Any:
+    """The inverse of ``tag_nonfinite``. Unambiguous where it is used (run records): a grid
+    value is a scalar, so a ``["float", "nan"]`` list in a value's place is a tag."""
+    if isinstance(data, list):
+        if len(data) == 2 and data[0] == "float" and data[1] in _NONFINITE:
+            return float(data[1])
+        return [untag_nonfinite(v) for v in data]
+    if isinstance(data, dict):
+        return {k: untag_nonfinite(v) for k, v in data.items()}
+    return data
+
+
+_NONFINITE = {repr(math.nan), repr(math.inf), repr(-math.inf)}
 
 
 def write_json(path: Path, data: dict[str, Any], *, schema: int) -> None:

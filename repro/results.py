@@ -1,16 +1,37 @@
-"""Plain records of what was measured, their JSON form, and atomic writes.
+"""Plain records of what was measured, their JSON form, and how they reach the results file.
+
+A finished run is durable the moment it finishes: the lane that ran it appends it, fsync'd,
+to a write-ahead log next to the results file (``Journal``), and ``fold`` derives
+``optuna-<version>.json`` from the log, atomically, under a lock, at the end of a run, on an
+interrupt, and at the start of any later ``run`` or ``report`` that finds the log of a dead
+run (crash recovery). See ``merge`` for which runs a fold keeps.
 
 Nothing here imports Optuna: the report and the tests read results without it.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
+import os
 import re
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro.jsonfile import FormatError, from_fields, load_json, write_json
+from repro.jsonfile import (
+    FormatError,
+    from_fields,
+    load_json,
+    tag_nonfinite,
+    untag_nonfinite,
+    write_json,
+)
 from repro.stats import mean_ci95, wilson95
 
 SCHEMA = 1
@@ -45,13 +66,25 @@ class RunRecord:
     trial_log: list[dict[str, Any]] = field(default_factory=list)
     # Set on runs of a corpus case (repro/corpus): the report's scenario table leaves them out.
     case_id: str | None = None
+    # Removing the run's storage failed (e.g. the server died): kept apart from ``error``
+    # because the measurement itself is complete.
+    teardown_error: str | None = None
+
+    @property
+    def measured(self) -> bool:
+        """False for a run that measured nothing (an error and no trial read back)."""
+        return self.error is None or self.trials > 0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # NaN and the infinities (grid values, params) as ["float", "nan"]: strict JSON.
+        data: dict[str, Any] = tag_nonfinite(asdict(self))
+        if data["teardown_error"] is None:
+            del data["teardown_error"]  # files written before the field existed stay as they are
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        return from_fields(cls, data)
+        return from_fields(cls, untag_nonfinite(data))
 
 
 @dataclass(frozen=True)
@@ -106,10 +139,213 @@ def load(path: Path) -> ResultsFile:
         raise FormatError(f"{path}: not a results file ({exc}); move it away") from None
 
 
-def load_all(directory: Path) -> list[ResultsFile]:
-    """Every ``optuna-*.json`` in ``directory``, oldest Optuna release first."""
-    files = [load(p) for p in sorted(directory.glob("optuna-*.json"))]
+def load_all(directory: Path, skipped: list[str] | None = None) -> list[ResultsFile]:
+    """Every ``optuna-*.json`` in ``directory``, oldest Optuna release first. With
+    ``skipped``, a file that cannot be read is left out and its one-line reason (naming the
+    file) appended there; without it, the first such file raises FormatError."""
+    files = []
+    for path in sorted(directory.glob("optuna-*.json")):
+        try:
+            files.append(load(path))
+        except FormatError as exc:
+            if skipped is None:
+                raise
+            skipped.append(str(exc))
     return sorted(files, key=lambda r: version_key(r.optuna_version))
+
+
+def merge(earlier: Sequence[RunRecord], fresh: Sequence[RunRecord]) -> list[RunRecord]:
+    """The runs a results file keeps when ``fresh`` runs are folded into ``earlier`` ones.
+
+    Per scenario: fresh runs replace the earlier runs of that scenario when at least one of
+    them measured something, or when no earlier run did; fresh runs that all measured nothing
+    (an error and no trial read, e.g. a server outage) never replace a measured run and are
+    dropped. Scenarios without fresh runs keep theirs, so concurrent runs of different
+    scenarios into one folder all survive.
+    """
+    by_scenario: dict[str, list[RunRecord]] = {}
+    for run in fresh:
+        by_scenario.setdefault(run.scenario, []).append(run)
+    replaced: set[str] = set()
+    kept: list[RunRecord] = []
+    for scenario, runs in by_scenario.items():
+        old = [r for r in earlier if r.scenario == scenario]
+        if any(r.measured for r in runs) or not any(r.measured for r in old):
+            replaced.add(scenario)
+            kept += runs
+    return [r for r in earlier if r.scenario not in replaced] + kept
+
+
+LOCK_NAME = ".repro.lock"
+LOCK_TIMEOUT = 60.0
+
+
+@contextmanager
+def folder_lock(directory: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Exclusive ``fcntl`` lock on ``directory``'s results (appends and folds take it).
+    Holders keep it for one append or one fold; a dead holder's lock is released by the OS."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = directory / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise FormatError(
+                        f"{lock}: held by another process for {timeout:.0f} s; is it hung?"
+                    ) from None
+                time.sleep(0.01)  # polling a lock, not waiting for another process's work
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_line(fd: int, entry: dict[str, Any]) -> None:
+    data = (json.dumps(entry, sort_keys=True, allow_nan=False) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data) :]
+    os.fsync(fd)
+
+
+def _alive(log: Path) -> bool:
+    """Whether a process of the run that writes ``log`` still holds it open: the run's
+    parent holds a shared lock on it and its lanes and workers inherit that descriptor."""
+    try:
+        fd = os.open(log, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+            return True
+        raise
+    finally:
+        os.close(fd)
+    return False
+
+
+def _read_log(log: Path) -> tuple[dict[str, Any] | None, list[RunRecord]]:
+    """The header and the run records of a log; a line cut short by a crash is left out
+    (it was never reported as written)."""
+    header: dict[str, Any] | None = None
+    runs: list[RunRecord] = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "header" in entry:
+            header = entry["header"]
+        elif "run" in entry:
+            runs.append(RunRecord.from_json(entry["run"]))
+    return header, runs
+
+
+@dataclass
+class Journal:
+    """One run invocation's write-ahead log, ``<dir>/optuna-<version>.<pid>-<hex>.log.jsonl``.
+
+    Its first line is the invocation's header (the ResultsFile fields other than the runs);
+    every further line is one finished run, appended by the lane that ran it.
+    """
+
+    directory: Path
+    version: str
+    path: Path
+    fd: int
+
+    @classmethod
+    def start(cls, directory: Path, version: str, header: dict[str, Any]) -> Journal:
+        with folder_lock(directory):  # so that no fold sees the log before it is held
+            path = directory / f"optuna-{version}.{os.getpid()}-{uuid.uuid4().hex[:8]}.log.jsonl"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            _write_line(fd, {"header": {**header, "optuna_version": version}})
+        return cls(directory, version, path, fd)
+
+    def append(self, run: RunRecord) -> None:
+        """Durable once this returns: the line is written and fsync'd."""
+        with folder_lock(self.directory):
+            _write_line(self.fd, {"run": run.to_json()})
+
+    def runs(self) -> list[RunRecord]:
+        return _read_log(self.path)[1]
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def fold(
+    directory: Path,
+    version: str,
+    own: Journal | None = None,
+    *,
+    order: Sequence[str] = (),
+    wall_seconds: float | None = None,
+) -> ResultsFile | None:
+    """Fold ``own`` log (if any) and the logs of dead runs of ``version`` into the results
+    file, atomically and under the folder lock, then remove those logs. A re-fold of the
+    same log gives the same file, so a crash between the write and the removal is harmless.
+    Raises FormatError, before writing anything, when the results file cannot be read."""
+    with folder_lock(directory):
+        path = results_path(directory, version)
+        earlier = load(path) if path.exists() else None
+        logs = [own.path] if own else []
+        dead = _dead_logs(directory)
+        logs += [log for log, v in dead.items() if v == version and log not in logs]
+        header: dict[str, Any] = {}
+        fresh: list[RunRecord] = []
+        for log in logs:
+            found, runs = _read_log(log)
+            header = {**header, **(found or {})}
+            fresh += runs
+        rank = {scenario: i for i, scenario in enumerate(order)}
+        fresh.sort(key=lambda r: (rank.get(r.scenario, len(rank)), r.repetition))
+        if not logs:
+            return earlier
+        if fresh:
+            if wall_seconds is not None:
+                header["wall_seconds"] = wall_seconds
+            base = earlier or ResultsFile(version, "", "", {}, [])
+            record = from_fields(
+                ResultsFile,
+                {**base.to_json(), **header},
+                runs=merge(base.runs, fresh),
+            )
+            save(path, record)
+            earlier = record
+        for log in logs:
+            log.unlink(missing_ok=True)
+        return earlier
+
+
+def _dead_logs(directory: Path) -> dict[Path, str]:
+    """Logs of runs with no process left, and the Optuna version in their header."""
+    found = {}
+    for log in sorted(directory.glob("optuna-*.log.jsonl")) if directory.is_dir() else ():
+        if _alive(log):
+            continue
+        header, _ = _read_log(log)
+        version = (header or {}).get("optuna_version")
+        if isinstance(version, str):
+            found[log] = version
+        else:
+            log.unlink(missing_ok=True)  # cut short before its header: it holds no run
+    return found
+
+
+def recover(directory: Path) -> list[str]:
+    """Fold the logs that dead runs left in ``directory`` (every Optuna version); the
+    versions folded. Raises FormatError for a results file it cannot read."""
+    versions = sorted(set(_dead_logs(directory).values()))
+    for version in versions:
+        fold(directory, version)
+    return versions
 
 
 def version_key(version: str) -> tuple[int, ...]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import shutil
+import signal
 import tempfile
 import time
 import uuid
@@ -11,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from repro import _compat, metrics, services, workers
-from repro.fork import CTX, Child, ChildFailed, call
+from repro.fork import CTX, STOP_SIGNALS, Child, ChildFailed, call
 from repro.results import RunRecord
 from repro.scenarios import SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec, embedded
@@ -22,26 +23,24 @@ DEFAULT_TIMEOUT = 120.0
 BARRIER_TIMEOUT = 30.0
 
 
-def scratch_dir() -> str | None:
-    """Where fresh embedded storages go: $REPRO_TMPDIR, else /dev/shm when it is writable
-    (SQLite and the journal keep their real locking on tmpfs; only fsync gets cheap), else
-    the system default."""
-    chosen = os.environ.get("REPRO_TMPDIR")
-    if chosen:
-        return chosen
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-        return "/dev/shm"
-    return None
-
-
 @contextmanager
 def _fresh_storage(kind: str, study_name: str) -> Iterator[StorageSpec]:
     if kind in SERVER_STORAGES:
         with services.isolated(kind, study_name) as spec:
             yield spec
         return
-    with tempfile.TemporaryDirectory(prefix="grid-repro-", dir=scratch_dir()) as tmp:
+    # Signals wait while the folder is made, so that an interrupt cannot fall between its
+    # creation and the ``finally`` that removes it.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    tmp = None
+    try:
+        tmp = tempfile.mkdtemp(prefix=services.scratch_prefix(), dir=services.scratch_dir())
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         yield embedded(kind, tmp)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if tmp is not None:
+            shutil.rmtree(tmp)
 
 
 def _plans(
@@ -130,17 +129,31 @@ def run(
     errors: list[str] = []
     worker_results: list[dict[str, Any]] = []
     trials: list[metrics.TrialRecord] = []
-    with ExitStack() as stack:
-        try:
-            spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
-            call(workers.create_study, spec, study_name, scenario, timeout=timeout)
-            plans = _plans(scenario, spec, study_name, barrier_timeout)
-            worker_results = _launch(scenario, plans, deadline)
-            errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
-            raw = call(workers.read_trials, spec, study_name, timeout=timeout)
-            trials = [metrics.TrialRecord.from_json(t) for t in raw]
-        except (ChildFailed, StorageError) as exc:
-            errors.append(str(exc))
+    stack = ExitStack()
+    try:
+        spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
+        call(workers.create_study, spec, study_name, scenario, timeout=timeout)
+        plans = _plans(scenario, spec, study_name, barrier_timeout)
+        worker_results = _launch(scenario, plans, deadline)
+        errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
+        raw = call(workers.read_trials, spec, study_name, timeout=timeout)
+        trials = [metrics.TrialRecord.from_json(t) for t in raw]
+    except (ChildFailed, StorageError, OSError) as exc:
+        # OSError: no scratch dir to make the storage in ($REPRO_TMPDIR missing, disk full).
+        errors.append(f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc))
+    except BaseException:
+        # Interrupted: stop every worker still writing to the storage, remove it, go on.
+        for child in CTX.active_children():
+            child.kill()
+            child.join(1)
+        stack.close()
+        raise
+    teardown_error = None
+    try:
+        stack.close()
+    except (ChildFailed, StorageError, OSError) as exc:
+        # The measurement is complete; only the clean-up failed (e.g. the server died).
+        teardown_error = f"removing the storage failed: {str(exc).strip()}"
     return record(
         scenario,
         repetition,
@@ -149,6 +162,7 @@ def run(
         errors,
         seconds=round(time.perf_counter() - began, 3),
         study_name=study_name,
+        teardown_error=teardown_error,
     )
 
 
@@ -161,6 +175,7 @@ def record(
     *,
     seconds: float = 0.0,
     study_name: str = "",
+    teardown_error: str | None = None,
 ) -> RunRecord:
     """The run record of what was measured; ``errors`` (if any) say why it may be partial."""
     measured = metrics.compute(trials, scenario.search_space)
@@ -192,4 +207,5 @@ def record(
         missing_points=measured.missing_points,
         worker_results=list(worker_results),
         trial_log=[t.to_json() for t in sorted(trials, key=lambda t: t.number)],
+        teardown_error=teardown_error,
     )

@@ -9,12 +9,16 @@ access, so the parent never holds a connection across a fork.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from repro.fork import ChildFailed, call
+from repro.fork import CTX, ChildFailed, call
 from repro.scenarios import SERVER_STORAGES
 from repro.storages import StorageError, StorageSpec, redact
 
@@ -37,6 +41,32 @@ def run_tag() -> str:
 
 
 CONNECT_TIMEOUT = 10.0
+SCRATCH_PREFIX = "grid-repro-"
+
+
+def scratch_prefix(owner: int | None = None) -> str:
+    """``grid-repro-<pid>-``: the pid of the lane's parent (the `run` that owns the folder),
+    so that the run can sweep what a lane it had to kill could not remove."""
+    return f"{SCRATCH_PREFIX}{os.getppid() if owner is None else owner}-"
+
+
+def sweep_scratch(owner: int) -> None:
+    """Remove the scratch folders of ``owner``'s lanes; only once no lane of it is alive."""
+    folder = Path(scratch_dir() or tempfile.gettempdir())
+    for path in folder.glob(f"{scratch_prefix(owner)}*"):
+        shutil.rmtree(path, ignore_errors=True)  # what cannot go stays for `clean` to list
+
+
+def scratch_dir() -> str | None:
+    """Where fresh embedded storages go: $REPRO_TMPDIR, else /dev/shm when it is writable
+    (SQLite and the journal keep their real locking on tmpfs; only fsync gets cheap), else
+    the system default."""
+    chosen = os.environ.get("REPRO_TMPDIR")
+    if chosen:
+        return chosen
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return None
 
 
 def server_url(kind: str) -> str:
@@ -161,6 +191,22 @@ def _list_leftovers(kind: str, url: str) -> list[str]:
     return sorted(n for n in names if n.startswith(f"{DATABASE_PREFIX}{run_tag()}"))
 
 
+def database_prefix(owner: int) -> str:
+    return f"{DATABASE_PREFIX}{run_tag()}{owner}_"
+
+
+def sweep_databases(owner: int, kinds: set[str]) -> None:
+    """Drop the databases of ``owner``'s lanes that are still there once no lane of it is
+    alive (a lane stopped while its server was creating one); what fails stays for `clean`."""
+    for kind in kinds & {"postgresql", "mysql"}:
+        try:
+            for name in leftovers(kind):
+                if name.startswith(database_prefix(owner)):
+                    remove_leftover(kind, name)
+        except ChildFailed:
+            continue
+
+
 def leftovers(kind: str) -> list[str]:
     """Databases or Redis keys that runs of this harness (of this run tag, when one is set)
     created and did not remove."""
@@ -181,14 +227,97 @@ def isolated(kind: str, study_name: str) -> Iterator[StorageSpec]:
         finally:
             call(delete_keys, admin, spec.namespace, timeout=timeout)
         return
-    name = f"{DATABASE_PREFIX}{run_tag()}{uuid.uuid4().hex[:12]}"
+    # The lane's parent (the `run`) in the name: it sweeps its own after stopping its lanes.
+    name = f"{database_prefix(os.getppid())}{uuid.uuid4().hex[:12]}"
+    # FORCE (PostgreSQL 13+) ends sessions a killed worker may still hold open.
+    drop = f"DROP DATABASE IF EXISTS {name}{' WITH (FORCE)' if kind == 'postgresql' else ''}"
+    refused = False
     try:
-        call(_admin, admin, f"CREATE DATABASE {name}", timeout=timeout)
-    except ChildFailed as exc:
-        raise StorageError(f"cannot create a database on {redact(admin)}: {_cause(exc)}") from None
-    try:
+        # Inside the try: an interrupt just after the CREATE still reaches the DROP.
+        try:
+            call(_admin, admin, f"CREATE DATABASE {name}", timeout=timeout)
+        except ChildFailed as exc:
+            refused = True
+            raise StorageError(
+                f"cannot create a database on {redact(admin)}: {_cause(exc)}"
+            ) from None
         yield StorageSpec(kind, _with_database(admin, name))
     finally:
-        # FORCE (PostgreSQL 13+) ends sessions a killed worker may still hold open.
-        force = " WITH (FORCE)" if kind == "postgresql" else ""
-        call(_admin, admin, f"DROP DATABASE {name}{force}", timeout=timeout)
+        if not refused:
+            # A CREATE cut short by an interrupt: the server finishes it even if the client
+            # dies, so let the helper see it through before dropping.
+            for child in CTX.active_children():
+                child.join(2)
+            call(_admin, admin, drop, timeout=timeout)
+
+
+# `clean` and the runs it must not disturb. A run holds a shared flock on a file of its own in
+# RUNS_DIR for its whole life (its lanes and workers inherit the descriptor); `clean` removes
+# nothing while any such file is still locked, because it cannot tell which leftovers belong
+# to a live run (server names carry no owner).
+RUNS_DIR = "repro-runs"
+
+
+def runs_dir() -> Path:
+    return Path(scratch_dir() or tempfile.gettempdir()) / RUNS_DIR
+
+
+@contextmanager
+def alive_marker() -> Iterator[None]:
+    """Mark this process (and its children) as a live run for ``clean`` while inside."""
+    path = runs_dir() / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        path.parent.mkdir(mode=0o1777, exist_ok=True)  # never the scratch dir itself
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError:
+        # An unusable scratch dir ($REPRO_TMPDIR=/nonexistent) fails every embedded run
+        # anyway, and they are recorded as errors; it must not stop the server runs.
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+
+
+def live_runs() -> list[str]:
+    """``<pid>-<hex>`` of every run on this machine still alive; markers of dead runs are
+    removed on the way."""
+    alive = []
+    folder = runs_dir()
+    for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.unlink(missing_ok=True)
+        except BlockingIOError:
+            alive.append(path.name)
+        finally:
+            os.close(fd)
+    return alive
+
+
+def scratch_leftovers() -> list[str]:
+    """Scratch folders of embedded storages (``grid-repro-*``) in the scratch dir."""
+    folder = Path(scratch_dir() or tempfile.gettempdir())
+    return sorted(str(p) for p in folder.glob(f"{SCRATCH_PREFIX}*") if p.is_dir())
+
+
+def _remove_leftover(kind: str, url: str, name: str) -> None:
+    if kind == "redis":
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5).delete(name)
+        return
+    force = " WITH (FORCE)" if kind == "postgresql" else ""
+    _admin(url, f"DROP DATABASE IF EXISTS {name}{force}")
+
+
+def remove_leftover(kind: str, name: str) -> None:
+    """Remove one name ``leftovers`` or ``scratch_leftovers`` listed."""
+    if kind == "scratch":
+        shutil.rmtree(name, ignore_errors=True)
+        return
+    call(_remove_leftover, kind, server_url(kind), name, timeout=60.0)

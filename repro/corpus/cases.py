@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from repro import jsonfile
 from repro.errors import ReproError
-from repro.jsonfile import dumps, write_atomic
+from repro.jsonfile import FormatError, dumps, encode_value, write_atomic
 from repro.metrics import value_key
 from repro.results import RunRecord
 from repro.scenarios import (
@@ -49,46 +50,12 @@ class CorpusError(ReproError, ValueError):
     """A corpus file or case that cannot be used; the message says what to change."""
 
 
-def encode_value(value: GridValue) -> list[Any]:
-    if value is None:
-        return ["none", None]
-    if isinstance(value, bool):
-        return ["bool", value]
-    if isinstance(value, int):
-        return ["int", value]
-    if isinstance(value, float):
-        return ["float", repr(value)]
-    if isinstance(value, str):
-        return ["str", value]
-    raise CorpusError(
-        f"{value!r} is a {type(value).__name__}; GridSampler values are "
-        "int, float, str, bool or None"
-    )
-
-
 def decode_value(item: object) -> GridValue:
-    if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
-        raise CorpusError(f"value {item!r} is not a [type, payload] pair")
-    tag, payload = item
-    if tag == "none" and payload is None:
-        return None
-    if tag == "bool" and isinstance(payload, bool):
-        return payload
-    if tag == "int" and isinstance(payload, int) and not isinstance(payload, bool):
-        return payload
-    if tag == "str" and isinstance(payload, str):
-        return payload
-    if tag == "float" and isinstance(payload, str):
-        try:
-            number = float(payload)
-        except ValueError:
-            number = None
-        if number is not None and repr(number) == payload:
-            return number
-    raise CorpusError(
-        f"value {item!r}: expected one of ['int', 1], ['float', '1.0'] (the float's repr), "
-        "['str', 'text'], ['bool', true], ['none', null]"
-    )
+    try:
+        value: GridValue = jsonfile.decode_value(item)
+    except FormatError as exc:
+        raise CorpusError(str(exc)) from None
+    return value
 
 
 def encode_space(space: SearchSpace) -> list[list[Any]]:

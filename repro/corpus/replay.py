@@ -19,8 +19,9 @@ import optuna
 
 from repro import _compat, execution, results, targets
 from repro.corpus import judge, outcomes
-from repro.corpus.cases import Case, Corpus, encode_value
+from repro.corpus.cases import Case, Corpus
 from repro.corpus.outcomes import CorpusResults, Probe
+from repro.jsonfile import encode_value
 from repro.metrics import value_key
 from repro.results import ResultsFile, RunRecord
 

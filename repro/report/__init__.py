@@ -31,10 +31,11 @@ REPORT = "report.md"
 FILES = (REPORT, DETAILS, CORPUS)
 
 
-def render_files(results_dir: Path) -> dict[str, str]:
+def render_files(results_dir: Path, skipped: list[str] | None = None) -> dict[str, str]:
     """Each of ``FILES`` by name, for everything measured in ``results_dir``: the per-version
-    JSON files and, when present, the release timeline and the corpus."""
-    files = results.load_all(results_dir)
+    JSON files and, when present, the release timeline and the corpus. With ``skipped``,
+    unreadable results files are left out and named there (see ``results.load_all``)."""
+    files = results.load_all(results_dir, skipped)
     found = decide(files)
     corpus_path = results_dir / "corpus.json"
     return {
@@ -53,12 +54,14 @@ def render_dir(results_dir: Path) -> str:
     return render_files(results_dir)[REPORT]
 
 
-def write_dir(results_dir: Path, report_path: Path | None = None) -> list[Path]:
+def write_dir(
+    results_dir: Path, report_path: Path | None = None, skipped: list[str] | None = None
+) -> list[Path]:
     """Write every rendered file: ``report.md`` at ``report_path`` (default: in
     ``results_dir``), the others beside it. Returns the paths written."""
     report_path = report_path or results_dir / REPORT
     written = []
-    for name, text in render_files(results_dir).items():
+    for name, text in render_files(results_dir, skipped).items():
         path = report_path if name == REPORT else report_path.parent / name
         write_atomic(path, text)
         written.append(path)

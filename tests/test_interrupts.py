@@ -1,0 +1,57 @@
+"""SIGINT and SIGTERM, to the run alone or to its whole process group: it stops within 5 s,
+keeps every finished run, removes the storages of the runs under way, leaves no process
+behind and exits 128 + the signal number."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from repro import _compat, results
+
+from .procs import Repro, wait_empty
+from .test_durability import printed_runs, results_file
+
+pytestmark = pytest.mark.xdist_group("processes")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("target", ["parent", "group"])
+def test_interrupt_keeps_finished_runs_and_leaves_nothing(
+    tmp_path: Path, signum: signal.Signals, target: str
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = tmp_path / "out"
+    run = Repro(
+        "run", "--out", str(out), "-s", "sequential-none-journal-*", "-r", "6",
+        env={"REPRO_TMPDIR": str(scratch)}, session=True,
+    )  # fmt: skip
+    try:
+        run.wait_for("[1/3]")
+        lanes = os.getpgid(run.lane_pids()[0])
+        sent = time.monotonic()
+        if target == "parent":
+            os.kill(run.proc.pid, signum)
+        else:
+            os.killpg(run.proc.pid, signum)  # its own session: the group a terminal signals
+        code = run.finish(timeout=30)
+        stopped = time.monotonic() - sent
+    finally:
+        run.kill()
+    assert code == 128 + signum, run.stderr
+    assert stopped < 5, f"took {stopped:.1f} s to stop"
+    assert f"interrupted by {signum.name}" in run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    kept = {(r["scenario"], r["repetition"]): r for r in results_file(out)["runs"]}
+    assert printed_runs(run.lines) <= set(kept)
+    assert len(kept) < 6, "every run finished before the signal"
+    assert all(r["error"] is None for r in kept.values())
+    assert wait_empty(lanes) == []
+    assert list(scratch.glob("grid-repro-*")) == [], run.stderr
+    assert list(out.glob("*.log.jsonl")) == []
+    assert results.load(out / f"optuna-{_compat.OPTUNA_VERSION}.json").run_count == len(kept)
