@@ -327,10 +327,10 @@ def decide(results_dir: Path) -> FixFindings | None:
     fix_runs: list[RunRecord] = []
     for directory in sorted(results_dir.glob(TARGET_DIRS)):
         provenance = targets.read_provenance(directory)
-        measured = _measured(results_dir, directory) if provenance else None
         if provenance is None:
             continue
         provenances[provenance.label] = provenance
+        measured = _measured(results_dir, directory)
         result = _target(provenance.label, provenance, *measured, tests) if measured else None
         if measured and result:
             found[provenance.label] = result
@@ -346,7 +346,10 @@ def decide(results_dir: Path) -> FixFindings | None:
     if result:
         found[release] = result
     ordered = [found[release]] if release in found else []
-    ordered += [fix, *(t for label, t in sorted(found.items()) if t not in (fix, *ordered))]
+    ordered += [
+        fix,
+        *(found[label] for label in sorted(found) if found[label] not in (fix, *ordered)),
+    ]
     return FixFindings(
         release=release,
         fix=fix,
