@@ -390,6 +390,20 @@ def stamp(plan: Plan, results: Path) -> Path:
     return path
 
 
+def read_provenance(directory: Path) -> Provenance | None:
+    """The provenance a target run wrote into ``directory`` (``stamp``), None without one."""
+    path = directory / "target.json"
+    if not path.exists():
+        return None
+    return Provenance.from_json(load_json(path, schema=SCHEMA)["provenance"])
+
+
+def patch_path(patch: PatchRecord) -> Path:
+    """A recorded patch's file; a relative path is relative to the checkout (``_shown``)."""
+    path = Path(patch.path)
+    return path if path.is_absolute() else ROOT / path
+
+
 def active() -> dict[str, Any]:
     """The provenance of the target named by ``$REPRO_TARGET``, or {} outside a target run."""
     path = os.environ.get(ENV_VAR)

@@ -44,6 +44,32 @@ class UpstreamRun:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class UpstreamTests:
+    """One target's recorded run, as the report and the upstream bundle read it."""
+
+    label: str
+    command: str
+    passed: int
+    failed: int
+    not_passed: list[str]  # test ids
+
+
+def load(path: Path) -> list[UpstreamTests]:
+    """Every target's run in ``path``, by label."""
+    data = load_json(path, schema=SCHEMA)
+    return [
+        UpstreamTests(
+            label,
+            run["command"],
+            run["passed"],
+            run["failed"],
+            sorted(t for t, outcome in run["outcomes"].items() if outcome != "passed"),
+        )
+        for label, run in sorted(data["runs"].items())
+    ]
+
+
 def outcomes_from_junit(path: Path) -> dict[str, str]:
     """Test id (file::name) -> outcome, from pytest's --junitxml file."""
     found: dict[str, str] = {}

@@ -95,7 +95,8 @@ def test_committed_results_cover_every_pinned_version_and_scenario() -> None:
 def test_every_table_number_is_in_the_json(name: str) -> None:
     text = committed(name)
     numbers: set[str] = set()
-    for path in RESULTS.glob("*.json"):  # per-version files, timeline.json, corpus files
+    # Per-version files, timeline.json, corpus files, upstream's tests; each target's files.
+    for path in [*RESULTS.glob("*.json"), *RESULTS.glob("target-*/*.json")]:
         data = json.loads(path.read_text())
 
         def collect(value: object) -> None:
@@ -254,3 +255,166 @@ def test_chart_bars_are_the_matrix_runs_only() -> None:
     # 3.6.1, sequential, no seed: 7, 7.5, 7.5, 7.5, 8 missing on the five storages (the table).
     assert bars["missing", "sequential", "3.6.1"][0] == 7.5
     assert bars["missing", "sequential", "3.2.0"] == [0, 0, 0]
+
+
+def fix_section() -> str:
+    text = committed(report.REPORT)
+    return text.split("<b>A candidate fix for distinct per-worker seeds</b>", 1)[1].split(
+        "</details>", 1
+    )[0]
+
+
+def test_fix_section_names_the_lines_the_patch_touches() -> None:
+    """Every line the patch removes is linked upstream at the release tag, and nothing else
+    is, but the line a pure insertion follows; the patched file's line numbers are named."""
+    from repro.upstream.upstream_docs import GRID_PY, TAG
+
+    patch = (ROOT / "patches" / "grid-shared-order.patch").read_text(encoding="utf-8")
+    removed: set[int] = set()
+    linked_expected: set[int] = set()
+    added: list[int] = []
+    old = new = 0
+    pending_insert: int | None = None
+    for line in patch.split("\n--- a/", 1)[1].splitlines()[2:]:
+        header = re.match(r"@@ -(\d+),\d+ \+(\d+),\d+ @@", line)
+        if header:
+            old, new = int(header.group(1)), int(header.group(2))
+        elif line.startswith("-"):
+            removed.add(old)
+            pending_insert = None
+            old += 1
+        elif line.startswith("+"):
+            added.append(new)
+            if not removed & {old - 1} and pending_insert is None:
+                pending_insert = old - 1
+            new += 1
+        else:
+            if pending_insert is not None and not removed & {pending_insert}:
+                linked_expected.add(pending_insert)
+            pending_insert = None
+            old, new = old + 1, new + 1
+    linked_expected |= removed
+    section = fix_section()
+    linked: set[int] = set()
+    prefix = re.escape(f"{UPSTREAM}blob/{TAG}/{GRID_PY}#L")
+    for first, last in re.findall(prefix + r"(\d+)(?:-L(\d+))?\)", section):
+        linked |= set(range(int(first), int(last or first) + 1))
+    assert removed == {109, 110, 111, 112, 113, 131}  # the docstring of `seed`, the shuffle
+    assert linked == linked_expected == removed | {2}  # `import hashlib` goes after line 2
+    assert (min(added), max(added)) == (3, 143)
+    for named in ("adds line 3", "with lines 110-115", "with lines 133-143"):
+        assert named in section, named
+
+
+def test_fix_section_names_every_target_with_its_provenance_and_tests() -> None:
+    """Each target directory's label, sha256 or commit and patches with their sha256, and
+    upstream's passed/failed counts for it, all as the JSON records them."""
+    section = fix_section()
+    provenances = [
+        json.loads(path.read_text())["provenance"] for path in RESULTS.glob("target-*/target.json")
+    ]
+    assert len(provenances) == 3
+    tests = json.loads((RESULTS / "upstream-tests.json").read_text())["runs"]
+    for p in provenances:
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{p['label']}` |"))
+        assert p["sha256"] or p["commit"]
+        for value in (p["sha256"], p["commit"], *(x["sha256"] for x in p["patches"])):
+            assert value is None or f"`{value}`" in row, (p["label"], value)
+        run = tests[p["label"]]
+        assert f"{run['passed']} passed, {run['failed']} failed" in row
+
+
+def test_fix_is_exact_in_the_summary_only_as_the_json_says() -> None:
+    """The summary's word on the fix carries the counts of its results files: matrix runs
+    that lost points and corpus cases that failed."""
+    directory = RESULTS / "target-5.0.0+grid-shared-order"
+    runs = json.loads((directory / "optuna-5.0.0.json").read_text())["runs"]
+    matrix = [r for r in runs if r["case_id"] is None]
+    lost = sum(1 for r in matrix if r["missing"])
+    by_policy = json.loads((directory / "corpus-5.0.0.json").read_text())["summary"]["by_policy"]
+    fails = sum(row["fails"] for row in by_policy)
+    cases = sum(row["measured"] for row in by_policy)
+    summary = committed(report.REPORT).split("## Summary", 1)[1].split("<details>", 1)[0]
+    row = next(line for line in summary.splitlines() if line.startswith("| **5.0.0** |"))
+    assert (lost, len(matrix), fails, cases) == (0, 90, 0, 150)
+    assert (
+        f"measured exact under every seed policy: {lost}/{len(matrix)} matrix runs lost "
+        f"points, {fails}/{cases} corpus cases failed."
+    ) in row
+
+
+def test_fix_not_exact_or_patch_changed_is_said_so(tmp_path: Path) -> None:
+    """A patched build that lost points gets no word in the summary, and a patch file that
+    is not the one measured (sha256) has its lines left out rather than misreported."""
+    import dataclasses
+    import shutil
+
+    from repro.report import fix
+
+    shutil.copytree(RESULTS, tmp_path / "results", ignore=shutil.ignore_patterns("upstream"))
+    doctored = tmp_path / "results"
+    target = doctored / "target-5.0.0+grid-shared-order"
+    path = target / "optuna-5.0.0.json"
+    f = results.load(path)
+    # As the release measures: workers with their own seeds in their own processes lose points.
+    lost = [
+        dataclasses.replace(r, missing=2)
+        if r.seed_policy == "per-worker" and r.mode != "threads"
+        else r
+        for r in f.runs
+    ]
+    results.save(path, dataclasses.replace(f, runs=lost))
+    provenance = json.loads((target / "target.json").read_text())
+    provenance["provenance"]["patches"][0]["sha256"] = "cd" * 32
+    (target / "target.json").write_text(json.dumps(provenance))
+
+    found = fix.decide(doctored)
+    assert found is not None
+    assert not found.exact_everywhere
+    assert found.fix.total.lost == 20
+    (patch,) = found.patches
+    assert not patch.as_measured
+    text = report.render_files(doctored)[report.REPORT]
+    summary = text.split("<details>", 1)[0]
+    assert "Not released" not in summary
+    assert "cannot be shown: the file is now" in text
+    assert "replaces [line" not in text
+    # The release, then the doctored fix, over every mode and seed policy.
+    assert "| **all** | **✗ 20/90** | **✗ 20/90** |" in text
+
+
+def test_coverage_chance_of_disagreeing_workers() -> None:
+    """The per-run bound: the default grid's partition probability (the figure in
+    repro/scenarios.py), and tiny grids counted by enumeration."""
+    import itertools
+    from fractions import Fraction
+    from math import comb
+
+    from repro.report.fix import coverage_probability
+
+    partition = Fraction(comb(18, 6) * comb(12, 6), comb(24, 6) ** 3)
+    assert coverage_probability(24, 4, 6) == partition
+    assert f"{float(partition):.1e}" == "7.0e-09"
+    for grid, workers, each in [(4, 2, 2), (3, 2, 2), (5, 3, 2), (4, 3, 1)]:
+        subsets = list(itertools.combinations(range(grid), each))
+        draws = list(itertools.product(subsets, repeat=workers))
+        covering = sum(1 for d in draws if len(set().union(*d)) == grid)
+        assert coverage_probability(grid, workers, each) == Fraction(covering, len(draws))
+
+
+def test_fix_records_are_plain_data() -> None:
+    import dataclasses
+
+    from repro.report import fix
+
+    found = fix.decide(RESULTS)
+    assert found is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        found.release = "0"  # type: ignore[misc]
+    text = json.dumps(dataclasses.asdict(found), default=str)
+    assert not re.search(r"\*\*|\|", text.replace(found.patches[0].hunks, "")), text[:200]
+    assert [t.label for t in found.targets] == [
+        "5.0.0",
+        "5.0.0+grid-shared-order",
+        "head-1d8ce7bb6f3c",
+    ]

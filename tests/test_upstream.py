@@ -315,6 +315,9 @@ def add_optional_json(directory: Path) -> None:
     provenance = {
         "label": "5.0.0+fix",
         "spec": "5.0.0+patches/fix.patch",
+        "kind": "patched",
+        "source": "package index sdist, patched",
+        "optuna_version": "5.0.0",
         "patches": [{"path": str(patch), "sha256": "ab" * 32}],
     }
     write_json(target / "target.json", {"provenance": provenance}, schema=1)

@@ -17,6 +17,7 @@ from pathlib import Path
 from repro import results
 from repro.corpus import report as corpus_report
 from repro.jsonfile import write_atomic
+from repro.report import fix as candidate_fix
 from repro.report import render as _render
 from repro.report.chart import CHART_NAME
 from repro.report.render import CORPUS, DETAILS, SCRIPTS
@@ -33,18 +34,21 @@ FILES = (REPORT, DETAILS, CORPUS)
 
 def render_files(results_dir: Path, skipped: list[str] | None = None) -> dict[str, str]:
     """Each of ``FILES`` by name, for everything measured in ``results_dir``: the per-version
-    JSON files and, when present, the release timeline and the corpus. With ``skipped``,
-    unreadable results files are left out and named there (see ``results.load_all``)."""
+    JSON files and, when present, the release timeline, the corpus and the candidate fix's
+    targets (``target-*/``). With ``skipped``, unreadable results files are left out and
+    named there (see ``results.load_all``)."""
     files = results.load_all(results_dir, skipped)
     found = decide(files)
+    fix = candidate_fix.decide(results_dir)
     corpus_path = results_dir / "corpus.json"
     return {
         REPORT: _render.report(
             found,
             timeline_report.summary_section(results_dir),
             corpus_report.summary_section(files, corpus_path),
+            fix,
         ),
-        DETAILS: _render.details(found),
+        DETAILS: _render.details(found, fix),
         CORPUS: _render.corpus(found, corpus_report.render_section(files, corpus_path)),
     }
 

@@ -7,7 +7,9 @@ from collections.abc import Callable, Sequence
 
 from repro.expectations import ALL_POLICIES, GRID, Expectation
 from repro.report import markdown as md
+from repro.report import render_fix
 from repro.report.chart import CHART_NAME
+from repro.report.fix import FixFindings
 from repro.report.verdicts import (
     AdviceChecked,
     Examples,
@@ -44,10 +46,13 @@ CORPUS = "corpus.md"
 
 
 def report(
-    found: Findings, timeline_section: Sequence[str] = (), corpus_section: Sequence[str] = ()
+    found: Findings,
+    timeline_section: Sequence[str] = (),
+    corpus_section: Sequence[str] = (),
+    fix: FixFindings | None = None,
 ) -> str:
     """``report.md``: the summary, the SQLite table, the short sections; ``timeline_section``
-    and ``corpus_section`` are those parts in short."""
+    and ``corpus_section`` are those parts in short, ``fix`` the candidate fix, if measured."""
     out: list[str] = [
         _title(found),
         "",
@@ -70,7 +75,7 @@ def report(
                     md.bold(v.version),
                     _tally(v.upstream) if v.upstream else "not run",
                     f"{v.losing_pairs} of {v.pairs}",
-                    _what_to_do(v.what_to_do),
+                    _what_to_do(v.what_to_do) + render_fix.summary_note(fix, v.version),
                 ]
                 for v in found.versions
             ),
@@ -115,6 +120,8 @@ def report(
         _expected_section(found.expectations),
     )
     out += _details("Why the versions differ", _why_section(found))
+    if fix:
+        out += _details(render_fix.TITLE, render_fix.section(fix, DETAILS))
     out += _details("Minimal reproductions", _scripts_section())
     out += _details("What was run, and on what", _setup_section(found.files))
     out += _faults_section(found)
@@ -131,8 +138,9 @@ def report(
     return _text(out)
 
 
-def details(found: Findings) -> str:
-    """``report-details.md``: the long per-storage tables."""
+def details(found: Findings, fix: FixFindings | None = None) -> str:
+    """``report-details.md``: the long per-storage tables, and the candidate fix's."""
+    fix_part = render_fix.details(fix, _fix_scenario_rows(fix), LEGEND) if fix else []
     return _text(
         [
             *_part_heading(found, "every scenario"),
@@ -142,8 +150,26 @@ def details(found: Findings) -> str:
             "## Uncertainty over repetitions",
             "",
             *_uncertainty_table(found),
+            *fix_part,
         ]
     )
+
+
+def _fix_scenario_rows(fix: FixFindings) -> list[list[str]]:
+    """Every scenario any target ran, a cell per target, flagged against its own rows."""
+    ids = list(dict.fromkeys(s.scenario for t in fix.targets for s in t.scenarios))
+    rows = []
+    for sid in ids:
+        cells, label = [], sid
+        for t in fix.targets:
+            summary = next((s for s in t.scenarios if s.scenario == sid), None)
+            if summary is None:
+                cells.append("not run")
+                continue
+            label = _scenario_label(summary)
+            cells.append(_cell(summary, any(sid == s for s, _ in t.contradicted)))
+        rows.append([label, *cells])
+    return rows
 
 
 def corpus(found: Findings, corpus_section: Sequence[str]) -> str:

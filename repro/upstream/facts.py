@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro import results
+from repro import results, targets, upstream_tests
 from repro.errors import ReproError
 from repro.jsonfile import load_json
 from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize
 from repro.timeline import records as timeline_records
 from repro.upstream import script_run
+from repro.upstream_tests import UpstreamTests
 
 PROCESS_MODES = ("sequential", "concurrent")
 # Scenario ids of the remedies (repro/remedies.py): the matrix id plus the remedy's name.
@@ -31,7 +32,6 @@ REMEDY_LABELS = {
 UPSTREAM_TESTS = "upstream-tests.json"
 ROLLING = "rolling.json"
 TARGET_DIRS = "target-*"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class PremiseError(ReproError):
@@ -77,21 +77,12 @@ class Remedy:
 
 
 @dataclass(frozen=True)
-class UpstreamTests:
-    label: str
-    command: str
-    passed: int
-    failed: int
-    not_passed: list[str]  # test ids
-
-
-@dataclass(frozen=True)
 class Fix:
     """The candidate fix: the patched build's measurements and upstream's tests on both."""
 
     label: str
     spec: str
-    patches: list[dict[str, Any]]
+    patches: list[targets.PatchRecord]
     rows: list[ScenarioSummary]  # distinct seeds per worker, per mode and storage
     tests: list[UpstreamTests]
     diff: str  # the patches' text, "" when no patch file could be read
@@ -243,30 +234,12 @@ def _remedies(newest: ResultsFile) -> list[Remedy]:
     return [Remedy(name, summarize(runs)) for name, runs in sorted(groups.items())]
 
 
-def _upstream_tests(path: Path) -> list[UpstreamTests]:
-    data = load_json(path, schema=1)
-    return [
-        UpstreamTests(
-            label,
-            run["command"],
-            run["passed"],
-            run["failed"],
-            sorted(t for t, outcome in run["outcomes"].items() if outcome != "passed"),
-        )
-        for label, run in sorted(data["runs"].items())
-    ]
-
-
-def _diff(patches: list[dict[str, Any]]) -> str:
-    """The patches' text; a path in a provenance record is relative to the checkout."""
-    texts = []
-    for patch in patches:
-        path = Path(str(patch.get("path", "")))
-        path = path if path.is_absolute() else ROOT / path
-        if not path.is_file():
-            return ""
-        texts.append(path.read_text(encoding="utf-8"))
-    return "".join(texts)
+def _diff(patches: list[targets.PatchRecord]) -> str:
+    """The patches' text, "" when a patch file cannot be read."""
+    paths = [targets.patch_path(p) for p in patches]
+    if not all(path.is_file() for path in paths):
+        return ""
+    return "".join(path.read_text(encoding="utf-8") for path in paths)
 
 
 def _fix(results_dir: Path, sources: list[Path]) -> Fix | None:
@@ -274,18 +247,16 @@ def _fix(results_dir: Path, sources: list[Path]) -> Fix | None:
     for directory in sorted(results_dir.glob(TARGET_DIRS)):
         target_file = directory / "target.json"
         files = sorted(directory.glob("optuna-*.json"))
-        if not target_file.exists() or not files:
-            continue
-        provenance = load_json(target_file, schema=1)["provenance"]
-        if not provenance.get("patches"):
+        provenance = targets.read_provenance(directory)
+        if provenance is None or not files or not provenance.patches:
             continue
         runs = [r for f in results.load_all(directory) for r in matrix_runs(f)]
         rows = [s for s in summarize(runs) if s.seed_policy == "per-worker"]
         tests_path = results_dir / UPSTREAM_TESTS
-        tests = _upstream_tests(tests_path) if tests_path.exists() else []
+        tests = upstream_tests.load(tests_path) if tests_path.exists() else []
         sources += [target_file, *files] + ([tests_path] if tests else [])
-        patches = provenance["patches"]
-        return Fix(provenance["label"], provenance["spec"], patches, rows, tests, _diff(patches))
+        patches = provenance.patches
+        return Fix(provenance.label, provenance.spec, patches, rows, tests, _diff(patches))
     return None
 
 

@@ -276,7 +276,7 @@ def _fix_section(facts: Facts) -> list[str]:
     fix = facts.fix
     if fix is None:
         return []
-    shas = ", ".join(f"`{p.get('sha256', '')}`" for p in fix.patches)
+    shas = ", ".join(f"`{p.sha256}`" for p in fix.patches)
     storages = _ordered(facts, fix.rows)
     modes = sorted({s.mode for s in fix.rows})
 
