@@ -118,3 +118,14 @@ def bisect(session: nox.Session) -> None:
     # gets its own cached environment under .nox/bisect-envs (see repro/envs.py).
     session.install(*TIMELINE_DEPS)
     session.run("python", "-m", "repro.bisect", *session.posargs)
+
+
+@nox.session(default=False)
+def rolling(session: nox.Session) -> None:
+    """Workers of two Optuna releases share one study; write results/rolling.json."""
+    # Each release runs in its own cached environment under .nox/bisect-envs (repro/envs.py,
+    # shared with the timeline); this one only drives them: pip lists the releases for
+    # "latest", SQLAlchemy and the drivers make and drop the server databases.
+    session.install("pip>=23", "sqlalchemy>=2", *SERVICE_DEPS)
+    session.run("python", "--version")
+    session.run("python", "-m", "repro.rolling", "run", *session.posargs)

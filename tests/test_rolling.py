@@ -284,14 +284,15 @@ def test_section_renders_from_the_json_alone(tmp_path: Path) -> None:
     not (RESULTS / records.FILENAME).exists(), reason="no results/rolling.json committed yet"
 )
 def test_committed_measurement_agrees_with_the_expectation_table() -> None:
-    """Every forced outcome in results/rolling.json (exact, loses-points, refused) holds, and the
-    stored verdicts are the ones its cases give."""
+    """Every forced outcome in results/rolling.json (exact, loses-points, refused) holds, the
+    stored verdicts are the ones its cases give, and rolling.md is rendered from it as is."""
     committed = records.load(RESULTS / records.FILENAME)
     raw = json.loads((RESULTS / records.FILENAME).read_text())
     assert [verdict.violations(c) for c in committed.cases if verdict.violations(c)] == []
     recomputed = [v.to_json() for v in verdict.verdicts(committed.cases, committed.pairs)]
     assert raw["verdicts"] == recomputed
-    assert section.render(raw)[0] == section.TITLE
+    rendered = "\n".join(section.render(raw)) + "\n"
+    assert (RESULTS / "rolling.md").read_text(encoding="utf-8") == rendered
 
 
 def _fake_python(tmp_path: Path, name: str, body: str) -> Path:

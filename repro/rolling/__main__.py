@@ -1,7 +1,8 @@
 """``python -m repro.rolling``: workers of two Optuna releases share one study.
 
 ``run`` measures every pair x creation order x seed policy x mode x storage and writes
-``results/rolling.json``; ``section`` prints the report section from that JSON alone;
+``results/rolling.json`` and ``rolling.md``; ``section`` re-renders ``rolling.md`` (the report
+section) from that JSON alone;
 ``create`` is what the creator's environment runs to create the study before concurrent
 workers start.
 """
@@ -23,9 +24,9 @@ from repro.errors import ReproError
 from repro.results import version_key
 from repro.rolling import plan, records
 from repro.rolling.launch import Limits, run_case
-from repro.scenarios import SERVER_STORAGES
 
 PROG = "python -m repro.rolling"
+MARKDOWN = "rolling.md"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no line per case")
 
-    section = sub.add_parser("section", help="print the report section from OUT/rolling.json")
+    section = sub.add_parser(
+        "section", help="render OUT/rolling.md (the report section) from OUT/rolling.json alone"
+    )
     section.add_argument("--out", type=Path, default=Path("results"))
 
     create = sub.add_parser("create", help="create the study in this environment (internal)")
@@ -113,32 +116,21 @@ def _latest(pairs: Sequence[tuple[str, str]]) -> str | None:
     return releases.list_from_index()[-1]
 
 
-def _check_servers(storages: Sequence[str], explicit: bool) -> list[str]:
-    """Servers must answer when asked for by --storage or in CI; otherwise one that does not
-    is left out with a line saying so."""
-    from repro import services
-    from repro.cli import services_required
-    from repro.storages import StorageError, StorageSpec
+def _check_servers(storages: Sequence[str], explicit: Sequence[str]) -> list[str]:
+    """The storages whose server answers, by the rule of ``python -m repro run``: one asked
+    for by --storage, or any in CI, must answer; otherwise it is left out with a line."""
+    from repro.cli import _reachable
+    from repro.scenarios import Scenario
 
-    keep = []
-    for kind in storages:
-        if kind in SERVER_STORAGES:
-            try:
-                services.check_reachable(StorageSpec(kind, services.server_url(kind)))
-            except StorageError as exc:
-                if explicit or services_required():
-                    raise
-                print(f"skipped {kind}: {exc}", file=sys.stderr)
-                continue
-        keep.append(kind)
-    return keep
+    kept = _reachable([Scenario("sequential", "none", s) for s in storages], set(explicit))
+    return [s.storage for s in kept]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from repro.rolling.prepare import prepare
 
     began = time.monotonic()
-    storages = _check_servers(args.storage or plan.DEFAULT_STORAGES, explicit=bool(args.storage))
+    storages = _check_servers(args.storage or plan.DEFAULT_STORAGES, args.storage)
     pairs = plan.resolve(args.pair or plan.DEFAULT_PAIRS, _latest(args.pair or plan.DEFAULT_PAIRS))
     uv = envs.find_uv()
     versions = sorted({v for pair in pairs for v in pair}, key=version_key)
@@ -204,14 +196,26 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{v.older} + {v.newer}: {v.verdict} ({v.advice})", file=sys.stderr)
         for problem in v.violations:
             print(f"  AGAINST EXPECTATION: {problem}", file=sys.stderr)
-    print(f"wrote {path} ({len(done)} cases, {final.wall_seconds:g} s)", file=sys.stderr)
+    print(
+        f"wrote {path} and {write_markdown(args.out)} ({len(done)} cases, "
+        f"{final.wall_seconds:g} s)",
+        file=sys.stderr,
+    )
     return 1 if any(v.violations for v in judged) else 0
 
 
-def cmd_section(args: argparse.Namespace) -> int:
+def write_markdown(out: Path) -> Path:
+    """OUT/rolling.md: the report section, rendered from OUT/rolling.json alone."""
+    from repro.jsonfile import write_atomic
     from repro.rolling.section import section_from_json
 
-    print("\n".join(section_from_json(args.out / records.FILENAME)))
+    path = out / MARKDOWN
+    write_atomic(path, "\n".join(section_from_json(out / records.FILENAME)) + "\n")
+    return path
+
+
+def cmd_section(args: argparse.Namespace) -> int:
+    print(f"wrote {write_markdown(args.out)}", file=sys.stderr)
     return 0
 
 
