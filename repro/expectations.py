@@ -241,7 +241,7 @@ SHUFFLED_SEED0 = "shuffled-seed0"  # as above, but seed None means seed 0
 _V400_SEED = source("v4.0.0", "L123-L124")
 _V400_NUMBER = source("v4.0.0", "L140-L145")
 _V320_ORDER = source("v3.2.0", "L113-L116")
-_V320_PICK = source("v3.2.0", "L136-L152")
+_V320_PICK = source("v3.2.0", "L134-L155")
 
 
 @dataclass(frozen=True)
@@ -472,7 +472,7 @@ def storage_expected(a: str, b: str, storage: str) -> StorageExpectation:
             "ok", "same journal operation codes and file lock", JOURNAL_FORMAT_CITE
         )
     head_a, head_b = schema_head(a), schema_head(b)
-    cite = head_a.cite + head_b.cite + _RDB_CHECK
+    cite = tuple(dict.fromkeys(head_a.cite + head_b.cite + _RDB_CHECK))
     if head_a.revision == head_b.revision:
         return StorageExpectation("ok", f"both releases expect schema {head_a.revision}", cite)
     return StorageExpectation(

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from repro.expectations import grid_family, rolling_expected, storage_expected
 from repro.jsonfile import load_json
 from repro.rolling.records import SCHEMA
 from repro.rolling.verdict import ADVICE, REFUSES, SAFE, SAFE_WITH_SEED, UNSAFE
 
 TITLE = "## Upgrading workers one at a time"
+JOURNALS = ("journal", "redis")  # the journal storages; the rest are RDB
 VERDICT_WORDS = {
     SAFE: "**safe**",
     SAFE_WITH_SEED: "**safe only with a shared seed**",
@@ -103,7 +105,37 @@ def render(data: dict[str, Any]) -> list[str]:
     against = [p for v in data["verdicts"] for p in v["violations"]]
     lines += ["", "Against the expectation table: " + ("none." if not against else "")]
     lines += [f"- {p}" for p in against]
-    lines += ["", "What to do, read off the table above:", ""]
-    for v in data["verdicts"]:
-        lines.append(f"- {v['older']} + {v['newer']}: {ADVICE[v['verdict']]}.")
+    lines += ["", "What to do, read off the measurements:", ""]
+    for kind in (SAFE, SAFE_WITH_SEED, UNSAFE, REFUSES):
+        chosen = [v for v in data["verdicts"] if v["verdict"] == kind]
+        if chosen:
+            pairs = ", ".join(
+                f"{v['older']} + {v['newer']}"
+                + (
+                    f" (refused on {', '.join(v['refused_storages'])})"
+                    if v["refused_storages"]
+                    else ""
+                )
+                for v in chosen
+            )
+            lines.append(f"- {pairs}: {ADVICE[kind]}.")
+    lines += ["", "The expectation rows behind the table:", ""]
+    lines += _sources(cases)
     return lines
+
+
+def _sources(cases: list[dict[str, Any]]) -> list[str]:
+    """Each expectation row the cases used, with its upstream lines (a lookup in the table of
+    repro/expectations.py by the releases the JSON names; nothing is measured here)."""
+    seen: dict[str, tuple[str, ...]] = {}
+    for c in cases:
+        row = rolling_expected(c["older"], c["newer"], c["mode"], c["seed_policy"])
+        families = " + ".join(sorted({grid_family(v).name for v in (c["older"], c["newer"])}))
+        seen.setdefault(f"`{row.outcome}` for {families}: {row.why}", row.cite)
+        store = storage_expected(c["older"], c["newer"], c["storage"])
+        kind = "journal" if c["storage"] in JOURNALS else "RDB"
+        seen.setdefault(f"storage `{store.outcome}` ({kind}): {store.why}", store.cite)
+    return [
+        f"- {text} (" + ", ".join(f"[{i}]({url})" for i, url in enumerate(cite, 1)) + ")"
+        for text, cite in seen.items()
+    ]
