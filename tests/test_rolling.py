@@ -368,3 +368,14 @@ def test_two_releases_share_one_sqlite_study() -> None:
     # Different families never share a grid order (a seeded shuffle is not the product order;
     # two OS-entropy shuffles equal seed 0's with probability 1/24!).
     assert (measured.orders_distinct >= 2) == (len(families) == 2)
+
+
+def test_a_case_the_harness_cannot_run_is_recorded_not_raised() -> None:
+    """One case that cannot run (here: no environment for a release) must not end the
+    measurement of the others: it is a record with its cause."""
+    spec = Case("3.6.1", "5.0.0", "3.6.1", "none", "sequential", "sqlite")
+    measured = launch.run_case(spec, {}, launch.Limits())
+    assert measured.outcome == "not-run"
+    assert measured.error is not None
+    assert "KeyError" in measured.error
+    assert verdict.violations(measured) == []

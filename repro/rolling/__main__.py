@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=sys.executable,
         help="interpreter the environments are made from (default: this one)",
     )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the cases OUT/rolling.json already holds (after an interrupt)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no line per case")
 
     section = sub.add_parser(
@@ -154,6 +159,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     lock = threading.Lock()
     path = args.out / records.FILENAME
     earlier = records.load(path) if path.exists() else None
+    if args.resume and earlier is not None:
+        measured = {c.case_id for c in earlier.cases}
+        todo = [c for c in todo if c.id not in measured]
 
     def snapshot() -> records.RollingFile:
         return records.merge(

@@ -200,7 +200,15 @@ def _collect(
 
 
 def run_case(case: Case, pythons: Mapping[str, Path], limits: Limits) -> CaseRecord:
-    """Measure one case on a fresh storage; never raises for what a worker or Optuna did."""
+    """Measure one case on a fresh storage; never raises: what went wrong, down to a server
+    that would not make or drop the case's database, is in the record."""
+    try:
+        return _run_case(case, pythons, limits)
+    except Exception as exc:
+        return _record(case, "-", [], None, time.monotonic(), error=f"{type(exc).__name__}: {exc}")
+
+
+def _run_case(case: Case, pythons: Mapping[str, Path], limits: Limits) -> CaseRecord:
     study = f"rolling-{uuid.uuid4().hex[:10]}"
     began = time.monotonic()
     with fresh_storage(case.storage, study) as url, tempfile.TemporaryDirectory() as logdir:
@@ -224,8 +232,20 @@ def run_case(case: Case, pythons: Mapping[str, Path], limits: Limits) -> CaseRec
                 ]
             else:
                 runs = run_concurrent(commands, limits.worker, logs)
-        collected, collect_error = _collect(creator, url, study, limits.collect)
-    data = collected or {}
+        collected = _collect(creator, url, study, limits.collect)
+    return _record(case, study, runs, collected, began)
+
+
+def _record(
+    case: Case,
+    study: str,
+    runs: list[WorkerRun],
+    collected: tuple[dict[str, Any] | None, str | None] | None,
+    began: float,
+    error: str | None = None,
+) -> CaseRecord:
+    data, collect_error = collected or (None, None)
+    data = data or {}
     row = rolling_expected(case.older, case.newer, case.mode, case.seed_policy)
     return CaseRecord(
         case_id=case.id,
@@ -250,4 +270,5 @@ def run_case(case: Case, pythons: Mapping[str, Path], limits: Limits) -> CaseRec
         expected=row.outcome,
         expected_storage=storage_expected(case.older, case.newer, case.storage).outcome,
         trial_log=list(data.get("trial_log", [])),
+        error=error,
     )

@@ -19,10 +19,9 @@ OK = "ok"
 REFUSED = "refused"
 NOT_SHOWN = "not-shown"  # no refusal, but no worker of one release finished either
 
-# Outcome of a case, the first that applies: the storage refused, a worker hung past its
-# timeout, a worker failed otherwise, the study could not be read, points lost, duplicates
-# without loss, every point exactly once.
-OUTCOMES = ("refused", "hung", "worker-failed", "collect-failed", "lost-points", "duplicates")
+# Outcome of a case (``CaseRecord.outcome``), the first that applies: not-run (the harness
+# could not run it), refused, hung (a worker past its timeout), worker-failed, collect-failed,
+# lost-points, duplicates (without loss), exact.
 EXACT = "exact"
 
 # What RDBStorage raises when the database's alembic revision is not its own head
@@ -80,6 +79,8 @@ class CaseRecord:
     expected: str  # the rolling expectation row's outcome for this case
     expected_storage: str  # ok | refused
     trial_log: list[dict[str, Any]] = field(default_factory=list)
+    # The harness could not run the case (e.g. the server would not make its database).
+    error: str | None = None
 
     @property
     def orders_distinct(self) -> int:
@@ -98,6 +99,8 @@ class CaseRecord:
 
     @property
     def outcome(self) -> str:
+        if self.error is not None:
+            return "not-run"
         if self.storage_compat == REFUSED:
             return "refused"
         if any(w.timed_out for w in self.workers):

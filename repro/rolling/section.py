@@ -44,7 +44,8 @@ def render(data: dict[str, Any]) -> list[str]:
         "Workers of two Optuna releases share one study, as while a cluster is upgraded one "
         f"worker at a time: {len(cases)} cases (4 workers alternating between the releases, "
         "the creator's first; each worker a fresh interpreter in its release's environment), "
-        f"measured in {data['wall_seconds']:g} s with `{data['command']}`.",
+        f"measured in {data['wall_seconds']:g} s (summed over the runs that wrote the file: "
+        f"`{data['command']}`).",
         "",
         "| pair | verdict | exact, seed none | exact, seed shared | storage | what to do |",
         "|---|---|---|---|---|---|",
@@ -91,7 +92,9 @@ def render(data: dict[str, Any]) -> list[str]:
     if refusals:
         lines += ["", "What the refusing release said:", ""]
         lines += [f"> {text}" for text in refusals]
-    failures = [c for c in cases if c["outcome"] in ("worker-failed", "hung", "collect-failed")]
+    failures = [
+        c for c in cases if c["outcome"] in ("not-run", "worker-failed", "hung", "collect-failed")
+    ]
     if failures:
         lines += ["", "Workers that failed for another cause (last stderr line):", ""]
         for c in failures:
@@ -99,7 +102,7 @@ def render(data: dict[str, Any]) -> list[str]:
             last = (
                 bad[0]["stderr_tail"].splitlines()[-1]
                 if bad and bad[0]["stderr_tail"]
-                else c["collect_error"]
+                else c["collect_error"] or c.get("error")
             )
             lines.append(f"- `{c['case_id']}`: {last}")
     against = [p for v in data["verdicts"] for p in v["violations"]]

@@ -50,6 +50,8 @@ def violations(case: CaseRecord) -> list[str]:
         f"{case.outcome} (missing={case.missing} duplicates={case.duplicates} "
         f"orders={case.orders_distinct})"
     )
+    if case.error is not None:  # not run: nothing measured
+        return []
     refused = case.storage_compat == REFUSED
     if refused != (case.expected_storage == REFUSED):
         return [f"{where}: storage {'refused' if refused else 'not refused'}"]
