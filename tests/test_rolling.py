@@ -214,7 +214,7 @@ def test_a_refusal_decides_the_verdict() -> None:
     )
     assert judged.verdict == verdict.REFUSES
     assert judged.refused_storages == ["sqlite"]
-    assert judged.refusal == NEWER_REFUSES
+    assert judged.refusals == [NEWER_REFUSES]
     assert judged.violations == []
 
 

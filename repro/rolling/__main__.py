@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume",
         action="store_true",
-        help="skip the cases OUT/rolling.json already holds (after an interrupt)",
+        help="skip the cases OUT/rolling.json already measured (after an interrupt); cases "
+        "the harness could not run are run again",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no line per case")
 
@@ -160,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = args.out / records.FILENAME
     earlier = records.load(path) if path.exists() else None
     if args.resume and earlier is not None:
-        measured = {c.case_id for c in earlier.cases}
+        measured = {c.case_id for c in earlier.cases if c.error is None}
         todo = [c for c in todo if c.id not in measured]
 
     def snapshot() -> records.RollingFile:

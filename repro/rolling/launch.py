@@ -202,10 +202,11 @@ def _collect(
 def run_case(case: Case, pythons: Mapping[str, Path], limits: Limits) -> CaseRecord:
     """Measure one case on a fresh storage; never raises: what went wrong, down to a server
     that would not make or drop the case's database, is in the record."""
+    began = time.monotonic()
     try:
         return _run_case(case, pythons, limits)
     except Exception as exc:
-        return _record(case, "-", [], None, time.monotonic(), error=f"{type(exc).__name__}: {exc}")
+        return _record(case, "-", [], None, began, error=f"{type(exc).__name__}: {exc}")
 
 
 def _run_case(case: Case, pythons: Mapping[str, Path], limits: Limits) -> CaseRecord:

@@ -88,10 +88,10 @@ def render(data: dict[str, Any]) -> list[str]:
             + " | ".join(cells)
             + f" | {'; '.join(expected)} |"
         )
-    refusals = sorted({v["refusal"] for v in data["verdicts"] if v["refusal"]})
+    refusals = sorted({text for v in data["verdicts"] for text in v["refusals"]})
     if refusals:
-        lines += ["", "What the refusing release said:", ""]
-        lines += [f"> {text}" for text in refusals]
+        lines += ["", "What the refusing releases said:", ""]
+        lines += [f"- {text}" for text in refusals]
     failures = [
         c for c in cases if c["outcome"] in ("not-run", "worker-failed", "hung", "collect-failed")
     ]

@@ -35,7 +35,7 @@ class PairVerdict:
     outcomes: dict[str, int]  # measured outcome -> cases
     exact_by_policy: dict[str, list[int]]  # seed policy -> [exact cases, cases]
     refused_storages: list[str]
-    refusal: str | None  # one refusal message, verbatim
+    refusals: list[str]  # what each refusing release said, verbatim
     violations: list[str]
 
     def to_json(self) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def verdict_of(group: Sequence[CaseRecord]) -> PairVerdict:
         outcomes=dict(sorted(Counter(c.outcome for c in group).items())),
         exact_by_policy=dict(sorted(by_policy.items())),
         refused_storages=sorted({c.storage for c in refused}),
-        refusal=refused[0].refusal if refused else None,
+        refusals=sorted({c.refusal for c in refused if c.refusal}),
         violations=[v for c in group for v in violations(c)],
     )
 
