@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -157,7 +156,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     limits = Limits(args.worker_timeout, args.barrier_timeout, Limits.collect)
     done: list[records.CaseRecord] = []
-    lock = threading.Lock()
     path = args.out / records.FILENAME
     earlier = records.load(path) if path.exists() else None
     if args.resume and earlier is not None:
@@ -186,10 +184,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         futures = [pool.submit(run_case, case, pythons, limits) for case in todo]
         for future in as_completed(futures):
             case = future.result()
-            with lock:
-                done.append(case)
-                # Written after every case: an interrupt loses one case, not the run.
-                records.save(path, snapshot())
+            # Only this thread appends and writes. Written after every case: an interrupt
+            # loses the cases in flight, not the run.
+            done.append(case)
+            records.save(path, snapshot())
             if not args.quiet:
                 print(
                     f"  [{len(done)}/{len(todo)}] {case.case_id}: {case.outcome} "
