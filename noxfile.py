@@ -190,3 +190,14 @@ def target(session: nox.Session) -> None:
     }.get(command, [])
     defaults = {"tests": ["tests"]}.get(command, [])
     session.run(*run, *out, *(args or defaults), env={"REPRO_TARGET": provenance})
+
+
+@nox.session(default=False)
+def rolling(session: nox.Session) -> None:
+    """Workers of two Optuna releases share one study; write results/rolling.json."""
+    # Each release runs in its own cached environment under .nox/timeline-envs
+    # (repro/timeline/envs.py, shared with the timeline); this one only drives them: pip lists
+    # the releases for "latest", SQLAlchemy and the drivers make and drop the server databases.
+    session.install("pip>=23", "sqlalchemy>=2", *SERVICE_DEPS)
+    session.run("python", "--version")
+    session.run("python", "-m", "repro.rolling", "run", *session.posargs)

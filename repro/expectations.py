@@ -254,3 +254,255 @@ def violations(record: RunRecord, version: str, row: Expectation | None = None) 
 
 def all_violations(records: Iterable[RunRecord], version: str) -> list[str]:
     return [v for r in records for v in violations(r, version)]
+
+
+# Rolling upgrades: workers of two releases share one study (repro/rolling). What they do
+# together follows from what each release's GridSampler means by a grid id, so releases are
+# grouped into families with one meaning each, and the rows below are per family pair.
+UNSHUFFLED = "unshuffled"  # grid in itertools.product order; id picked among unvisited ids
+SHUFFLED_ENTROPY = "shuffled-entropy"  # grid shuffled by the seed (None: OS entropy); id = number
+SHUFFLED_SEED0 = "shuffled-seed0"  # as above, but seed None means seed 0
+
+_V400_SEED = source("v4.0.0", "L123-L124")
+_V400_NUMBER = source("v4.0.0", "L140-L145")
+_V320_ORDER = source("v3.2.0", "L113-L116")
+_V320_PICK = source("v3.2.0", "L134-L155")
+
+
+@dataclass(frozen=True)
+class GridFamily:
+    since: str
+    until: str | None
+    name: str
+    cite: tuple[str, ...]
+
+
+GRID_FAMILIES: tuple[GridFamily, ...] = (
+    # 3.1.x has the same GridSampler as 3.2.0 (the diff between the tags moves a return only).
+    GridFamily("3.1.0", "3.4.0", UNSHUFFLED, (_V320_ORDER, _V320_PICK)),
+    GridFamily("3.4.0", "4.0.0", SHUFFLED_ENTROPY, (_V361_SHUFFLE, _V361_NUMBER)),
+    GridFamily("4.0.0", None, SHUFFLED_SEED0, (_V400_SEED, _V400_NUMBER, _V500_SEED)),
+)
+
+
+def _in_range(version: str, since: str, until: str | None) -> bool:
+    key = version_key(version)
+    return key >= version_key(since) and (until is None or key < version_key(until))
+
+
+def grid_family(version: str) -> GridFamily:
+    for family in GRID_FAMILIES:
+        if _in_range(version, family.since, family.until):
+            return family
+    raise NoExpectation(f"no GridSampler family covers Optuna {version}; add a GRID_FAMILIES row")
+
+
+# Rolling outcomes, besides exact / racy / loses-points above:
+# - ``disagree``: the two releases map grid ids to different points (or one picks ids the other
+#   hands out by trial number), so a run is exact only when the picks happen to avoid each other;
+#   how often is measured, not asserted.
+DISAGREE = "disagree"
+# A seed-None worker of 3.4-3.x draws its order from OS entropy, so its 6 points are a uniform
+# 6-subset of the 24-point grid, independent of the other 18 trials: the run is exact only if
+# they are exactly the 6 points nobody else evaluated, probability 1 / C(24, 6) = 7.4e-6.
+ENTROPY_BOUND = "1/C(24,6) = 7.4e-6 per run"
+
+
+@dataclass(frozen=True)
+class RollingExpectation:
+    families: frozenset[str]  # the two families (one element when both are the same)
+    modes: frozenset[str]
+    seed_policies: frozenset[str]
+    outcome: str  # exact | racy | loses-points | disagree
+    why: str
+    cite: tuple[str, ...]
+
+
+ROLLING_POLICIES = frozenset({"none", "shared"})
+
+ROLLING_TABLE: tuple[RollingExpectation, ...] = (
+    RollingExpectation(
+        frozenset({UNSHUFFLED}),
+        frozenset({"sequential"}),
+        ROLLING_POLICIES,
+        "exact",
+        "both releases keep the grid unshuffled and pick among ids the storage shows unvisited",
+        (_V320_ORDER, _V320_PICK),
+    ),
+    RollingExpectation(
+        frozenset({UNSHUFFLED}),
+        frozenset({"concurrent"}),
+        ROLLING_POLICIES,
+        "racy",
+        "ids agree, but overlapping workers can pick the same unvisited id (#4627, #2039)",
+        (_V320_PICK,),
+    ),
+    RollingExpectation(
+        frozenset({UNSHUFFLED, SHUFFLED_ENTROPY}),
+        PROCESS_MODES,
+        frozenset({"none"}),
+        "loses-points",
+        "the 3.4-3.x workers shuffle the grid with OS entropy and take grid_id = trial.number "
+        f"without looking at the storage; exact only by chance ({ENTROPY_BOUND})",
+        (_V320_ORDER, _V361_SHUFFLE, _V361_NUMBER),
+    ),
+    RollingExpectation(
+        frozenset({UNSHUFFLED, SHUFFLED_ENTROPY}),
+        PROCESS_MODES,
+        frozenset({"shared"}),
+        DISAGREE,
+        "the older release keeps the grid in product order, the newer shuffles it by the seed, "
+        "and ids come from a random unvisited pick on one side and the trial number on the other",
+        (_V320_ORDER, _V320_PICK, _V361_SHUFFLE, _V361_NUMBER),
+    ),
+    RollingExpectation(
+        frozenset({UNSHUFFLED, SHUFFLED_SEED0}),
+        PROCESS_MODES,
+        ROLLING_POLICIES,
+        DISAGREE,
+        "product order against a fixed shuffle (seed or 0), random unvisited picks against ids "
+        "from trial numbers",
+        (_V320_ORDER, _V320_PICK, _V400_SEED, _V400_NUMBER),
+    ),
+    RollingExpectation(
+        frozenset({SHUFFLED_ENTROPY}),
+        PROCESS_MODES,
+        frozenset({"none"}),
+        "loses-points",
+        f"every worker shuffles with its own OS entropy (#5489; exact only by chance, "
+        f"{ENTROPY_BOUND})",
+        (_V361_SHUFFLE, _V361_NUMBER),
+    ),
+    RollingExpectation(
+        frozenset({SHUFFLED_ENTROPY, SHUFFLED_SEED0}),
+        PROCESS_MODES,
+        frozenset({"none"}),
+        "loses-points",
+        "the 4.x+ workers shuffle with seed 0, the 3.4-3.x workers with OS entropy, and both take "
+        f"grid_id = trial.number (exact only by chance, {ENTROPY_BOUND})",
+        (_V361_SHUFFLE, _V361_NUMBER, _V400_SEED, _V400_NUMBER),
+    ),
+    RollingExpectation(
+        frozenset({SHUFFLED_ENTROPY, SHUFFLED_SEED0}),
+        PROCESS_MODES,
+        frozenset({"shared"}),
+        "exact",
+        "the same product order shuffled by the same np.random.RandomState(seed) on both sides, "
+        "and grid ids from unique trial numbers",
+        (_V361_SHUFFLE, _V361_NUMBER, _V400_SEED, _V400_NUMBER),
+    ),
+    RollingExpectation(
+        frozenset({SHUFFLED_ENTROPY}),
+        PROCESS_MODES,
+        frozenset({"shared"}),
+        "exact",
+        "the same seed gives every worker the same shuffle; ids from unique trial numbers",
+        (_V361_SHUFFLE, _V361_NUMBER),
+    ),
+    RollingExpectation(
+        frozenset({SHUFFLED_SEED0}),
+        PROCESS_MODES,
+        ROLLING_POLICIES,
+        "exact",
+        "seed None means seed 0 on both sides, so both shuffle alike; ids from trial numbers",
+        (_V400_SEED, _V400_NUMBER, _V500_SEED, _V500_NUMBER),
+    ),
+)
+
+
+def rolling_expected(a: str, b: str, mode: str, seed_policy: str) -> RollingExpectation:
+    """The row for workers of releases ``a`` and ``b`` sharing one study."""
+    families = frozenset({grid_family(a).name, grid_family(b).name})
+    rows = [
+        row
+        for row in ROLLING_TABLE
+        if row.families == families and mode in row.modes and seed_policy in row.seed_policies
+    ]
+    if len(rows) != 1:
+        raise NoExpectation(
+            f"{len(rows)} rolling rows cover Optuna {a} + {b}, {mode}, {seed_policy}; "
+            "add or fix a row in repro/expectations.py"
+        )
+    return rows[0]
+
+
+RDB_STORAGE = "optuna/storages/_rdb/storage.py"
+
+
+@dataclass(frozen=True)
+class SchemaHead:
+    """The newest alembic revision a release knows. RDBStorage refuses to open a database whose
+    revision differs from its own head: an older schema with "optuna storage upgrade", a newer
+    (unknown) one with "pip install -U optuna"."""
+
+    since: str
+    until: str | None
+    revision: str
+    cite: tuple[str, ...]
+
+
+_RDB_CHECK = (
+    f"https://github.com/optuna/optuna/blob/v3.2.0/{RDB_STORAGE}#L1070-L1099",
+    f"https://github.com/optuna/optuna/blob/v5.0.0/{RDB_STORAGE}#L1147-L1177",
+)
+_ALEMBIC = "optuna/storages/_rdb/alembic/versions"
+
+SCHEMA_HEADS: tuple[SchemaHead, ...] = (
+    SchemaHead(
+        "3.0.0",
+        "3.2.0",
+        "v3.0.0.d",
+        (f"https://github.com/optuna/optuna/blob/v3.1.1/{_ALEMBIC}/v3.0.0.d.py#L26-L27",),
+    ),
+    SchemaHead(
+        "3.2.0",
+        None,
+        "v3.2.0.a",
+        (
+            f"https://github.com/optuna/optuna/blob/v3.2.0/{_ALEMBIC}/v3.2.0.a_.py#L12-L13",
+            # v5.0.0 still has no newer revision file.
+            f"https://github.com/optuna/optuna/tree/v5.0.0/{_ALEMBIC}",
+        ),
+    ),
+)
+
+# The journal file format: the same operation codes 0-9 and the same symlink lock on
+# "<file>.lock" from 3.1 to 5.0, so releases read each other's journal.
+JOURNAL_FORMAT_CITE = (
+    "https://github.com/optuna/optuna/blob/v3.2.0/optuna/storages/_journal/storage.py#L39-L49",
+    "https://github.com/optuna/optuna/blob/v5.0.0/optuna/storages/journal/_storage.py#L41-L51",
+    "https://github.com/optuna/optuna/blob/v3.2.0/optuna/storages/_journal/file.py#L159",
+    "https://github.com/optuna/optuna/blob/v5.0.0/optuna/storages/journal/_file.py#L61",
+)
+
+
+def schema_head(version: str) -> SchemaHead:
+    for head in SCHEMA_HEADS:
+        if _in_range(version, head.since, head.until):
+            return head
+    raise NoExpectation(f"no alembic head known for Optuna {version}; add a SCHEMA_HEADS row")
+
+
+@dataclass(frozen=True)
+class StorageExpectation:
+    outcome: str  # ok | refused
+    why: str
+    cite: tuple[str, ...]
+
+
+def storage_expected(a: str, b: str, storage: str) -> StorageExpectation:
+    """Whether releases ``a`` and ``b`` can share one storage of this kind."""
+    if storage in ("journal", "redis"):
+        return StorageExpectation(
+            "ok", "same journal operation codes and file lock", JOURNAL_FORMAT_CITE
+        )
+    head_a, head_b = schema_head(a), schema_head(b)
+    cite = tuple(dict.fromkeys(head_a.cite + head_b.cite + _RDB_CHECK))
+    if head_a.revision == head_b.revision:
+        return StorageExpectation("ok", f"both releases expect schema {head_a.revision}", cite)
+    return StorageExpectation(
+        "refused",
+        f"schema {head_a.revision} against {head_b.revision}: the release that did not create "
+        "the tables refuses them when it opens the storage",
+        cite,
+    )

@@ -23,6 +23,8 @@ from repro.report.chart import CHART_NAME
 from repro.report.render import CORPUS, DETAILS, SCRIPTS
 from repro.report.verdicts import decide
 from repro.results import ResultsFile
+from repro.rolling import section as rolling_section
+from repro.rolling.records import FILENAME as ROLLING
 from repro.timeline import render as timeline_report
 
 __all__ = ["CHART_NAME", "FILES", "REPORT", "SCRIPTS", "render", "render_dir", "write_dir"]
@@ -47,10 +49,16 @@ def render_files(results_dir: Path, skipped: list[str] | None = None) -> dict[st
             timeline_report.summary_section(results_dir),
             corpus_report.summary_section(files, corpus_path),
             fix,
+            _rolling(results_dir),
         ),
         DETAILS: _render.details(found, fix),
         CORPUS: _render.corpus(found, corpus_report.render_section(files, corpus_path)),
     }
+
+
+def _rolling(results_dir: Path) -> list[str]:
+    path = results_dir / ROLLING
+    return rolling_section.section_from_json(path) if path.exists() else []
 
 
 def render_dir(results_dir: Path) -> str:

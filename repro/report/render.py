@@ -50,9 +50,11 @@ def report(
     timeline_section: Sequence[str] = (),
     corpus_section: Sequence[str] = (),
     fix: FixFindings | None = None,
+    rolling_section: Sequence[str] = (),
 ) -> str:
     """``report.md``: the summary, the SQLite table, the short sections; ``timeline_section``
-    and ``corpus_section`` are those parts in short, ``fix`` the candidate fix, if measured."""
+    and ``corpus_section`` are those parts in short, ``fix`` the candidate fix, if measured,
+    ``rolling_section`` the rolling upgrades, if measured."""
     out: list[str] = [
         _title(found),
         "",
@@ -109,7 +111,7 @@ def report(
         "",
     ]
     out += _scenario_table(found, UPSTREAM.storage)
-    for section in (timeline_section, corpus_section):
+    for section in (timeline_section, corpus_section, rolling_section):
         if section:
             # The heading becomes the fold's title; the fold already opens with a blank line.
             heading, *body = section
