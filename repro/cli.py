@@ -84,7 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="scenario id or shell pattern, repeatable (default: all); see `python -m repro list`",
     )
     run.add_argument(
-        "-r", "--repetitions", type=positive_int, default=2, help="runs per scenario (default: 2)"
+        "-r",
+        "--repetitions",
+        type=positive_int,
+        default=2,
+        help="runs per scenario whose outcome depends on timing (the expectation table says "
+        "'racy', or has no row for it, or the shape is not the default grid) (default: 2)",
+    )
+    run.add_argument(
+        "--forced-runs",
+        type=positive_int,
+        default=1,
+        help="runs per default-grid scenario whose outcome the code forces ('exact' or "
+        "'loses-points'): one run decides it, up to the bound the report states; more only "
+        "re-confirm it (default: 1)",
     )
     run.add_argument(
         "--storage",
@@ -272,7 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_out(args.out)
     scenarios = _scenarios(args)
     # Imported here so that `list` and `report` work without Optuna installed.
-    from repro import _compat, execution, services
+    from repro import _compat, execution, expectations, services
     from repro.fork import Interrupted, check_interrupted, interruptible
 
     version = _compat.OPTUNA_VERSION
@@ -291,8 +304,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         "packages": dict(env["packages"]),  # type: ignore[call-overload]
         "command": "python -m repro " + " ".join(sys.argv[1:]),
         "repetitions": args.repetitions,
+        "forced_runs": args.forced_runs,
         "jobs": args.jobs,
         "target": targets.active(),
+    }
+    runs_each = {
+        s.id: expectations.runs_needed(version, s, args.repetitions, args.forced_runs)
+        for s in scenarios
     }
     began = time.monotonic()
     interrupted: Interrupted | None = None
@@ -301,14 +319,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         versions = ", ".join(f"{k} {v}" for k, v in sorted(header["packages"].items()))
         print(
             f"Optuna {version} (python {env['python']}, {versions}): "
-            f"{len(scenarios)} scenarios x {args.repetitions} repetitions, {args.jobs} lanes",
+            f"{len(scenarios)} scenarios, {sum(runs_each.values())} runs ({args.forced_runs} "
+            f"per forced outcome, {args.repetitions} per timing-dependent one), {args.jobs} lanes",
             file=sys.stderr,
         )
         try:
             with interruptible():
                 runs = execution.run_all(
                     scenarios,
-                    args.repetitions,
+                    runs_each,
                     jobs=args.jobs,
                     timeout=args.timeout,
                     progress=not args.quiet,

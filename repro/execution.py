@@ -17,43 +17,96 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 from repro import runner, services
-from repro.fork import Child, ChildFailed, check_interrupted, interruptible
+from repro.fork import CTX, Child, ChildFailed, check_interrupted, interruptible
 from repro.results import Journal, RunRecord
-from repro.scenarios import Scenario
+from repro.scenarios import UPSTREAM, Scenario
+from repro.storages import StorageError, StorageSpec
 
 Job = tuple[Scenario, int]
+DATABASE_SERVERS = {"postgresql", "mysql"}
+# Relative cost of one run per storage (`nox -s bench` shows where the time goes), for the
+# order in which lanes take runs; only the order matters.
+STORAGE_COST = {"mysql": 4, "postgresql": 3, "sqlite": 2, "redis": 1, "journal": 0}
 # Seconds the lanes get to tear their storages down after SIGTERM, before SIGKILL: the whole
 # stop stays within 5 s.
 STOP_GRACE = 3.5
 
 
 def _run_lane(
-    jobs: Sequence[Job], timeout: float, progress: bool, journal: Journal | None
+    todo: Sequence[Job],
+    taken: Any,
+    storages: Mapping[str, StorageSpec],
+    timeout: float,
+    progress: bool,
+    journal: Journal | None,
 ) -> list[dict[str, Any]]:
+    """Take the next job off the shared queue (``taken`` counts the jobs handed out) until
+    none is left: a lane that draws cheap runs takes more of them, so no lane idles while
+    another still has a queue of its own."""
     began = time.monotonic()
     records = []
     with interruptible():
-        for n, (scenario, rep) in enumerate(jobs, 1):
-            record = runner.run(scenario, rep, timeout=timeout)
+        while True:
+            with taken.get_lock():
+                index = taken.value
+                taken.value += 1
+            if index >= len(todo):
+                break
+            scenario, rep = todo[index]
+            record = runner.run(
+                scenario, rep, storage=storages.get(scenario.storage), timeout=timeout
+            )
             check_interrupted()  # a run cut short by the stop is not a finished run
             if journal is not None:
                 journal.append(record)
             records.append(record)
             if progress:
-                _progress(n, len(jobs), record, began)
+                _progress(index + 1, len(todo), record, began)
+            if (scenario, rep) == (UPSTREAM, 0):
+                print(verdict_line(record), file=sys.stderr)
     return [r.to_json() for r in records]
 
 
-def _lost_lane(jobs: Sequence[Job], done: set[tuple[str, int]], message: str) -> list[RunRecord]:
-    """Records for the runs a dead lane had not finished: the cause is kept, nothing is
-    invented; the runs it finished are in the journal already."""
+def verdict_line(record: RunRecord) -> str:
+    """The #5489 verdict in one line, printed as soon as its first run is in."""
+    from repro import _compat, expectations
+
+    version = _compat.OPTUNA_VERSION
+    if record.error:
+        measured = f"run failed ({record.error.strip().splitlines()[-1]})"
+    elif record.missing:
+        measured = f"{record.missing} of {record.grid_size} grid points never evaluated"
+    else:
+        measured = f"each of the {record.grid_size} grid points evaluated exactly once"
+    row = expectations.expected(version, record.mode, record.seed_policy)
+    held = "contradicts" if expectations.violations(record, version, row) else "as"
+    return f"#5489 verdict, Optuna {version}: {measured} ({held} expected: {row.outcome})"
+
+
+def schedule(scenarios: Sequence[Scenario], runs: Mapping[str, int]) -> list[Job]:
+    """Every (scenario, repetition) to run, in the order lanes take them: the #5489 pattern
+    first, so its verdict is printed within seconds; then the costliest storages first, so
+    that the cheap runs at the end even out the lanes (longest job first)."""
+    todo = [(s, rep) for s in scenarios for rep in range(runs[s.id])]
+    return sorted(
+        todo,
+        key=lambda job: (job != (UPSTREAM, 0), -STORAGE_COST.get(job[0].storage, 0), job[1]),
+    )
+
+
+def _lost(
+    todo: Sequence[Job], done: set[tuple[str, int]], deaths: Sequence[str]
+) -> list[RunRecord]:
+    """Records for the runs no lane finished: the cause is kept, nothing is invented."""
+    message = "; ".join(deaths)
     return [
         runner.record(s, rep, [], [], [f"run not measured: {message}"])
-        for s, rep in jobs
+        for s, rep in todo
         if (s.id, rep) not in done
     ]
 
@@ -78,47 +131,104 @@ def _stop(lanes: Sequence[Child], kinds: set[str]) -> None:
 
 def run_all(
     scenarios: Sequence[Scenario],
-    repetitions: int,
+    repetitions: int | Mapping[str, int],
     *,
     jobs: int = 1,
     timeout: float = runner.DEFAULT_TIMEOUT,
     progress: bool = True,
     journal: Journal | None = None,
 ) -> list[RunRecord]:
-    """Every scenario ``repetitions`` times, ordered by scenario then repetition; each
-    finished run is appended to ``journal`` as it finishes (by its lane)."""
-    todo: list[Job] = [(s, rep) for rep in range(repetitions) for s in scenarios]
-    shares = [todo[i::jobs] for i in range(max(1, min(jobs, len(todo))))]
+    """Every scenario ``repetitions`` times (or as many times as the mapping says for its id),
+    returned ordered by scenario then repetition; each finished run is appended to
+    ``journal`` as it finishes (by its lane)."""
+    runs = (
+        repetitions if isinstance(repetitions, Mapping) else {s.id: repetitions for s in scenarios}
+    )
+    todo = schedule(scenarios, runs)
+    kinds = {s.storage for s in scenarios}
     lanes: list[Child] = []
     records: list[RunRecord] = []
-    try:
-        for share in shares:
-            # The first lane leads a new group; the others join it.
-            group = (lanes[0].process.pid or 0) if lanes else 0
-            lanes.append(
-                Child(_run_lane, share, timeout, progress, journal, name="lane", group=group)
-            )
-        for share, lane in zip(shares, lanes):
-            deadline = time.monotonic() + timeout * (len(share) + 1)
-            try:
-                records += [RunRecord.from_json(r) for r in lane.result(deadline)]
-            except ChildFailed as exc:
-                done = journal.runs() if journal is not None else []
-                mine = {(s.id, rep) for s, rep in share}
-                records += [r for r in done if (r.scenario, r.repetition) in mine]
-                lost = _lost_lane(share, {(r.scenario, r.repetition) for r in done}, _cause(exc))
+    with ExitStack() as shared:
+        storages = shared_databases(kinds, shared)
+        taken = CTX.Value("i", 0)
+        try:
+            for _ in range(max(1, min(jobs, len(todo)))):
+                # The first lane leads a new group; the others join it.
+                group = (lanes[0].process.pid or 0) if lanes else 0
+                lanes.append(
+                    Child(
+                        _run_lane,
+                        todo,
+                        taken,
+                        storages,
+                        timeout,
+                        progress,
+                        journal,
+                        name="lane",
+                        group=group,
+                    )
+                )
+            deaths = []
+            for lane in lanes:
+                # Each run is bounded by ``timeout``, and one lane may end up taking every job.
+                deadline = time.monotonic() + timeout * (len(todo) + 1)
+                try:
+                    records += [RunRecord.from_json(r) for r in lane.result(deadline)]
+                except ChildFailed as exc:
+                    deaths.append(_cause(exc))
+            if deaths:
+                # A dead lane's finished runs are in the journal; the run it was in the middle
+                # of (and any that no lane took) is recorded as not measured.
+                finished = {(r.scenario, r.repetition) for r in records}
+                records += [
+                    r
+                    for r in (journal.runs() if journal is not None else [])
+                    if (r.scenario, r.repetition) not in finished
+                ]
+                lost = _lost(todo, {(r.scenario, r.repetition) for r in records}, deaths)
                 for record in lost:
                     if journal is not None:
                         journal.append(record)
                 records += lost
-    except BaseException:
-        if lanes:
-            _stop(lanes, {s.storage for s in scenarios})
-        raise
-    if any(lane.process.exitcode != 0 for lane in lanes):
-        _stop(lanes, {s.storage for s in scenarios})  # what a dead lane could not remove
+        except BaseException:
+            if lanes:
+                _stop(lanes, kinds)
+            raise
+        if any(lane.process.exitcode != 0 for lane in lanes):
+            _stop(lanes, kinds)  # what a dead lane could not remove
     order = {s.id: i for i, s in enumerate(scenarios)}
     return sorted(records, key=lambda r: (order.get(r.scenario, len(order)), r.repetition))
+
+
+def shared_databases(kinds: set[str], stack: ExitStack) -> dict[str, StorageSpec]:
+    """One database per server kind for the whole invocation, each run a fresh study in it
+    (Optuna keeps studies apart, as users who share one database across studies rely on):
+    creating a database and Optuna's tables for every run cost more than the runs' own
+    statements on a small grid. Dropped when the invocation ends; named after this process,
+    so the sweep after an interrupt and ``clean`` find it. A server that refuses the CREATE
+    gets no shared database: its runs then try their own and record why they could not."""
+    shared = {}
+    for kind in sorted(kinds & DATABASE_SERVERS):
+        database = services.isolated(kind, "", owner=os.getpid())
+        try:
+            shared[kind] = database.__enter__()
+        except StorageError as exc:
+            print(f"no shared {kind} database ({exc}); each run tries its own", file=sys.stderr)
+            continue
+        stack.callback(_drop, kind, database)
+    return shared
+
+
+def _drop(kind: str, database: AbstractContextManager[StorageSpec]) -> None:
+    """Drop a shared database; the runs in it are measured and kept whatever happens here."""
+    try:
+        database.__exit__(None, None, None)
+    except (ChildFailed, StorageError) as exc:
+        print(
+            f"could not drop the shared {kind} database ({str(exc).strip().splitlines()[-1]}); "
+            "`python -m repro clean` lists it",
+            file=sys.stderr,
+        )
 
 
 def _cause(exc: ChildFailed) -> str:

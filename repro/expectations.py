@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from repro import targets
 from repro.results import RunRecord, version_key
+from repro.scenarios import DEFAULT_SPACE, DEFAULT_WORKERS, Scenario
 
 GRID = "optuna/samplers/_grid.py"
 
@@ -211,6 +212,27 @@ def expected(version: str, mode: str, seed_policy: str, target: str | None = Non
             "add or fix a row in repro/expectations.py"
         )
     return rows[0]
+
+
+# Outcomes the code forces: one run decides them (for "loses-points" up to the chance that
+# disagreeing shuffles still cover the grid, 7.0e-9 per run on the default grid).
+FORCED = frozenset({"exact", "loses-points"})
+
+
+def runs_needed(version: str, scenario: Scenario, timed: int, forced: int) -> int:
+    """How many runs a scenario gets: ``forced`` where the table says the code forces the
+    outcome and the shape is the default one the bound is stated for; ``timed`` where the
+    outcome depends on timing (``racy``), where no row covers it, or for another shape."""
+    default_shape = (
+        scenario.search_space == DEFAULT_SPACE
+        and scenario.workers == DEFAULT_WORKERS
+        and scenario.trials_per_worker is None
+    )
+    try:
+        outcome = expected(version, scenario.mode, scenario.seed_policy).outcome
+    except NoExpectation:
+        return timed
+    return forced if default_shape and outcome in FORCED else timed
 
 
 def violations(record: RunRecord, version: str, row: Expectation | None = None) -> list[str]:

@@ -96,6 +96,9 @@ class ResultsFile:
     runs: list[RunRecord]
     command: str = ""
     repetitions: int = 0
+    # Runs per scenario whose outcome the code forces (0: every scenario ran ``repetitions``
+    # times, as before the rule in expectations.runs_needed).
+    forced_runs: int = 0
     jobs: int = 1
     wall_seconds: float = 0.0
     # Provenance of a non-release build measured via `nox -s target` (repro/targets.py).

@@ -215,9 +215,10 @@ def leftovers(kind: str) -> list[str]:
 
 
 @contextmanager
-def isolated(kind: str, study_name: str) -> Iterator[StorageSpec]:
+def isolated(kind: str, study_name: str, owner: int | None = None) -> Iterator[StorageSpec]:
     """A fresh database (or Redis prefix) on the server of ``kind`` for one study; removed on
-    exit, also when the run failed."""
+    exit, also when the run failed. ``owner``: the pid whose sweep removes the database if
+    its holder is killed (default: the parent, the `run` whose lane this is)."""
     admin = server_url(kind)
     timeout = 60.0
     if kind == "redis":
@@ -228,7 +229,8 @@ def isolated(kind: str, study_name: str) -> Iterator[StorageSpec]:
             call(delete_keys, admin, spec.namespace, timeout=timeout)
         return
     # The lane's parent (the `run`) in the name: it sweeps its own after stopping its lanes.
-    name = f"{database_prefix(os.getppid())}{uuid.uuid4().hex[:12]}"
+    owner = os.getppid() if owner is None else owner
+    name = f"{database_prefix(owner)}{uuid.uuid4().hex[:12]}"
     # FORCE (PostgreSQL 13+) ends sessions a killed worker may still hold open.
     drop = f"DROP DATABASE IF EXISTS {name}{' WITH (FORCE)' if kind == 'postgresql' else ''}"
     refused = False

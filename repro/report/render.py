@@ -9,7 +9,7 @@ from repro.expectations import ALL_POLICIES, GRID, Expectation
 from repro.report import markdown as md
 from repro.report import render_fix
 from repro.report.chart import CHART_NAME
-from repro.report.fix import FixFindings
+from repro.report.fix import FixFindings, coverage_probability
 from repro.report.verdicts import (
     AdviceChecked,
     Examples,
@@ -485,7 +485,28 @@ def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
             "imported."
         )
         out.append("")
-    headers = ["Optuna", "Python", "platform", "packages", "runs", "repetitions", "lanes", "wall s"]
+        chance = float(coverage_probability(r.grid_size, r.workers, r.trials_per_worker))
+        out.append(
+            "How many runs: where the expectation table says the code forces the outcome "
+            "(`exact`, `loses-points`), one run of the default grid decides it (`python -m repro "
+            "run --forced-runs`, default 1): workers that disagree on the grid order still "
+            f"cover this grid by chance with probability {render_fix.sci(chance)} per run. Where "
+            "the outcome depends on timing (`racy`), or for another shape, a scenario runs "
+            "`--repetitions` times (default 2) and the rate is measured. Below, `forced runs` "
+            "0 means every scenario ran `repetitions` times."
+        )
+        out.append("")
+    headers = [
+        "Optuna",
+        "Python",
+        "platform",
+        "packages",
+        "runs",
+        "repetitions",
+        "forced runs",
+        "lanes",
+        "wall s",
+    ]
     rows = [
         [
             f.optuna_version,
@@ -494,6 +515,7 @@ def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
             ", ".join(f"{k} {v}" for k, v in sorted(f.packages.items())),
             str(f.run_count),
             str(f.repetitions),
+            str(f.forced_runs),
             str(f.jobs),
             f"{f.wall_seconds:g}",
         ]

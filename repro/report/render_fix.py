@@ -252,7 +252,7 @@ def _orders(fix: TargetResult) -> str:
     )
 
 
-def _sci(x: float) -> str:
+def sci(x: float) -> str:
     """1.2e-9, not 1.2e-09."""
     return re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{x:.1e}")
 
@@ -262,10 +262,10 @@ def _bound(found: FixFindings, b: Bound) -> str:
         f"How sure `exact` is: a build whose workers still shuffled with their own seeds (as "
         f"{found.release} does) could look exact in a run with a seed per worker only if the "
         f"{b.workers} workers' {b.trials_per_worker}-trial shares happened to cover the "
-        f"{b.grid_size}-point grid: {_sci(b.per_run)} per run (from the runs' grid and workers "
+        f"{b.grid_size}-point grid: {sci(b.per_run)} per run (from the runs' grid and workers "
         f"in the JSON; `repro/scenarios.py`). Over the {b.scenarios} such scenarios of "
         f"{md.code(found.fix.label)} ({b.runs_each} runs each, one worker per process), the "
-        f"chance that any of them reads exact by luck is at most {_sci(b.any_scenario)}. In the "
+        f"chance that any of them reads exact by luck is at most {sci(b.any_scenario)}. In the "
         "other direction `exact` cannot fail by chance: one order for every worker and unique "
         "trial numbers force it. A corpus case is weaker evidence (a small grid can be covered "
         "by chance), hence the bound from the matrix."
