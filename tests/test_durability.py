@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from repro import _compat, jsonfile, results
+from repro import _compat, jsonfile, results, services
 from repro.results import RunRecord
 from repro.scenarios import Scenario, validate_space
 
@@ -54,7 +54,7 @@ def test_concurrent_runs_into_one_folder_keep_both(tmp_path: Path) -> None:
     base = ["run", "--out", str(tmp_path), "--storage", "sqlite", "-r", "1", *SMALL]
     first = Repro(*base, "-s", "sequential-none-*")
     try:
-        first.wait_for("repetitions")
+        first.wait_for(" lanes")
         os.kill(first.proc.pid, signal.SIGSTOP)
         second = run_cli(*base, "-s", "threads-none-*")
         os.kill(first.proc.pid, signal.SIGCONT)
@@ -73,9 +73,11 @@ def test_concurrent_runs_into_one_folder_keep_both(tmp_path: Path) -> None:
 def test_a_killed_lane_keeps_its_finished_runs(tmp_path: Path) -> None:
     """SIGKILL to every lane after one printed a result: the printed runs are in the file
     as measured, the others say which lane died and from which signal."""
-    run = Repro("run", "--out", str(tmp_path), "-s", "sequential-none-journal-*", "-r", "6")
+    run = Repro(
+        "run", "--out", str(tmp_path), "-s", "sequential-none-journal-*", "--forced-runs", "6"
+    )
     try:
-        run.wait_for("[1/3]")
+        run.wait_for("/6] ")
         for lane in run.lane_pids():
             os.kill(lane, signal.SIGKILL)
         assert run.finish() == 1, run.stderr
@@ -95,10 +97,17 @@ def test_a_run_killed_outright_is_recovered_by_the_next_report(tmp_path: Path) -
     """SIGKILL to the run and its lanes (a power cut, the OOM killer): the runs it had
     printed are in its log, and the next `report` folds them into the results file."""
     run = Repro(
-        "run", "--out", str(tmp_path), "-s", "sequential-none-journal-*", "-r", "6", session=True
+        "run",
+        "--out",
+        str(tmp_path),
+        "-s",
+        "sequential-none-journal-*",
+        "--forced-runs",
+        "6",
+        session=True,
     )
     try:
-        run.wait_for("[1/3]")
+        run.wait_for("/6] ")
         lanes = os.getpgid(run.lane_pids()[0])
         assert lanes != run.proc.pid, "the lanes are not in a process group of their own"
         os.kill(run.proc.pid, signal.SIGKILL)
@@ -106,6 +115,9 @@ def test_a_run_killed_outright_is_recovered_by_the_next_report(tmp_path: Path) -
         run.finish()
     finally:
         run.kill()
+        # What a SIGKILL leaves by design (the storages of the runs under way) is `clean`'s
+        # to remove; this test removes its own, by the killed run's pid.
+        services.sweep_scratch(run.proc.pid)
     assert not (tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json").exists()
     assert list(tmp_path.glob("*.log.jsonl"))
     assert wait_empty(lanes) == []

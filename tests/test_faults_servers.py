@@ -54,10 +54,10 @@ def test_interrupt_removes_the_databases_of_the_runs_under_way(tmp_path: Path) -
     require_service("postgresql")
     run = Repro(
         "run", "--out", str(tmp_path), "--storage", "postgresql", "-s", "sequential-none-*",
-        "-r", "6", session=True,
+        "--forced-runs", "6", session=True,
     )  # fmt: skip
     try:
-        run.wait_for("[1/3]")
+        run.wait_for("/6] ")
         os.killpg(run.proc.pid, signal.SIGTERM)
         assert run.finish(timeout=30) == 143, run.stderr
     finally:

@@ -28,11 +28,11 @@ def test_interrupt_keeps_finished_runs_and_leaves_nothing(
     scratch.mkdir()
     out = tmp_path / "out"
     run = Repro(
-        "run", "--out", str(out), "-s", "sequential-none-journal-*", "-r", "6",
+        "run", "--out", str(out), "-s", "sequential-none-journal-*", "--forced-runs", "6",
         env={"REPRO_TMPDIR": str(scratch)}, session=True,
     )  # fmt: skip
     try:
-        run.wait_for("[1/3]")
+        run.wait_for("/6] ")
         lanes = os.getpgid(run.lane_pids()[0])
         sent = time.monotonic()
         if target == "parent":
