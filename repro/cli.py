@@ -21,10 +21,13 @@ from repro.scenarios import (
     Scenario,
     ScenarioError,
     matrix,
+    remedy_matrix,
     select,
     validate_space,
 )
 from repro.storages import StorageError, StorageSpec
+
+REMEDY_SETS = ("default", "all", "none")
 
 
 def _space(text: str) -> dict[str, list[object]]:
@@ -112,9 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory for the JSON results (default: results)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
+    run.add_argument(
+        "--remedies",
+        choices=REMEDY_SETS,
+        default="default",
+        help="remedy scenarios beside the GridSampler matrix (issue 12): 'default' runs "
+        "BruteForceSampler and the enqueued grid on sqlite and postgresql plus more trials on "
+        "the #5489 pattern; 'all' every remedy, seed policy and storage (default: default)",
+    )
 
     lst = sub.add_parser("list", help="print the scenario ids")
     lst.add_argument("--storage", action="append", choices=ALL_STORAGES, default=[])
+    lst.add_argument("--remedies", choices=REMEDY_SETS, default="default")
 
     wrk = sub.add_parser(
         "worker",
@@ -174,7 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scenarios(args: argparse.Namespace) -> list[Scenario]:
-    base = matrix(args.storage or ALL_STORAGES)
+    storages = args.storage or ALL_STORAGES
+    remedies = getattr(args, "remedies", "none")
+    base = matrix(storages)
+    if remedies != "none":
+        base += remedy_matrix(storages, full=remedies == "all")
     if getattr(args, "no_services", False):
         skipped = sorted({s.storage for s in base if s.storage in SERVER_STORAGES})
         if skipped:
@@ -194,6 +210,7 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
                 search_space=frozen,
                 trials_per_worker=trials,
                 label="custom" if space is not None else "",
+                remedy=s.remedy,
             )
             for s in base
         ]

@@ -123,13 +123,22 @@ def run(
     errors: list[str] = []
     worker_results: list[dict[str, Any]] = []
     trials: list[metrics.TrialRecord] = []
+    crashes: list[str] = []
     with ExitStack() as stack:
         try:
             spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
             call(workers.create_study, spec, study_name, scenario, timeout=timeout)
+            if scenario.remedy == "enqueued":
+                call(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
             plans = _plans(scenario, spec, study_name, barrier_timeout)
             worker_results = _launch(scenario, plans, deadline)
-            errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
+            failures = [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
+            # Under a remedy a worker's crash is an outcome of the remedy: counted, and the
+            # other workers' trials are still read and measured.
+            if scenario.remedy == "grid":
+                errors += failures
+            else:
+                crashes = failures
             raw = call(workers.read_trials, spec, study_name, timeout=timeout)
             trials = [metrics.TrialRecord.from_json(t) for t in raw]
         except (ChildFailed, StorageError) as exc:
@@ -142,6 +151,7 @@ def run(
         errors,
         seconds=round(time.perf_counter() - began, 3),
         study_name=study_name,
+        worker_crashes=crashes,
     )
 
 
@@ -154,6 +164,7 @@ def record(
     *,
     seconds: float = 0.0,
     study_name: str = "",
+    worker_crashes: Sequence[str] = (),
 ) -> RunRecord:
     """The run record of what was measured; ``errors`` (if any) say why it may be partial."""
     measured = metrics.compute(trials, scenario.search_space)
@@ -185,4 +196,6 @@ def record(
         missing_points=measured.missing_points,
         worker_results=list(worker_results),
         trial_log=[t.to_json() for t in sorted(trials, key=lambda t: t.number)],
+        remedy=scenario.remedy,
+        worker_crashes=list(worker_crashes),
     )

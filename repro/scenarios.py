@@ -17,9 +17,16 @@ SearchSpace = tuple[tuple[str, tuple[GridValue, ...]], ...]
 
 Mode = Literal["sequential", "concurrent", "threads"]
 SeedPolicy = Literal["none", "shared", "per-worker"]
+# What a user changes to get every grid point once (issue 12): "grid" is today's GridSampler;
+# "bruteforce" swaps in BruteForceSampler; "enqueued" enqueues the whole grid before the
+# workers start and lets them pop it with RandomSampler; "x1.5" and "x2" keep GridSampler but
+# give the study 1.5x or 2x the grid size as its budget ("just run a few more trials").
+Remedy = Literal["grid", "bruteforce", "enqueued", "x1.5", "x2"]
 
 MODES: tuple[Mode, ...] = ("sequential", "concurrent", "threads")
 SEED_POLICIES: tuple[SeedPolicy, ...] = ("none", "shared", "per-worker")
+REMEDIES: tuple[Remedy, ...] = ("grid", "bruteforce", "enqueued", "x1.5", "x2")
+BUDGET_FACTORS: dict[str, float] = {"x1.5": 1.5, "x2": 2.0}
 EMBEDDED_STORAGES: tuple[str, ...] = ("sqlite", "journal")
 SERVER_STORAGES: tuple[str, ...] = ("postgresql", "mysql", "redis")
 ALL_STORAGES = EMBEDDED_STORAGES + SERVER_STORAGES
@@ -76,8 +83,13 @@ class Scenario:
     # report where each of N scripts runs its share and MaxTrialsCallback caps the total.
     trials_per_worker: int | None = None
     label: str = field(default="", compare=False)
+    remedy: Remedy = "grid"
 
     def __post_init__(self) -> None:
+        if self.remedy not in REMEDIES:
+            raise ScenarioError(
+                f"unknown remedy {self.remedy!r}; choose one of {', '.join(REMEDIES)}"
+            )
         if self.mode not in MODES:
             raise ScenarioError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.seed_policy not in SEED_POLICIES:
@@ -98,15 +110,21 @@ class Scenario:
         return math.prod(len(values) for _, values in self.search_space)
 
     @property
+    def budget(self) -> int:
+        """Trials the study as a whole may run: the grid size, or more for the "x" remedies."""
+        return math.ceil(self.grid_size * BUDGET_FACTORS.get(self.remedy, 1.0))
+
+    @property
     def trials_each(self) -> int:
         if self.trials_per_worker is not None:
             return self.trials_per_worker
-        return math.ceil(self.grid_size / self.workers)
+        return math.ceil(self.budget / self.workers)
 
     @property
     def id(self) -> str:
         space = self.label or f"g{self.grid_size}"
-        return f"{self.mode}-{self.seed_policy}-{self.storage}-w{self.workers}-{space}"
+        base = f"{self.mode}-{self.seed_policy}-{self.storage}-w{self.workers}-{space}"
+        return base if self.remedy == "grid" else f"{base}-{self.remedy}"
 
     def seed_for(self, worker_index: int) -> int | None:
         if self.seed_policy == "none":
@@ -125,6 +143,32 @@ def matrix(storages: Iterable[str] = ALL_STORAGES) -> list[Scenario]:
         Scenario(mode=mode, seed_policy=policy, storage=storage)
         for storage, mode, policy in itertools.product(storages, MODES, SEED_POLICIES)
     ]
+
+
+# Remedies measured by default (`python -m repro run`): the two that upstream recommends, on
+# the embedded storage users start with and one server, plus "more trials" on the #5489
+# pattern. BruteForceSampler with seed None: the seed policies differ only when workers
+# overlap, which `--remedies all` measures. The enqueued grid ignores the seed (the queue
+# fixes every point), so it runs with seed None only.
+DEFAULT_REMEDY_STORAGES: tuple[str, ...] = ("sqlite", "postgresql")
+# Threads in one process are today's "threads" mode (the in-process remedy), not a new row.
+REMEDY_MODES: tuple[Mode, ...] = ("sequential", "concurrent")
+
+
+def remedy_matrix(storages: Iterable[str] = ALL_STORAGES, *, full: bool = False) -> list[Scenario]:
+    """The remedy scenarios: every one with ``full``, else the cheap default set."""
+    chosen = list(storages)
+    out: list[Scenario] = []
+    for storage in chosen:
+        if not full and storage not in DEFAULT_REMEDY_STORAGES:
+            continue
+        for mode in REMEDY_MODES:
+            policies: tuple[SeedPolicy, ...] = SEED_POLICIES if full else ("none",)
+            out += [Scenario(mode, p, storage, remedy="bruteforce") for p in policies]
+            out.append(Scenario(mode, "none", storage, remedy="enqueued"))
+            if full or (storage == "sqlite" and mode == "sequential"):
+                out += [Scenario(mode, "none", storage, remedy=r) for r in BUDGET_FACTORS]
+    return out
 
 
 UPSTREAM = Scenario(mode="sequential", seed_policy="none", storage="sqlite")
