@@ -184,11 +184,24 @@ def advice(files: Sequence[ResultsFile]) -> list[Advice]:
             if all(c.verdict == "exact" for c in group):
                 exact.append(remedy.remedy_label)
                 continue
-            runs = [r for r in f.runs if r.case_id is None and _remedy_of(_strategy(r)) == remedy]
-            total = _cell(remedy, version, {r.storage for r in runs}, runs)
+            total = _remedy_cell(f, remedy)
             not_exact.append((remedy.remedy_label, total, _exact_where(group)))
         out.append(Advice(version, tuple(exact), tuple(not_exact)))
     return out
+
+
+def _remedy_cell(f: ResultsFile, remedy: Strategy) -> Cell:
+    """One remedy on one version, pooled over launch modes and storages."""
+    runs = [r for r in f.runs if r.case_id is None and _remedy_of(_strategy(r)) == remedy]
+    return _cell(remedy, f.optuna_version, {r.storage for r in runs}, runs)
+
+
+def remedy_cells(f: ResultsFile, remedies: Iterable[str]) -> list[Cell]:
+    """The remedies named (``Scenario.remedy`` values) on one version, one cell per remedy and
+    seed policy, pooled over launch modes and storages."""
+    chosen = set(remedies)
+    keys = {_remedy_of(_strategy(r)) for r in f.runs if r.case_id is None and r.remedy in chosen}
+    return [_remedy_cell(f, key) for key in sorted(keys, key=_rank)]
 
 
 def _exact_where(group: Sequence[Cell]) -> tuple[str, ...]:
@@ -292,6 +305,16 @@ def render_what_to_do(item: Advice) -> str:
         exact_in = f" (exact {'; '.join(where)})" if where else ""
         text += f" {label}: {cell.verdict}{exact_in}, {_numbers(cell)}."
     return text
+
+
+def render_advice_cell(f: ResultsFile, remedies: Iterable[str]) -> str:
+    """One cell of the report's advice table: the named remedies on one version, each with
+    its verdict and numbers (e.g. ``("x1.5", "x2")`` for "run a few more trials",
+    ``("bruteforce", "enqueued")`` for "use another sampler")."""
+    found = remedy_cells(f, remedies)
+    if not found:
+        return "not in these results: `python -m repro run --remedies all` measures it"
+    return "; ".join(f"{c.strategy.remedy_label}: {c.verdict}, {_numbers(c)}" for c in found)
 
 
 def what_to_do(files: Sequence[ResultsFile]) -> dict[str, str]:

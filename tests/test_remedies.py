@@ -185,3 +185,20 @@ def test_storages_share_a_table_only_where_every_verdict_agrees() -> None:
     assert "### Storages: journal, postgresql" in lines
     assert not any("not measured" in line for line in lines)
     assert any(line.startswith("| grid enqueued") and "**racy** 0/1" in line for line in lines)
+
+
+def test_advice_cells_give_numbers_for_more_trials_and_other_samplers() -> None:
+    f = _file(
+        "3.6.1",
+        [
+            _run(Scenario("sequential", "none", "sqlite", remedy="x1.5"), missing=9, dups=10),
+            _run(Scenario("sequential", "none", "sqlite", remedy="bruteforce")),
+        ],
+    )
+    more = remedies.render_advice_cell(f, ("x1.5", "x2"))
+    assert more.startswith("`GridSampler`, budget 1.5x the grid, seed none: loses-points")
+    assert "mean missing 9, mean duplicates 10" in more
+    assert remedies.render_advice_cell(f, ("bruteforce",)).endswith(
+        ": exact, lost points in 0/1 runs (95% 0.00-0.79), mean missing 0"
+    )
+    assert "--remedies all" in remedies.render_advice_cell(f, ("enqueued",))
