@@ -157,9 +157,8 @@ REMEDY_MODES: tuple[Mode, ...] = ("sequential", "concurrent")
 
 def remedy_matrix(storages: Iterable[str] = ALL_STORAGES, *, full: bool = False) -> list[Scenario]:
     """The remedy scenarios: every one with ``full``, else the cheap default set."""
-    chosen = list(storages)
     out: list[Scenario] = []
-    for storage in chosen:
+    for storage in storages:
         if not full and storage not in DEFAULT_REMEDY_STORAGES:
             continue
         for mode in REMEDY_MODES:
