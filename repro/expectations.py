@@ -192,7 +192,10 @@ def expected(version: str, mode: str, seed_policy: str) -> Expectation:
 
 
 def violations(record: RunRecord, version: str, row: Expectation | None = None) -> list[str]:
-    """What in one run contradicts its expectation; empty when it agrees."""
+    """What in one run contradicts its expectation; empty when it agrees. A remedy run
+    (issue 12) is judged by its own row in REMEDY_TABLE."""
+    if row is None and record.remedy != "grid":
+        return remedy_violations(record, version)
     row = row or expected(version, record.mode, record.seed_policy)
     where = (
         f"Optuna {version}, {record.scenario} r{record.repetition}: expected {row.outcome}, "

@@ -202,3 +202,12 @@ def test_advice_cells_give_numbers_for_more_trials_and_other_samplers() -> None:
         ": exact, lost points in 0/1 runs (95% 0.00-0.79), mean missing 0"
     )
     assert "--remedies all" in remedies.render_advice_cell(f, ("enqueued",))
+
+
+def test_violations_judge_a_remedy_run_by_its_own_row() -> None:
+    """The report and the committed-results check call ``violations`` on every run; a remedy
+    run must not be held to the GridSampler row of its mode and seed policy."""
+    run = _run(Scenario("sequential", "none", "sqlite", remedy="enqueued"))
+    assert expectations.violations(run, "3.6.1") == []
+    lost = dataclasses.replace(run, missing=2)
+    assert "grid points never evaluated" in expectations.violations(lost, "3.6.1")[0]
