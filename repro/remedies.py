@@ -237,7 +237,7 @@ def _numbers(c: Cell) -> str:
     if c.extra_mean:
         text += f", mean duplicates {c.extra_mean:g}"
     if c.crashes:
-        text += f", {c.crashes} workers crashed in {c.crashed_runs} runs"
+        text += f", {c.crashes} crashed workers in {c.crashed_runs} runs"
     if c.errors:
         text += f", {c.errors} runs failed"
     return text
