@@ -96,3 +96,45 @@ def warm_up() -> None:
         storage = sqlite_storage(f"sqlite:///{tmp}/warmup.db")
         dispose(storage)
         journal_file_storage(f"{tmp}/warmup.log")
+
+
+# Remedies (issue 12). BruteForceSampler exists from 3.1.0 and takes ``seed`` on every pinned
+# release (3.2.0: np.random.RandomState(seed); 3.6.1 on: LazyRandomState(seed)); 4.x added
+# ``avoid_premature_stop``, left at its default as a user would.
+def remedy_sampler(
+    remedy: str, search_space: Mapping[str, Sequence[Any]], seed: int | None
+) -> optuna.samplers.BaseSampler:
+    """The sampler each worker builds under ``remedy``: GridSampler for today's pattern and the
+    bigger budgets, BruteForceSampler, or RandomSampler popping the enqueued grid (an enqueued
+    trial's ``fixed_params`` win over any sampler, so the plain one only matters once the
+    queue is empty)."""
+    if remedy == "bruteforce":
+        return optuna.samplers.BruteForceSampler(seed=seed)
+    if remedy == "enqueued":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return grid_sampler(search_space, seed)
+
+
+def sampler_order(sampler: optuna.samplers.BaseSampler) -> list[dict[str, Any]] | None:
+    """The grid order of a GridSampler; None for samplers without one."""
+    if isinstance(sampler, optuna.samplers.GridSampler):
+        return grid_order(sampler)
+    return None
+
+
+def counted_states(remedy: str) -> tuple[optuna.trial.TrialState, ...] | None:
+    """The states MaxTrialsCallback counts. None (every state) as in #5489, except for the
+    enqueued grid: its WAITING trials would count from the start and stop every worker after
+    one trial, so there it counts the trials a worker has claimed or finished."""
+    if remedy != "enqueued":
+        return None
+    state = optuna.trial.TrialState
+    return (state.RUNNING, state.COMPLETE, state.PRUNED, state.FAIL)
+
+
+def enqueue_points(study: optuna.Study, points: Sequence[Mapping[str, Any]]) -> None:
+    """Enqueue every point once, in order. ``enqueue_trial`` has the same signature for our use
+    (params only) on every pinned release; in 3.x it warns as experimental, silenced by
+    quiet_optuna."""
+    for point in points:
+        study.enqueue_trial(dict(point))

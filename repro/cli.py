@@ -30,12 +30,15 @@ from repro.scenarios import (
     SearchSpace,
     check_distinct,
     matrix,
+    remedy_matrix,
     select,
     validate_space,
 )
 from repro.storages import StorageError, StorageSpec
 
 DEFAULT_GRID = " x ".join(str(len(values)) for _, values in DEFAULT_SPACE)
+
+REMEDY_SETS = ("default", "all", "none")
 
 
 def _space(text: str) -> SearchSpace:
@@ -163,9 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: results)",
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
+    run.add_argument(
+        "--remedies",
+        choices=REMEDY_SETS,
+        default="default",
+        help="remedy scenarios beside the GridSampler matrix (issue 12): 'default' runs "
+        "BruteForceSampler and the enqueued grid on sqlite and postgresql plus more trials on "
+        "the #5489 pattern; 'all' every remedy, seed policy and storage (default: default)",
+    )
 
     lst = sub.add_parser("list", help="print the scenario ids")
     lst.add_argument("--storage", action="append", choices=ALL_STORAGES, default=[])
+    lst.add_argument("--remedies", choices=REMEDY_SETS, default="default")
 
     wrk = sub.add_parser(
         "worker",
@@ -238,7 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scenarios(args: argparse.Namespace) -> list[Scenario]:
-    base = matrix(args.storage or ALL_STORAGES)
+    storages = args.storage or ALL_STORAGES
+    remedies = getattr(args, "remedies", "none")
+    base = matrix(storages)
+    if remedies != "none":
+        base += remedy_matrix(storages, full=remedies == "all")
     if getattr(args, "no_services", False):
         skipped = sorted({s.storage for s in base if s.storage in SERVER_STORAGES})
         base = [s for s in base if s.storage not in SERVER_STORAGES]

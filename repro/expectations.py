@@ -20,6 +20,7 @@ Outcomes:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -171,12 +172,14 @@ class KnownFault:
     cite: str
 
     def matches(self, version: str, record: RunRecord) -> bool:
+        return record.error is not None and self.explains(version, record.storage, record.error)
+
+    def explains(self, version: str, storage: str, traceback: str) -> bool:
         key = version_key(version)
         return (
-            record.error is not None
-            and record.storage == self.storage
+            storage == self.storage
             and version_key(self.since) <= key < version_key(self.until)
-            and all(text in record.error for text in self.signature)
+            and all(text in traceback for text in self.signature)
         )
 
 
@@ -229,14 +232,25 @@ def runs_needed(version: str, scenario: Scenario, timed: int, forced: int) -> in
         and scenario.trials_per_worker is None
     )
     try:
-        outcome = expected(version, scenario.mode, scenario.seed_policy).outcome
+        if scenario.remedy == "grid":
+            outcome = expected(version, scenario.mode, scenario.seed_policy).outcome
+        else:
+            # A remedy's own row; only "exact" is forced there (its other outcomes carry no
+            # per-run bound).
+            row = remedy_expected(
+                version, scenario.remedy, scenario.mode, scenario.seed_policy, scenario.storage
+            )
+            outcome = row.outcome if row.outcome == "exact" else "racy"
     except NoExpectation:
         return timed
     return forced if default_shape and outcome in FORCED else timed
 
 
 def violations(record: RunRecord, version: str, row: Expectation | None = None) -> list[str]:
-    """What in one run contradicts its expectation; empty when it agrees."""
+    """What in one run contradicts its expectation; empty when it agrees. A remedy run
+    (issue 12) is judged by its own row in REMEDY_TABLE."""
+    if row is None and record.remedy != "grid":
+        return remedy_violations(record, version)
     row = row or expected(version, record.mode, record.seed_policy)
     where = (
         f"Optuna {version}, {record.scenario} r{record.repetition}: expected {row.outcome}, "
@@ -528,3 +542,281 @@ def storage_expected(a: str, b: str, storage: str) -> StorageExpectation:
         "the tables refuses them when it opens the storage",
         cite,
     )
+
+
+# Remedies (issue 12): what a user is told to change, and what the code then forces. Rows
+# key on (remedy, mode, seed policy, storage); the GridSampler rows above stay the "grid"
+# remedy. Outcomes as above, plus ``covers``: every grid point evaluated at least once, at the
+# cost of extra evaluations (the bigger budgets); the extras are measured.
+
+
+def upstream(tag: str, path: str, lines: str) -> str:
+    return f"https://github.com/optuna/optuna/blob/{tag}/{path}#{lines}"
+
+
+BRUTE = "optuna/samplers/_brute_force.py"
+STUDY = "optuna/study/study.py"
+RDB = "optuna/storages/_rdb/storage.py"
+RDB_MODELS = "optuna/storages/_rdb/models.py"
+JOURNAL_3X = "optuna/storages/_journal/storage.py"
+JOURNAL_5X = "optuna/storages/journal/_storage.py"
+
+_BRUTE_SAMPLE = (
+    upstream("v3.2.0", BRUTE, "L177-L229"),
+    upstream("v3.6.1", BRUTE, "L178-L242"),
+    upstream("v5.0.0", BRUTE, "L332-L390"),
+)
+_POP = (
+    upstream("v3.2.0", STUDY, "L1027-L1037"),
+    upstream("v3.6.1", STUDY, "L1036-L1046"),
+    upstream("v5.0.0", STUDY, "L1071-L1092"),
+)
+_RDB_CLAIM = (
+    upstream("v3.2.0", RDB, "L634-L658"),
+    upstream("v3.2.0", RDB_MODELS, "L235-L250"),
+    upstream("v3.6.1", RDB, "L636-L660"),
+    upstream("v5.0.0", RDB, "L670-L694"),
+)
+_JOURNAL_CLAIM = (
+    upstream("v3.2.0", JOURNAL_3X, "L311-L332"),
+    upstream("v3.2.0", JOURNAL_3X, "L595-L616"),
+    upstream("v3.6.1", JOURNAL_3X, "L594-L615"),
+    upstream("v5.0.0", JOURNAL_5X, "L308-L354"),
+)
+_SQLITE_FAQ = upstream("v3.6.1", "docs/source/faq.rst", "L539-L545")
+_GRID_EXHAUSTED = (
+    upstream("v3.2.0", GRID, "L134-L155"),
+    upstream("v3.2.0", GRID, "L193-L207"),
+    upstream("v3.6.1", GRID, "L136-L160"),
+    upstream("v3.6.1", GRID, "L205-L219"),
+    upstream("v5.0.0", GRID, "L147-L171"),
+    upstream("v5.0.0", GRID, "L213-L227"),
+)
+
+ANY_STORAGE = frozenset({"sqlite", "journal", "postgresql", "mysql", "redis"})
+ROW_LOCKING = frozenset({"postgresql", "mysql"})
+JOURNALED = frozenset({"journal", "redis"})
+SEQUENTIAL = frozenset({"sequential"})
+CONCURRENT = frozenset({"concurrent"})
+BUDGETS = frozenset({"x1.5", "x2"})
+
+
+@dataclass(frozen=True)
+class RemedyExpectation:
+    since: str
+    until: str | None
+    remedies: frozenset[str]
+    modes: frozenset[str]
+    storages: frozenset[str]
+    outcome: str  # exact | racy | loses-points | covers
+    why: str
+    cite: tuple[str, ...]
+    seed_policies: frozenset[str] = ALL_POLICIES
+
+    def covers(self, version: str, remedy: str, mode: str, seed_policy: str, storage: str) -> bool:
+        key = version_key(version)
+        return (
+            key >= version_key(self.since)
+            and (self.until is None or key < version_key(self.until))
+            and remedy in self.remedies
+            and mode in self.modes
+            and seed_policy in self.seed_policies
+            and storage in self.storages
+        )
+
+
+REMEDY_TABLE: tuple[RemedyExpectation, ...] = (
+    RemedyExpectation(
+        "3.1.0",
+        None,
+        frozenset({"bruteforce"}),
+        SEQUENTIAL,
+        ANY_STORAGE,
+        "exact",
+        "each trial reads every finished and running trial from the storage and picks a leaf "
+        "no trial has taken; a worker that runs alone sees all earlier trials, and the sampler "
+        "stops the study once no leaf is left",
+        _BRUTE_SAMPLE,
+    ),
+    RemedyExpectation(
+        "3.1.0",
+        "3.4.0",
+        frozenset({"bruteforce"}),
+        CONCURRENT,
+        ANY_STORAGE,
+        "racy",
+        "workers crash: another worker's RUNNING trial that has not suggested yet has no "
+        "params, so building the tree marks the root itself a leaf, and expanding it for the "
+        "first parameter raises 'ValueError: param_name mismatch: None != x' (fixed in 3.4.0 "
+        "by PR #5022, which expands the root first); when no such trial is read, picks still "
+        "race as in the row below. How often depends on timing",
+        (
+            upstream("v3.2.0", BRUTE, "L37-L53"),
+            upstream("v3.2.0", BRUTE, "L146-L197"),
+            upstream("v3.6.1", BRUTE, "L194-L200"),
+        ),
+    ),
+    RemedyExpectation(
+        "3.4.0",
+        None,
+        frozenset({"bruteforce"}),
+        CONCURRENT,
+        ANY_STORAGE,
+        "racy",
+        "the pick reads the storage and writes the chosen value only with the suggest, so two "
+        "workers that read before either writes can take the same leaf (5.0.0 prefers leaves no "
+        "running trial holds, which narrows but does not close the window); with the budget at "
+        "the grid size each duplicate costs a point; the docstring warns that a seed makes "
+        "duplicates likelier in distributed runs",
+        _BRUTE_SAMPLE,
+    ),
+    RemedyExpectation(
+        "3.2.0",
+        None,
+        frozenset({"enqueued"}),
+        SEQUENTIAL,
+        ANY_STORAGE,
+        "exact",
+        "every grid point is a WAITING trial before any worker starts; a worker that runs alone "
+        "claims them one by one (Study._pop_waiting_trial_id), and the fixed params override "
+        "the sampler",
+        _POP,
+    ),
+    RemedyExpectation(
+        "3.2.0",
+        None,
+        frozenset({"enqueued"}),
+        CONCURRENT,
+        ROW_LOCKING,
+        "exact",
+        "the claim is one transaction: SELECT ... FOR UPDATE locks the trial row, and a trial "
+        "that is no longer WAITING returns False, so the next worker moves on to the next one. "
+        "(3.x also raises when a listed trial finished in between, caught only from 4.3.0 "
+        "on; the harness's barrier keeps every claimed trial running until all workers hold "
+        "one, so that window stays shut here)",
+        _POP + _RDB_CLAIM,
+    ),
+    RemedyExpectation(
+        "3.2.0",
+        None,
+        frozenset({"enqueued"}),
+        CONCURRENT,
+        JOURNALED,
+        "exact",
+        "the claim is a log entry; every process replays the one log in the same order, the "
+        "first RUNNING entry for a WAITING trial wins and later ones are no-ops, and only the "
+        "process whose entry won owns the trial (same note on finished trials as the RDB row)",
+        _POP + _JOURNAL_CLAIM,
+    ),
+    RemedyExpectation(
+        "3.2.0",
+        None,
+        frozenset({"enqueued"}),
+        CONCURRENT,
+        frozenset({"sqlite"}),
+        "racy",
+        "SQLite has no SELECT ... FOR UPDATE (the FAQ says so), and the state check reads the "
+        "row before the UPDATE starts the write transaction, so two workers can both claim one "
+        "trial; the second to finish it crashes with 'has already finished and can not be "
+        "updated', and its unclaimed share stays WAITING. How often depends on timing",
+        (_SQLITE_FAQ, *_POP, *_RDB_CLAIM),
+    ),
+    RemedyExpectation(
+        "3.2.0",
+        "3.4.0",
+        BUDGETS,
+        SEQUENTIAL,
+        ANY_STORAGE,
+        "covers",
+        "the unshuffled grid is covered by trial 23, whose worker then stops the study; each "
+        "later worker finds no unvisited id, re-evaluates a random point and stops: one extra "
+        "evaluation per later worker",
+        _GRID_EXHAUSTED,
+    ),
+    RemedyExpectation(
+        "3.2.0",
+        "3.4.0",
+        BUDGETS,
+        CONCURRENT,
+        ANY_STORAGE,
+        "racy",
+        "as with the capped budget, overlapping picks can take the same id; the extra trials "
+        "pick among ids not yet finished, so whether they fill the gaps depends on timing",
+        _GRID_EXHAUSTED,
+    ),
+    RemedyExpectation(
+        "3.4.0",
+        "4.0.0",
+        BUDGETS,
+        PROCESS_MODES,
+        ANY_STORAGE,
+        "loses-points",
+        "more trials do not help: grid ids 0..23 come from trial numbers in each worker's own "
+        "shuffle, so once trial 23 is done every id is marked visited and the sampler stops the "
+        "study; each later worker evaluates one random point and stops. The points lost in the "
+        "first 24 trials stay lost unless those random extras happen to hit them (measured)",
+        _GRID_EXHAUSTED,
+        frozenset({"none", "per-worker"}),
+    ),
+    RemedyExpectation(
+        "4.0.0",
+        None,
+        BUDGETS,
+        PROCESS_MODES,
+        ANY_STORAGE,
+        "covers",
+        "seed None is seed 0 in every worker, so trials 0..23 cover the grid; the trials beyond "
+        "the grid find no unvisited id and re-evaluate a point before the sampler stops the "
+        "study: the extra budget buys only duplicates (how many is measured)",
+        _GRID_EXHAUSTED,
+        frozenset({"none", "shared"}),
+    ),
+)
+
+
+def remedy_expected(
+    version: str, remedy: str, mode: str, seed_policy: str, storage: str
+) -> RemedyExpectation:
+    rows = [r for r in REMEDY_TABLE if r.covers(version, remedy, mode, seed_policy, storage)]
+    if len(rows) != 1:
+        raise NoExpectation(
+            f"{len(rows)} remedy rows cover Optuna {version}, {remedy}, {mode}, {seed_policy}, "
+            f"{storage}; add or fix a row in repro/expectations.py"
+        )
+    return rows[0]
+
+
+def remedy_violations(record: RunRecord, version: str) -> list[str]:
+    """What in one remedy run contradicts its row; empty when it agrees. Only forced outcomes
+    are checked: ``racy`` rows (and the random extras of ``loses-points`` budgets) are rates."""
+    row = remedy_expected(version, record.remedy, record.mode, record.seed_policy, record.storage)
+    where = (
+        f"Optuna {version}, {record.scenario} r{record.repetition}: expected {row.outcome}, "
+        f"measured trials={record.trials} missing={record.missing} "
+        f"duplicates={record.duplicates} crashes={len(record.worker_crashes)}"
+    )
+    if record.error:
+        return [f"{where}: run failed: {record.error.strip().splitlines()[-1]}"]
+    if any(
+        fault.explains(version, record.storage, crash)
+        for crash in record.worker_crashes
+        for fault in KNOWN_FAULTS
+    ):
+        return []  # a crash of Optuna itself measured nothing about the remedy (see KnownFault)
+    problems: list[str] = []
+    if row.outcome in ("exact", "covers"):
+        if record.worker_crashes:
+            problems.append("a worker crashed")
+        if record.missing:
+            problems.append("grid points never evaluated")
+        if record.complete != record.trials:
+            problems.append("not every trial completed")
+    if row.outcome == "exact" and record.duplicates:
+        problems.append("grid points evaluated twice")
+    if record.remedy in BUDGETS and record.mode == "sequential":
+        # GridSampler stops the study once every grid id is visited, whatever the budget, and
+        # each worker that starts later evaluates one point before it stops too.
+        later = record.workers - math.ceil(record.grid_size / record.trials_per_worker)
+        if record.trials != record.grid_size + later:
+            problems.append(f"expected {record.grid_size + later} trials")
+    return [f"{where}: {p}" for p in problems]

@@ -129,13 +129,22 @@ def run(
     errors: list[str] = []
     worker_results: list[dict[str, Any]] = []
     trials: list[metrics.TrialRecord] = []
+    crashes: list[str] = []
     stack = ExitStack()
     try:
         spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
         call(workers.create_study, spec, study_name, scenario, timeout=timeout)
+        if scenario.remedy == "enqueued":
+            call(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
         plans = _plans(scenario, spec, study_name, barrier_timeout)
         worker_results = _launch(scenario, plans, deadline)
-        errors += [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
+        failures = [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
+        # Under a remedy a worker's crash is an outcome of the remedy: counted, and the
+        # other workers' trials are still read and measured.
+        if scenario.remedy == "grid":
+            errors += failures
+        else:
+            crashes = failures
         raw = call(workers.read_trials, spec, study_name, timeout=timeout)
         trials = [metrics.TrialRecord.from_json(t) for t in raw]
     except (ChildFailed, StorageError, OSError) as exc:
@@ -163,6 +172,7 @@ def run(
         seconds=round(time.perf_counter() - began, 3),
         study_name=study_name,
         teardown_error=teardown_error,
+        worker_crashes=crashes,
     )
 
 
@@ -176,6 +186,7 @@ def record(
     seconds: float = 0.0,
     study_name: str = "",
     teardown_error: str | None = None,
+    worker_crashes: Sequence[str] = (),
 ) -> RunRecord:
     """The run record of what was measured; ``errors`` (if any) say why it may be partial."""
     measured = metrics.compute(trials, scenario.search_space)
@@ -208,4 +219,6 @@ def record(
         worker_results=list(worker_results),
         trial_log=[t.to_json() for t in sorted(trials, key=lambda t: t.number)],
         teardown_error=teardown_error,
+        remedy=scenario.remedy,
+        worker_crashes=list(worker_crashes),
     )

@@ -19,9 +19,16 @@ SearchSpace = tuple[tuple[str, tuple[GridValue, ...]], ...]
 
 Mode = Literal["sequential", "concurrent", "threads"]
 SeedPolicy = Literal["none", "shared", "per-worker"]
+# What a user changes to get every grid point once (issue 12): "grid" is today's GridSampler;
+# "bruteforce" swaps in BruteForceSampler; "enqueued" enqueues the whole grid before the
+# workers start and lets them pop it with RandomSampler; "x1.5" and "x2" keep GridSampler but
+# give the study 1.5x or 2x the grid size as its budget ("just run a few more trials").
+Remedy = Literal["grid", "bruteforce", "enqueued", "x1.5", "x2"]
 
 MODES: tuple[Mode, ...] = ("sequential", "concurrent", "threads")
 SEED_POLICIES: tuple[SeedPolicy, ...] = ("none", "shared", "per-worker")
+REMEDIES: tuple[Remedy, ...] = ("grid", "bruteforce", "enqueued", "x1.5", "x2")
+BUDGET_FACTORS: dict[Remedy, float] = {"x1.5": 1.5, "x2": 2.0}
 EMBEDDED_STORAGES: tuple[str, ...] = ("sqlite", "journal")
 SERVER_STORAGES: tuple[str, ...] = ("postgresql", "mysql", "redis")
 ALL_STORAGES = EMBEDDED_STORAGES + SERVER_STORAGES
@@ -127,8 +134,13 @@ class Scenario:
     trials_per_worker: int | None = None
     # Names the search space in the id instead of its hash (the corpus: "case-007").
     label: str = field(default="", compare=False)
+    remedy: Remedy = "grid"
 
     def __post_init__(self) -> None:
+        if self.remedy not in REMEDIES:
+            raise ScenarioError(
+                f"unknown remedy {self.remedy!r}; choose one of {', '.join(REMEDIES)}"
+            )
         if self.mode not in MODES:
             raise ScenarioError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.seed_policy not in SEED_POLICIES:
@@ -151,23 +163,31 @@ class Scenario:
         return math.prod(len(values) for _, values in self.search_space)
 
     @property
+    def budget(self) -> int:
+        """Trials the study as a whole may run: the grid size, or more for the "x" remedies."""
+        return math.ceil(self.grid_size * BUDGET_FACTORS.get(self.remedy, 1.0))
+
+    @property
     def trials_each(self) -> int:
         if self.trials_per_worker is not None:
             return self.trials_per_worker
-        return math.ceil(self.grid_size / self.workers)
+        return math.ceil(self.budget / self.workers)
 
     @property
     def id(self) -> str:
         """Names everything that decides the outcome, so that results of different shapes
         never replace each other: the default grid is ``g24`` (the ids of the committed
         results), any other space ``custom-<hash>``, and a per-worker budget other than the
-        even split adds ``-t<trials>``."""
+        even split adds ``-t<trials>``, a remedy other than the plain GridSampler its name."""
         digest = space_digest(self.search_space)
         space = self.label or (
             f"g{self.grid_size}" if digest == space_digest(DEFAULT_SPACE) else f"custom-{digest}"
         )
         budget = "" if self.trials_per_worker is None else f"-t{self.trials_per_worker}"
-        return f"{self.mode}-{self.seed_policy}-{self.storage}-w{self.workers}-{space}{budget}"
+        remedy = "" if self.remedy == "grid" else f"-{self.remedy}"
+        return (
+            f"{self.mode}-{self.seed_policy}-{self.storage}-w{self.workers}-{space}{budget}{remedy}"
+        )
 
     def seed_for(self, worker_index: int) -> int | None:
         if self.seed_policy == "none":
@@ -186,6 +206,31 @@ def matrix(storages: Iterable[str] = ALL_STORAGES) -> list[Scenario]:
         Scenario(mode=mode, seed_policy=policy, storage=storage)
         for storage, mode, policy in itertools.product(storages, MODES, SEED_POLICIES)
     ]
+
+
+# Remedies measured by default (`python -m repro run`): the two that upstream recommends, on
+# the embedded storage users start with and one server, plus "more trials" on the #5489
+# pattern. BruteForceSampler with seed None: the seed policies differ only when workers
+# overlap, which `--remedies all` measures. The enqueued grid ignores the seed (the queue
+# fixes every point), so it runs with seed None only.
+DEFAULT_REMEDY_STORAGES: tuple[str, ...] = ("sqlite", "postgresql")
+# Threads in one process are today's "threads" mode (the in-process remedy), not a new row.
+REMEDY_MODES: tuple[Mode, ...] = ("sequential", "concurrent")
+
+
+def remedy_matrix(storages: Iterable[str] = ALL_STORAGES, *, full: bool = False) -> list[Scenario]:
+    """The remedy scenarios: every one with ``full``, else the cheap default set."""
+    out: list[Scenario] = []
+    for storage in storages:
+        if not full and storage not in DEFAULT_REMEDY_STORAGES:
+            continue
+        for mode in REMEDY_MODES:
+            policies: tuple[SeedPolicy, ...] = SEED_POLICIES if full else ("none",)
+            out += [Scenario(mode, p, storage, remedy="bruteforce") for p in policies]
+            out.append(Scenario(mode, "none", storage, remedy="enqueued"))
+            if full or (storage == "sqlite" and mode == "sequential"):
+                out += [Scenario(mode, "none", storage, remedy=r) for r in BUDGET_FACTORS]
+    return out
 
 
 UPSTREAM = Scenario(mode="sequential", seed_policy="none", storage="sqlite")

@@ -8,6 +8,7 @@ Workers return plain data through a pipe (``repro.fork``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import socket
@@ -108,9 +109,10 @@ def _run_worker(plan: WorkerPlan, phaser: Barrier | None, spawned_at: float) -> 
     scenario = plan.scenario
     seed = scenario.seed_for(plan.worker_index)
     storage = open_storage(plan.storage)
-    sampler = _compat.grid_sampler(scenario.space_dict(), seed)
+    sampler = _compat.remedy_sampler(scenario.remedy, scenario.space_dict(), seed)
     sampler_pid = os.getpid()
-    fingerprint = order_fingerprint(_compat.grid_order(sampler))
+    order = _compat.sampler_order(sampler)
+    fingerprint = order_fingerprint(order) if order is not None else None
     study = optuna.load_study(study_name=plan.study_name, storage=storage, sampler=sampler)
     if plan.storage_barrier:
         phaser = StorageBarrier(study, plan.worker_index, scenario.workers)
@@ -135,8 +137,13 @@ def _run_worker(plan: WorkerPlan, phaser: Barrier | None, spawned_at: float) -> 
             n_trials=plan.n_trials,
             n_jobs=plan.n_jobs,
             catch=(),
-            # As in #5489: the study as a whole stops at grid size, whatever each worker's quota.
-            callbacks=[optuna.study.MaxTrialsCallback(scenario.grid_size, states=None)],
+            # As in #5489: the study as a whole stops at its budget (the grid size unless a
+            # remedy gives more), whatever each worker's quota.
+            callbacks=[
+                optuna.study.MaxTrialsCallback(
+                    scenario.budget, states=_compat.counted_states(scenario.remedy)
+                )
+            ],
         )
     finally:
         if plan.storage_barrier and phaser is not None:
@@ -172,6 +179,20 @@ def create_study(spec: StorageSpec, study_name: str, scenario: Scenario) -> None
             study.set_user_attr(SPACE_ATTR, [[n, list(v)] for n, v in scenario.search_space])
         finally:
             _compat.dispose(storage)
+
+
+def enqueue_grid(spec: StorageSpec, study_name: str, scenario: Scenario) -> None:
+    """The "enqueued" remedy's one step before any worker starts: every grid point becomes a
+    WAITING trial, which the workers then claim (optuna/optuna#2210)."""
+    _compat.quiet_optuna()
+    storage = open_storage(spec)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        names = [name for name, _ in scenario.search_space]
+        points = itertools.product(*(values for _, values in scenario.search_space))
+        _compat.enqueue_points(study, [dict(zip(names, p)) for p in points])
+    finally:
+        _compat.dispose(storage)
 
 
 def _open_racing(spec: StorageSpec, attempts: int = 5) -> optuna.storages.BaseStorage:
