@@ -12,7 +12,8 @@ is today's "threads" mode, pooled over seed policies because one sampler serves 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from repro.results import ResultsFile, RunRecord
 from repro.scenarios import ALL_STORAGES, SEED_POLICIES
@@ -196,6 +197,24 @@ def _remedy_cell(f: ResultsFile, remedy: Strategy) -> Cell:
     return _cell(remedy, f.optuna_version, {r.storage for r in runs}, runs)
 
 
+def derived(f: ResultsFile) -> dict[str, list[dict[str, Any]]]:
+    """Every cell the report prints for one version, stored beside the runs (as the scenario
+    summary is) so that every figure in the report is in the JSON: per strategy and storage,
+    and per remedy pooled over launch modes and storages."""
+    by_remedy = {_remedy_of(s) for s, _, _ in _grouped([f])}
+    return {
+        "by_storage": [asdict(c) for c in cells([f])],
+        "by_remedy": [asdict(_remedy_cell(f, r)) for r in sorted(by_remedy, key=_rank)],
+    }
+
+
+def render_cells(found: Sequence[Cell]) -> str:
+    """Remedy cells in one line each joined: verdict and numbers, or how to measure them."""
+    if not found:
+        return "not in these results: `python -m repro run --remedies all` measures it"
+    return "; ".join(f"{c.strategy.remedy_label}: {c.verdict}, {_numbers(c)}" for c in found)
+
+
 def remedy_cells(f: ResultsFile, remedies: Iterable[str]) -> list[Cell]:
     """The remedies named (``Scenario.remedy`` values) on one version, one cell per remedy and
     seed policy, pooled over launch modes and storages."""
@@ -311,10 +330,7 @@ def render_advice_cell(f: ResultsFile, remedies: Iterable[str]) -> str:
     """One cell of the report's advice table: the named remedies on one version, each with
     its verdict and numbers (e.g. ``("x1.5", "x2")`` for "run a few more trials",
     ``("bruteforce", "enqueued")`` for "use another sampler")."""
-    found = remedy_cells(f, remedies)
-    if not found:
-        return "not in these results: `python -m repro run --remedies all` measures it"
-    return "; ".join(f"{c.strategy.remedy_label}: {c.verdict}, {_numbers(c)}" for c in found)
+    return render_cells(remedy_cells(f, remedies))
 
 
 def what_to_do(files: Sequence[ResultsFile]) -> dict[str, str]:

@@ -76,6 +76,12 @@ class RunRecord:
     teardown_error: str | None = None
 
     @property
+    def in_matrix(self) -> bool:
+        """A run of the GridSampler matrix: not a corpus case, not a remedy (their own
+        sections read those)."""
+        return self.case_id is None and self.remedy == "grid"
+
+    @property
     def measured(self) -> bool:
         """False for a run that measured nothing (an error and no trial read back)."""
         return self.error is None or self.trials > 0
@@ -116,6 +122,10 @@ class ResultsFile:
         # Derived from the runs, stored so that every figure the report prints is in the JSON.
         data["summary"] = [s.to_json() for s in summarize(self.runs)]
         data["run_count"] = self.run_count
+        if any(r.remedy != "grid" for r in self.runs):
+            from repro import remedies  # it reads these records; imported here, not at the top
+
+            data["remedy_cells"] = remedies.derived(self)
         return data
 
     @classmethod

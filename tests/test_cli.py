@@ -68,7 +68,7 @@ def test_a_failing_run_is_recorded_and_exits_1(tmp_path: Path) -> None:
         str(tmp_path),
         "-s",
         "sequential-none-journal-*",
-        "-r",
+        "--forced-runs",
         "2",
         "--timeout",
         "0.001",

@@ -158,7 +158,7 @@ def test_markdown_helper_builds_tables_folds_and_code_spans_that_parse() -> None
     """A code span holding a pipe and backticks stays one cell of a table inside a fold."""
     from markdown_it import MarkdownIt
 
-    from repro.report import markdown as md
+    from repro import markdown as md
 
     cell = md.code("x|`y`")
     lines = md.details("<b>t</b>", [*md.table(["a", "b"], [["1", cell], ["2", ""]]), ""])

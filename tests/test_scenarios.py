@@ -93,7 +93,7 @@ def test_default_matrix_ids_are_unchanged() -> None:
         for mode, policy, storage in itertools.product(MODES, SEED_POLICIES, ALL_STORAGES)
     }
     assert {s.id for s in matrix()} == expected
-    committed = {r.scenario for f in results.load_all(RESULTS) for r in f.runs if not r.case_id}
+    committed = {r.scenario for f in results.load_all(RESULTS) for r in f.runs if r.in_matrix}
     assert committed <= expected
 
 

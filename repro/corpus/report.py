@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from repro import markdown as md
 from repro.corpus import judge, outcomes
 from repro.corpus.cases import Case, Corpus, CorpusError, decode_space, load, space_literal
 from repro.corpus.outcomes import CorpusResults, ShrinkOutcome
-from repro.report import markdown as md
 from repro.results import ResultsFile, RunRecord
 from repro.scenarios import MODES, SEED_POLICIES
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro import results
+from repro import remedies, results
 from repro.corpus import report as corpus_report
 from repro.jsonfile import write_atomic
 from repro.report import fix as candidate_fix
@@ -51,7 +51,7 @@ def render_files(results_dir: Path, skipped: list[str] | None = None) -> dict[st
             fix,
             _rolling(results_dir),
         ),
-        DETAILS: _render.details(found, fix),
+        DETAILS: _render.details(found, fix, remedies.render_what_works(files)),
         CORPUS: _render.corpus(found, corpus_report.render_section(files, corpus_path)),
     }
 

@@ -236,7 +236,7 @@ def _target(
     corpus: tuple[CorpusPolicy, ...],
     tests: dict[str, UpstreamTests],
 ) -> TargetResult | None:
-    runs = [r for r in f.runs if r.case_id is None]
+    runs = [r for r in f.runs if r.in_matrix]
     if not runs:
         return None
     finished = [r for r in runs if r.error is None]
@@ -277,7 +277,7 @@ def _bound(runs: Sequence[RunRecord]) -> Bound | None:
     exposed = [
         r
         for r in runs
-        if r.case_id is None
+        if r.in_matrix
         and r.error is None
         and r.seed_policy == "per-worker"
         and r.mode in PROCESS_MODES

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from repro.report import markdown as md
+from repro import markdown as md
 from repro.report.fix import Bound, Change, CorpusPolicy, FixFindings, Patch, TargetResult
 from repro.report.verdicts import Tally
 from repro.upstream import upstream_docs as docs

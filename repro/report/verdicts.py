@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from repro import expectations
+from repro import expectations, remedies
 from repro.expectations import Expectation
 from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize
 from repro.scenarios import SEED_POLICIES, UPSTREAM
@@ -107,6 +107,9 @@ class AdviceChecked:
     still_missing: int  # of those, runs that never evaluated some point: deduplicating loses it
     over_grid: int  # finished runs with more trials than the grid
     finished: int
+    # The remedies measured for items 4 and 5 (repro/remedies.py), pooled per remedy.
+    more_trials: tuple[remedies.Cell, ...] = ()
+    other_sampler: tuple[remedies.Cell, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ class Findings:
     # then the upstream changes that move its outcomes up to the newest.
     baseline: tuple[Expectation, ...]
     changes: tuple[SourceChange, ...]
+    # Per version, the remedies measured exact and the others with their numbers (issue 12).
+    remedy_advice: tuple[remedies.Advice, ...] = ()
 
     @property
     def grid_size(self) -> int:
@@ -179,9 +184,15 @@ def _examples(f: ResultsFile, mode: str, policy: str) -> Examples:
 
 def decide(files: Sequence[ResultsFile]) -> Findings:
     """Everything the report says, from results files alone (corpus runs are left out here)."""
-    files = tuple(
-        dataclasses.replace(f, runs=[r for r in f.runs if r.case_id is None]) for f in files
-    )
+    measured = {
+        f.optuna_version: (
+            tuple(remedies.remedy_cells(f, ("x1.5", "x2"))),
+            tuple(remedies.remedy_cells(f, ("bruteforce", "enqueued"))),
+        )
+        for f in files
+    }
+    remedy_advice = tuple(remedies.advice(files))
+    files = tuple(dataclasses.replace(f, runs=[r for r in f.runs if r.in_matrix]) for f in files)
     summaries = {f.optuna_version: tuple(summarize(f.runs)) for f in files}
     exact_on: dict[tuple[str, str], list[str]] = {}
     for f in files:
@@ -193,7 +204,15 @@ def decide(files: Sequence[ResultsFile]) -> Findings:
         files=files,
         summaries=summaries,
         versions=tuple(_verdict(f, summaries[f.optuna_version], exact_on) for f in files),
-        advice=tuple(_advice_checked(f, summaries[f.optuna_version]) for f in files),
+        advice=tuple(
+            dataclasses.replace(
+                _advice_checked(f, summaries[f.optuna_version]),
+                more_trials=measured[f.optuna_version][0],
+                other_sampler=measured[f.optuna_version][1],
+            )
+            for f in files
+        ),
+        remedy_advice=remedy_advice,
         expectations=tuple(_row_verdict(row, files) for row in expectations.TABLE),
         contradictions={f.optuna_version: _contradictions(f) for f in files},
         faults=_faults(files),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro.report import markdown as md
+from repro import markdown as md
 from repro.timeline import records
 from repro.timeline.records import Release, ScenarioOutcome, Timeline, Transition
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro.report import markdown as md
+from repro import markdown as md
 from repro.results import ScenarioSummary
 from repro.upstream import upstream_docs as docs
 from repro.upstream.facts import REMEDY_LABELS, Column, Facts, RollingCase
