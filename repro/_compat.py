@@ -36,16 +36,26 @@ def quiet_optuna() -> None:
     warnings.simplefilter("ignore", FutureWarning)
 
 
-def sqlite_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage on SQLite with a long busy timeout, as upstream #5489 configured it."""
-    return optuna.storages.RDBStorage(url=url, engine_kwargs={"connect_args": {"timeout": 60}})
-
-
-def rdb_storage(url: str) -> optuna.storages.BaseStorage:
-    """An RDB storage on a server database (PostgreSQL, MySQL/MariaDB); a dead server fails
-    the connect within 10 s instead of hanging."""
+def sqlite_storage(url: str, schema_ready: bool = False) -> optuna.storages.BaseStorage:
+    """An RDB storage on SQLite with a long busy timeout, as upstream #5489 configured it.
+    ``schema_ready``: the tables exist (made by this Optuna), so neither create nor check
+    them (both options exist from 3.0 on)."""
     return optuna.storages.RDBStorage(
-        url=url, engine_kwargs={"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+        url=url,
+        engine_kwargs={"connect_args": {"timeout": 60}},
+        skip_compatibility_check=schema_ready,
+        skip_table_creation=schema_ready,
+    )
+
+
+def rdb_storage(url: str, schema_ready: bool = False) -> optuna.storages.BaseStorage:
+    """An RDB storage on a server database (PostgreSQL, MySQL/MariaDB); a dead server fails
+    the connect within 10 s instead of hanging. ``schema_ready`` as for SQLite."""
+    return optuna.storages.RDBStorage(
+        url=url,
+        engine_kwargs={"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}},
+        skip_compatibility_check=schema_ready,
+        skip_table_creation=schema_ready,
     )
 
 

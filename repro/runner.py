@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import tempfile
@@ -134,6 +135,9 @@ def run(
     try:
         spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
         call(workers.create_study, spec, study_name, scenario, timeout=timeout)
+        # Creating the study made (or found) Optuna's tables: every later open of this run
+        # skips that work, as a distributed user's workers can (`skip_table_creation`).
+        spec = dataclasses.replace(spec, schema_ready=True)
         if scenario.remedy == "enqueued":
             call(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
         plans = _plans(scenario, spec, study_name, barrier_timeout)

@@ -23,6 +23,9 @@ class StorageSpec:
     kind: str  # sqlite | journal | postgresql | mysql | redis
     location: str  # an SQLAlchemy / Redis URL, or a journal file path
     namespace: str = ""  # Redis key prefix; every key of the study lives under "namespace:"
+    # Optuna's tables are known to exist, made by this Optuna in this run (an RDB storage then
+    # skips creating and checking them: what sampling does is the same either way).
+    schema_ready: bool = False
 
     @property
     def redacted(self) -> str:
@@ -72,11 +75,11 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
     from repro import _compat
 
     if spec.kind == "sqlite":
-        return _compat.sqlite_storage(spec.location)
+        return _compat.sqlite_storage(spec.location, spec.schema_ready)
     if spec.kind == "journal":
         return _compat.journal_file_storage(spec.location)
     if spec.kind in ("postgresql", "mysql"):
-        return _compat.rdb_storage(spec.location)
+        return _compat.rdb_storage(spec.location, spec.schema_ready)
     if spec.kind == "redis":
         return _compat.journal_redis_storage(spec.location, spec.namespace)
     raise StorageError(f"{spec.redacted}: unknown storage kind {spec.kind!r}")
