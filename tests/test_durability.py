@@ -24,6 +24,8 @@ from .procs import Repro, wait_empty
 pytestmark = pytest.mark.xdist_group("processes")
 
 SMALL = ["--space", '{"x": [0, 1, 2, 3]}', "--workers", "2"]
+# A pattern such as 'sequential-none-*' also selects the default remedy scenarios on SQLite.
+NO_REMEDIES = ["--remedies", "none"]
 
 
 def results_file(out: Path) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def test_concurrent_runs_into_one_folder_keep_both(tmp_path: Path) -> None:
     """Two runs into one --out at once: the second to finish used to overwrite the first's
     scenarios with the file it had read at its start. Run A is stopped (SIGSTOP) after it
     has read the folder, B runs to the end, then A goes on: both must be in the file."""
-    base = ["run", "--out", str(tmp_path), "--storage", "sqlite", "-r", "1", *SMALL]
+    base = ["run", "--out", str(tmp_path), "--storage", "sqlite", "-r", "1", *SMALL, *NO_REMEDIES]
     first = Repro(*base, "-s", "sequential-none-*")
     try:
         first.wait_for(" lanes")

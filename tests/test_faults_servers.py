@@ -54,7 +54,7 @@ def test_interrupt_removes_the_databases_of_the_runs_under_way(tmp_path: Path) -
     require_service("postgresql")
     run = Repro(
         "run", "--out", str(tmp_path), "--storage", "postgresql", "-s", "sequential-none-*",
-        "--forced-runs", "6", session=True,
+        "--forced-runs", "6", "--remedies", "none", session=True,
     )  # fmt: skip
     try:
         run.wait_for("/6] ")
