@@ -94,15 +94,16 @@ def test_forced_remedy_rows_hold_on_the_installed_optuna(scenario: Scenario) -> 
 @pytest.mark.xdist_group("processes")
 def test_a_worker_crash_under_a_remedy_is_counted_and_the_others_trials_kept() -> None:
     """With no time to wait at the barrier, the first worker to arrive finds itself alone and
-    raises; the run is not an error, the crash is recorded with its exception, and the trials
-    are all read back. The worker left last never waits, so it completes its trials."""
+    raises; the run is not an error, the crash is recorded with its exception, and every trial
+    is still read back: each crashed worker's FAIL, every other trial COMPLETE. (How many
+    workers crash depends on who arrives when; at least the first always does.)"""
     # GridSampler on SQLite: nothing else in this run can crash a worker on any pinned release.
     scenario = Scenario("concurrent", "none", "sqlite", remedy="x1.5")
     record = runner.run(scenario, 0, barrier_timeout=0.0)
     assert record.error is None
     assert record.worker_crashes
     assert all("PhaserTimeout" in crash for crash in record.worker_crashes)
-    assert record.complete >= 1
+    assert record.trials == len(record.trial_log) >= len(record.worker_crashes)
     assert record.states.get("FAIL", 0) == len(record.worker_crashes)
     assert record.complete + len(record.worker_crashes) == record.trials
 
