@@ -236,12 +236,21 @@ def committed() -> tuple[Corpus, list[results.ResultsFile]]:
 
 
 def test_every_case_has_a_run_in_every_version() -> None:
+    """Under GridSampler every case, under each remedy every case it applies to."""
     corpus, files = committed()
     assert len(files) == 3
     for f in files:
-        found = judge.case_runs(corpus.cases, f.runs)
-        assert sorted(found) == sorted(c.id for c in corpus.cases), f.optuna_version
-        assert len([r for r in f.runs if r.case_id]) == len(corpus.cases)
+        total = 0
+        for remedy in cases.REMEDIES:
+            found = judge.case_runs(corpus.cases, f.runs, remedy)
+            applies = [
+                c.id
+                for c in corpus.cases
+                if judge.not_applicable(c, remedy, f.optuna_version, corpus.storage) is None
+            ]
+            assert sorted(found) == applies, (f.optuna_version, remedy)
+            total += len(applies)
+        assert len([r for r in f.runs if r.case_id]) == total
 
 
 def test_stored_summaries_are_recomputable() -> None:
@@ -300,7 +309,7 @@ def test_a_replay_keeps_the_matrix_runs_and_drops_only_stale_cases() -> None:
     merged, dropped = merge_runs([*earlier, stale], fresh, corpus)
     assert [r for r in merged if r.case_id is None] == [r for r in earlier if r.case_id is None]
     assert dropped == 1
-    assert len([r for r in merged if r.case_id]) == len(corpus.cases)
+    assert [r for r in merged if r.case_id] == [r for r in earlier if r.case_id]
 
 
 def test_every_number_in_the_corpus_tables_is_in_the_json() -> None:
@@ -362,6 +371,7 @@ def corpus_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["generate", "--cases", "x"], "'x' is not a whole number"),
         (["shrink", "--policy", "sometimes"], "invalid choice: 'sometimes'"),
         (["replay", "--timeout", "-1"], "-1 must be a finite number of seconds above 0"),
+        (["replay", "--remedy", "x2"], "invalid choice: 'x2'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
@@ -390,8 +400,9 @@ def test_a_broken_corpus_or_a_missing_replay_says_what_to_do(tmp_path: Path) -> 
 
 @pytest.mark.xdist_group("processes")
 def test_a_replay_merges_into_an_existing_results_file(tmp_path: Path) -> None:
-    """Two tiny cases replayed for real next to a matrix run: the matrix run stays, the cases
-    get runs with their case ids, and the side file has a probe per case."""
+    """Two tiny cases replayed for real (GridSampler only, `--remedy grid`) next to a matrix
+    run: the matrix run stays, the cases get runs with their case ids, and the side file has a
+    probe per case."""
     from repro import _compat
     from repro.corpus.replay import replay
 
@@ -405,7 +416,9 @@ def test_a_replay_merges_into_an_existing_results_file(tmp_path: Path) -> None:
         ]
     )
     corpus = Corpus(tiny, seed=0, hypothesis="x", max_grid=4)
-    replay(corpus, tiny, tmp_path, jobs=1, timeout=60, progress=False, command="test")
+    replay(
+        corpus, tiny, tmp_path, remedies=["grid"], jobs=1, timeout=60, progress=False, command="t"
+    )
     merged = results.load(path)
     assert merged.runs[0] == matrix_run
     assert [r.case_id for r in merged.runs[1:]] == ["case-000", "case-001"]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from repro.cmdline import Parser, dispatch, positive_int, positive_seconds
-from repro.corpus.cases import CorpusError
+from repro.corpus.cases import REMEDIES, CorpusError
 from repro.scenarios import SEED_POLICIES
 
 PROG = "python -m repro.corpus"
@@ -64,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser(
         "replay",
         help="run the corpus on the installed Optuna; merge into results/optuna-<version>.json",
-        description="Run every corpus case once on the installed Optuna. The runs replace "
-        "earlier runs of the same cases; the default matrix runs and other cases' runs are "
-        "kept. Exit status 1 if a run recorded an error that is not a known Optuna fault.",
+        description="Run every corpus case once on the installed Optuna, under GridSampler and "
+        "under each remedy (issue 12) that applies to it. The runs replace earlier runs of the "
+        "same cases and remedies; the default matrix runs and other cases' runs are kept. Exit "
+        "status 1 if a run recorded an error that is not a known Optuna fault, or a remedy run "
+        "contradicts its remedy row.",
     )
     corpus_option(rep)
     results_option(rep)
@@ -78,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument(
         "--timeout", type=positive_seconds, default=120.0, help="seconds per run (default: 120)"
+    )
+    rep.add_argument(
+        "--remedy",
+        action="append",
+        choices=REMEDIES,
+        default=[],
+        help="replay under this sampler only, repeatable: grid (GridSampler), bruteforce "
+        "(BruteForceSampler), enqueued (the grid enqueued, popped by RandomSampler) "
+        "(default: all three)",
     )
     rep.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
 
@@ -146,7 +157,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     corpus = cases.load(args.corpus)
     chosen = corpus.select(args.cases)
     from repro import _compat
-    from repro.corpus import replay
+    from repro.corpus import judge, replay
     from repro.expectations import known_fault
 
     print(
@@ -158,24 +169,46 @@ def cmd_replay(args: argparse.Namespace) -> int:
         corpus,
         chosen,
         args.results,
+        remedies=args.remedy or REMEDIES,
         jobs=args.jobs,
         timeout=args.timeout,
         progress=not args.quiet,
         command=f"{PROG} " + " ".join(sys.argv[1:]),
     )
-    overall = done.corpus_results.summary["overall"]
+    summary = done.corpus_results.summary
+    overall = summary["overall"]
     print(
-        f"wrote results for {len(done.fresh)} cases ({done.corpus_results.replay['wall_seconds']}"
-        f" s): property failed in {overall['fails']} of {overall['measured']} measured cases, "
+        f"wrote results for {len(done.fresh)} runs of {len(chosen)} cases "
+        f"({done.corpus_results.replay['wall_seconds']} s): GridSampler property failed in "
+        f"{overall['fails']} of {overall['measured']} measured cases, "
         f"{overall['known_faults']} known Optuna faults, {overall['errors']} other errors"
         + (f"; dropped {done.dropped} runs of an older corpus" if done.dropped else ""),
         file=sys.stderr,
     )
+    for row in summary["by_remedy"]:
+        if row["remedy"] != "grid" and row["mode"] == judge.PROCESSES:
+            print(
+                f"  {row['remedy']}: {row['runs']} runs, {row['exact']} exact, "
+                f"{row['lost_points']} lost points, {row['crashed_runs']} with crashed workers, "
+                f"{row['contradicts']} contradict the row; "
+                f"{len(done.skipped.get(row['remedy'], []))} chosen cases not applicable",
+                file=sys.stderr,
+            )
     failed = [r for r in done.fresh if r.error and not known_fault(r, _compat.OPTUNA_VERSION)]
     for r in failed:
         assert r.error is not None
         print(f"  ERROR: {r.scenario}: {r.error.strip().splitlines()[-1]}", file=sys.stderr)
-    return 1 if failed else 0
+    replayed = {(r.case_id, r.remedy) for r in done.fresh}
+    contradicted = [
+        text
+        for remedy, judged in summary["remedies"].items()
+        for cid, verdict in judged["verdicts"].items()
+        if (cid, remedy) in replayed
+        for text in verdict["contradicts"]
+    ]
+    for text in contradicted:
+        print(f"  CONTRADICTS ITS ROW: {text}", file=sys.stderr)
+    return 1 if failed or contradicted else 0
 
 
 def cmd_shrink(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ from repro.scenarios import (
     SEED_POLICIES,
     GridValue,
     Mode,
+    Remedy,
     Scenario,
     ScenarioError,
     SearchSpace,
@@ -44,6 +45,10 @@ SCHEMA = 1
 # The journal file storage: a 24-trial run takes ~0.2 s there and ~1 s on SQLite, whose RDB
 # overhead is ~57 ms per trial; the corpus is about GridSampler, not the storage.
 CORPUS_STORAGE = "journal"
+# What a case is replayed under (issue 12): today's GridSampler and the two remedies that swap
+# the sampler, each as the harness runs it (``Scenario.remedy``). The bigger budgets keep
+# GridSampler and only add trials, so the matrix measures them and the corpus does not.
+REMEDIES: tuple[Remedy, ...] = ("grid", "bruteforce", "enqueued")
 
 
 class CorpusError(ReproError, ValueError):
@@ -114,10 +119,10 @@ class Case:
     workers: int
     space: SearchSpace
 
-    def scenario(self, storage: str = CORPUS_STORAGE) -> Scenario:
-        # The label puts the case id in the scenario id ("...-w3-case-007"): other ids end in
-        # "-g<size>" or "-custom-<hash>" (then "-t<trials>"), so corpus runs never replace them,
-        # nor they these.
+    def scenario(self, storage: str = CORPUS_STORAGE, remedy: Remedy = "grid") -> Scenario:
+        # The label puts the case id in the scenario id ("...-w3-case-007", under a remedy
+        # "...-w3-case-007-bruteforce"): other ids end in "-g<size>" or "-custom-<hash>" (then
+        # "-t<trials>" and the remedy), so corpus runs never replace them, nor they these.
         return Scenario(
             mode=self.mode,
             seed_policy=self.seed_policy,
@@ -125,6 +130,7 @@ class Case:
             workers=self.workers,
             search_space=self.space,
             label=self.id,
+            remedy=remedy,
         )
 
     @property
@@ -177,11 +183,15 @@ class Case:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def matches(self, record: RunRecord) -> bool:
-        """Whether ``record`` is a run of exactly this case (same scenario, same typed space)."""
+        """Whether ``record`` is a run of exactly this case, on the storage it names and under
+        any of the corpus's remedies (same scenario, same typed space)."""
+        remedy = next((r for r in REMEDIES if r == record.remedy), None)
+        if remedy is None:
+            return False
         recorded = tuple((name, tuple(values)) for name, values in record.search_space)
         return (
             record.case_id == self.id
-            and record.scenario == self.scenario().id
+            and record.scenario == self.scenario(record.storage, remedy).id
             and space_keys(recorded) == space_keys(self.space)
         )
 

@@ -2,7 +2,11 @@
 
 Each case becomes a scenario (its id ends in the case id) and runs once through the same harness
 as the default matrix: forked worker processes, a fresh journal file storage, the study capped
-at the grid size. Before that, a probe records what this Optuna does with the case's values.
+at the grid size. Under a remedy (issue 12) it is the harness's own remedy scenario (the id
+then ends in the remedy): BruteForceSampler in every worker, or the whole grid enqueued once
+before the workers start and popped by a plain sampler. A case no remedy row covers is not run
+under that remedy; the tallies list it with the reason. Before any run, a probe records what
+this Optuna does with the case's values.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import optuna
 
 from repro import _compat, execution, results, targets
 from repro.corpus import judge, outcomes
-from repro.corpus.cases import Case, Corpus
+from repro.corpus.cases import REMEDIES, Case, Corpus
 from repro.corpus.outcomes import CorpusResults, Probe
 from repro.jsonfile import encode_value
 from repro.metrics import value_key
 from repro.results import ResultsFile, RunRecord
+from repro.scenarios import Scenario
 
 
 def probe(case: Case) -> Probe:
@@ -61,21 +66,26 @@ class Replay:
     corpus_results: CorpusResults
     fresh: list[RunRecord]
     dropped: int  # earlier corpus runs of cases no longer in the corpus (a regenerated one)
+    skipped: dict[str, list[str]]  # per remedy, the chosen cases it does not apply to
 
 
 def merge_runs(
     earlier: Sequence[RunRecord], fresh: Sequence[RunRecord], corpus: Corpus
 ) -> tuple[list[RunRecord], int]:
     """Runs without a case id (the default matrix, custom spaces) are kept as they are; the
-    fresh runs replace earlier runs of their cases; earlier runs of other cases are kept while
-    they still match a case of this corpus. Corpus runs follow in case order."""
+    fresh runs replace earlier runs of their cases under the same remedy; earlier runs of other
+    cases or remedies are kept while they still match a case of this corpus. Corpus runs follow
+    in case order, then remedy order."""
     by_id = corpus.by_id()
-    replayed = {r.case_id for r in fresh}
+    replayed = {(r.case_id, r.remedy) for r in fresh}
     others = [r for r in earlier if r.case_id is None]
-    stale = [r for r in earlier if r.case_id is not None and r.case_id not in replayed]
+    stale = [r for r in earlier if r.case_id is not None and (r.case_id, r.remedy) not in replayed]
     kept = [r for r in stale if r.case_id in by_id and by_id[r.case_id].matches(r)]
     order = {c.id: i for i, c in enumerate(corpus.cases)}
-    ours = sorted([*kept, *fresh], key=lambda r: (order[r.case_id or ""], r.repetition))
+    ours = sorted(
+        [*kept, *fresh],
+        key=lambda r: (order[r.case_id or ""], REMEDIES.index(r.remedy), r.repetition),
+    )
     return others + ours, len(stale) - len(kept)
 
 
@@ -84,6 +94,7 @@ def replay(
     cases: Sequence[Case],
     results_dir: Path,
     *,
+    remedies: Sequence[str] = REMEDIES,
     jobs: int,
     timeout: float,
     progress: bool,
@@ -99,8 +110,18 @@ def replay(
 
     began = time.monotonic()
     probes = {case.id: probe(case) for case in cases}
-    scenarios = [case.scenario(corpus.storage) for case in cases]
-    case_of = {s.id: c.id for s, c in zip(scenarios, cases)}
+    chosen = [r for r in REMEDIES if r in remedies]
+    scenarios: list[Scenario] = []
+    case_of: dict[str, str] = {}  # scenario id -> case id
+    skipped: dict[str, list[str]] = {}
+    for remedy in chosen:
+        for case in cases:
+            if judge.not_applicable(case, remedy, version, corpus.storage) is None:
+                scenario = case.scenario(corpus.storage, remedy)
+                scenarios.append(scenario)
+                case_of[scenario.id] = case.id
+            else:
+                skipped.setdefault(remedy, []).append(case.id)
     _compat.warm_up()
     runs = execution.run_all(scenarios, 1, jobs=jobs, timeout=timeout, progress=progress)
     fresh = [replace(r, case_id=case_of[r.scenario]) for r in runs]
@@ -139,14 +160,22 @@ def replay(
             "command": command,
             "cases_replayed": len(cases),
             "cases_in_corpus": len(corpus.cases),
+            "remedies": chosen,
+            "runs": len(fresh),
+            # What each remedy cost: the sum of its runs' own seconds (the lanes overlap them).
+            "run_seconds": {
+                r: round(sum(run.seconds for run in fresh if run.remedy == r), 1) for r in chosen
+            },
             "jobs": jobs,
             "wall_seconds": wall,
             "python": sys.version.split()[0],
         },
         probes=all_probes,
         shrunk=side.shrunk if side is not None else [],
-        summary=judge.tally(corpus.cases, merged, all_probes, version, corpus.max_grid),
+        summary=judge.tally(
+            corpus.cases, merged, all_probes, version, corpus.max_grid, corpus.storage
+        ),
     )
     results.save(path, new_results)
     outcomes.save(side_path, corpus_results)
-    return Replay(new_results, corpus_results, fresh, dropped)
+    return Replay(new_results, corpus_results, fresh, dropped, skipped)

@@ -11,8 +11,17 @@ from typing import Any, NamedTuple
 
 from repro import markdown as md
 from repro.corpus import judge, outcomes
-from repro.corpus.cases import Case, Corpus, CorpusError, decode_space, load, space_literal
+from repro.corpus.cases import (
+    REMEDIES,
+    Case,
+    Corpus,
+    CorpusError,
+    decode_space,
+    load,
+    space_literal,
+)
 from repro.corpus.outcomes import CorpusResults, ShrinkOutcome
+from repro.remedies import ANY_SEED, Strategy
 from repro.results import ResultsFile, RunRecord
 from repro.scenarios import MODES, SEED_POLICIES
 
@@ -75,7 +84,9 @@ def measured(files: Sequence[ResultsFile], corpus_path: Path) -> Measured | str:
     if not rows:
         return "no results file has corpus runs"
     tallies = {
-        v: judge.tally(corpus.cases, runs, side.probes if side else {}, v, corpus.max_grid)
+        v: judge.tally(
+            corpus.cases, runs, side.probes if side else {}, v, corpus.max_grid, corpus.storage
+        )
         for v, runs, side in rows
     }
     return Measured(corpus, rows, tallies)
@@ -94,6 +105,7 @@ def render_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]
     out.extend(_by_mode(versions, tallies))
     out.extend(_by_dimension(versions, tallies, "by_grid_size", "grid points"))
     out.extend(_by_dimension(versions, tallies, "by_workers", "workers"))
+    out.extend(_remedies(corpus, rows, tallies))
     out.extend(_shrunk(rows))
     out.extend(_cases(corpus, rows, tallies))
     return out
@@ -114,6 +126,7 @@ def summary_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str
         "as one point.",
         "",
         *_summary(found.versions, found.tallies),
+        *_remedy_summary(found.versions, found.tallies),
     ]
 
 
@@ -132,7 +145,8 @@ def _drawn(corpus: Corpus) -> str:
         f"{span(values)} values of int, float (NaN, infinities and -0.0 included), str, bool "
         f"and None, mixed within a parameter; {span([c.grid_size for c in corpus.cases])} grid "
         f"points; {span([c.workers for c in corpus.cases])} workers; every launch mode and "
-        "seed policy."
+        "seed policy. Each case runs with `GridSampler` and, where it starts worker processes, "
+        "again under the remedies `BruteForceSampler` and the enqueued grid."
     )
 
 
@@ -141,9 +155,14 @@ def _intro(corpus: Corpus, rows: Sequence[Replayed]) -> list[str]:
     for version, _, side in rows:
         if side is not None and side.replay:
             r = side.replay
+            # Side files written before the remedies were replayed have no per-sampler cost.
+            seconds = r.get("run_seconds", {})
+            cost = ", ".join(f"{_sampler(m)} {seconds[m]:g} s" for m in REMEDIES if m in seconds)
             replays.append(
-                f"{version}: {r['cases_replayed']} cases in {r['wall_seconds']:g} s, "
-                f"{r['jobs']} lanes"
+                f"{version}: {r['cases_replayed']} cases"
+                + (f", {r['runs']} runs" if "runs" in r else "")
+                + f" in {r['wall_seconds']:g} s, {r['jobs']} lanes"
+                + (f" (run seconds: {cost})" if cost else "")
             )
     return [
         f"{_drawn(corpus)} Replay wall time: " + "; ".join(replays) + ".",
@@ -241,6 +260,152 @@ def _by_dimension(
         *md.table([label, *heads], rows),
         "",
     ]
+
+
+def _sampler(remedy: str) -> str:
+    """What each worker runs under ``remedy``, in the words of the remedies section."""
+    return Strategy(remedy, ANY_SEED, judge.PROCESSES).remedy_label
+
+
+REMEDY_INTRO = (
+    "Each case whose workers are processes (sequential or concurrent) runs once more under "
+    "each remedy of issue 12, as the harness's remedy scenarios run it: `BruteForceSampler` "
+    "in every worker, and the whole grid enqueued once before the workers start and popped by "
+    "`RandomSampler`. A remedy run is judged by its own row of `REMEDY_TABLE` "
+    "(`repro/expectations.py`; `expected` is that row's outcome on the journal storage), "
+    "never by a GridSampler row. **exact**: every grid point, as Optuna records it, "
+    "evaluated and no worker crashed (trials beyond the grid size, which `MaxTrialsCallback` "
+    "lets a late or overlapping worker run, re-evaluate a point under any sampler and are not "
+    "held against it); `GridSampler` rows count its property on the same cases."
+)
+
+
+def _remedy_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        str(row["runs"]),
+        str(row["exact"]),
+        str(row["lost_points"]),
+        f"{row['crashed_runs']} ({row['crashed_workers']})",
+        f"{row['errors']} · {row['known_faults']}",
+    ]
+
+
+REMEDY_HEADERS = ["runs", "exact", "lost points", "crashed runs (workers)", "errors · faults"]
+
+
+def _remedy_summary(versions: Sequence[str], tallies: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [
+        [v, _sampler(row["remedy"]), *_remedy_cells(row)]
+        for v in versions
+        for row in tallies[v]["by_remedy"]
+        if row["mode"] == judge.PROCESSES
+    ]
+    return [
+        "### The same cases under the remedies",
+        "",
+        REMEDY_INTRO,
+        "",
+        *md.table(["Optuna", "sampler", *REMEDY_HEADERS], rows),
+        "",
+    ]
+
+
+def _remedies(
+    corpus: Corpus, rows: Sequence[Replayed], tallies: dict[str, dict[str, Any]]
+) -> list[str]:
+    table = [
+        [
+            v,
+            _sampler(row["remedy"]),
+            row["mode"],
+            row["expected"] or "-",
+            *_remedy_cells(row),
+            str(row["contradicts"]),
+        ]
+        for v, _, _ in rows
+        for row in tallies[v]["by_remedy"]
+        if row["runs"] and row["mode"] != judge.PROCESSES
+    ]
+    return [
+        "### The same cases under the remedies",
+        "",
+        REMEDY_INTRO,
+        "",
+        *md.table(
+            ["Optuna", "sampler", "mode", "expected", *REMEDY_HEADERS, "contradict the row"],
+            table,
+        ),
+        "",
+        *_not_applicable(rows, tallies),
+        *_remedy_runs(corpus, rows, tallies),
+    ]
+
+
+def _not_applicable(rows: Sequence[Replayed], tallies: dict[str, dict[str, Any]]) -> list[str]:
+    """The cases a remedy was not replayed on, and why, as the tallies list them."""
+    found: dict[tuple[str, int], tuple[list[str], list[str]]] = {}
+    for v, _, _ in rows:
+        for remedy, judged in tallies[v]["remedies"].items():
+            for group in judged["not_applicable"]:
+                samplers, versions = found.setdefault(
+                    (group["reason"], len(group["cases"])), ([], [])
+                )
+                samplers += [] if _sampler(remedy) in samplers else [_sampler(remedy)]
+                versions += [] if v in versions else [v]
+    if not found:
+        return []
+    return [
+        "Not replayed under a remedy:",
+        "",
+        *(
+            f"- {count} cases on {', '.join(versions)} under {' and '.join(samplers)}: {reason}."
+            for (reason, count), (samplers, versions) in found.items()
+        ),
+        "",
+    ]
+
+
+def _remedy_runs(
+    corpus: Corpus, rows: Sequence[Replayed], tallies: dict[str, dict[str, Any]]
+) -> list[str]:
+    """Every remedy run that lost points, crashed or contradicts its row, per version."""
+    lines = []
+    contradictions = []
+    for v, runs, _ in rows:
+        for remedy, judged in tallies[v]["remedies"].items():
+            found = judge.case_runs(corpus.cases, runs, remedy)
+            marks = [
+                _remedy_mark(cid, verdict, found[cid])
+                for cid, verdict in judged["verdicts"].items()
+                if verdict["outcome"] != judge.HOLDS or verdict["crashes"]
+            ]
+            if marks:
+                lines.append(f"- {v}, {_sampler(remedy)}: " + "; ".join(marks) + ".")
+            contradictions += [
+                f"- {v} {cid}: {text}"
+                for cid, verdict in judged["verdicts"].items()
+                for text in verdict["contradicts"]
+            ]
+    out = md.details(
+        "Remedy runs that lost points or crashed: case, points lost (as recorded), crashed "
+        "workers and the last line of the first crash",
+        [*(lines or ["None."]), ""],
+    )
+    if contradictions:
+        out += ["Remedy runs that contradict their row:", "", *contradictions, ""]
+    return out
+
+
+def _remedy_mark(case_id: str, verdict: dict[str, Any], record: RunRecord) -> str:
+    if verdict["outcome"] not in (judge.HOLDS, judge.FAILS):
+        # A harness error, or a worker crash that a known Optuna fault explains.
+        cause = record.error or record.worker_crashes[0]
+        return f"{case_id} {MARKS[verdict['outcome']]} ({md.code(cause.strip().splitlines()[-1])})"
+    text = f"{case_id} lost {verdict['lost']}"
+    if verdict["crashes"]:
+        first = record.worker_crashes[0].strip().splitlines()[-1]
+        text += f", {verdict['crashes']} crashed ({md.code(first)})"
+    return text
 
 
 def _group(row: dict[str, Any]) -> tuple[str, ...]:
