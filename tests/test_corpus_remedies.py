@@ -102,14 +102,24 @@ def test_trials_beyond_the_grid_size_are_not_held_against_a_remedy() -> None:
     assert verdict.contradicts
 
 
-def test_values_recorded_alike_are_not_a_lost_point_under_a_remedy() -> None:
-    """[1, True] is recorded as [1, 1]; the remedy row reads the counts as recorded."""
-    case = Case("case-t", "sequential", "shared", 2, (("a", (1, True)),))
-    record = remedy_run(case, "bruteforce", [1, 1])
-    assert record.missing == 1
+def test_values_recorded_alike_are_measured_and_held_to_no_row() -> None:
+    """[1, True] is recorded as [1, 1], so two trials of 1 cover the grid as recorded. When
+    BruteForceSampler picks the unmarked equal choice again and a point is lost, the loss is
+    measured and tallied as `alike`, but the rows, stated for distinct values, are not
+    applied."""
+    case = Case("case-t", "sequential", "shared", 2, (("a", (1, True, 2)),))
     recorded = outcomes.Probe(case.id, case.digest, {"a": [[["bool", True], ["int", 1]]]})
-    verdict = judge.judge(record, case, recorded, VERSION)
+    covered = remedy_run(case, "bruteforce", [1, 1, 2])
+    assert covered.missing == 1
+    verdict = judge.judge(covered, case, recorded, VERSION)
     assert (verdict.outcome, verdict.collapsed, verdict.contradicts) == ("holds", 2, ())
+    wasted = remedy_run(case, "bruteforce", [1, 1, 1])
+    verdict = judge.judge(wasted, case, recorded, VERSION)
+    assert (verdict.outcome, verdict.lost, verdict.contradicts) == ("fails", 1, ())
+    tally = judge.remedy_tally([case], [wasted], {case.id: recorded}, VERSION, "journal")
+    row = next(r for r in tally["by_remedy"] if r["remedy"] == "bruteforce")
+    assert (row["lost_points"], row["alike"], row["alike_lost_points"]) == (1, 1, 1)
+    assert row["contradicts"] == 0
 
 
 def test_a_crash_under_a_remedy_is_a_measured_outcome() -> None:

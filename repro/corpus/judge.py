@@ -16,12 +16,13 @@ in the report next to the verdict, so nothing is hidden by the mapping.
 
 Under a remedy (issue 12: ``BruteForceSampler``, or the grid enqueued and popped by a plain
 sampler) there is no grid id, and the run is judged by its own row in
-``repro.expectations.REMEDY_TABLE``, never by a GridSampler row: the property there is every
-grid point evaluated (as recorded), a crashed worker is counted as a measured outcome, and
-what contradicts the row (``remedy_violations``, on the counts as recorded) is kept with the
-verdict. A remedy that no row covers for a case (launch mode ``threads``: one process with
-``n_jobs`` threads is itself the in-process remedy; a release without the sampler) is not
-replayed, and the tallies say so per case.
+``repro.expectations.REMEDY_TABLE``, never by a GridSampler row: the property there is every grid
+point evaluated (as recorded), a crashed worker is counted as a measured outcome, and what
+contradicts the row (``remedy_violations``, on the counts as recorded) is kept with the verdict; a
+case whose values Optuna records alike is measured but held to no row (the rows are stated for
+distinct values). A remedy that no row covers for a case (launch mode ``threads``: one process with
+``n_jobs`` threads is itself the in-process remedy; a release without the sampler) is not replayed,
+and the tallies say so per case.
 """
 
 from __future__ import annotations
@@ -163,7 +164,12 @@ def _judge_remedy(
     # the budget at the grid size, cost a point. The row reads the counts as recorded.
     beyond = max(0, complete - case.grid_size)
     as_recorded = replace(record, missing=lost, duplicates=extra - beyond)
-    contradicts = tuple(remedy_violations(as_recorded, version))
+    # The rows are stated for values Optuna records apart (the matrix refuses others,
+    # scenarios.check_distinct). With values recorded alike, BruteForceSampler marks the leaf
+    # of the value as recorded, so the other equal choice's leaf is never marked and it can be
+    # picked again, a trial each time: measured and tallied apart (``alike``), not held to a
+    # row that does not speak of it.
+    contradicts = () if collapsed else tuple(remedy_violations(as_recorded, version))
     outcome = HOLDS if lost == 0 else FAILS
     return Verdict(outcome, lost, extra, collapsed, crashes, row.outcome, contradicts)
 
@@ -248,6 +254,9 @@ def _remedy_row(
         "expected": "/".join(sorted({v.expected for _, v in pairs if v.expected})),
         "exact": sum(1 for _, v in ok if v.outcome == HOLDS and not v.crashes),
         "lost_points": sum(1 for _, v in ok if v.lost),
+        # Runs of cases with values Optuna records alike, and those of them that lost points.
+        "alike": sum(1 for _, v in ok if v.collapsed),
+        "alike_lost_points": sum(1 for _, v in ok if v.collapsed and v.lost),
         "lost_mean": round(sum(v.lost for _, v in ok) / (len(ok) or 1), 2),
         "crashed_runs": sum(1 for _, v in pairs if v.crashes),
         "crashed_workers": sum(v.crashes for _, v in pairs),

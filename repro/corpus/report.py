@@ -276,7 +276,12 @@ REMEDY_INTRO = (
     "never by a GridSampler row. **exact**: every grid point, as Optuna records it, "
     "evaluated and no worker crashed (trials beyond the grid size, which `MaxTrialsCallback` "
     "lets a late or overlapping worker run, re-evaluate a point under any sampler and are not "
-    "held against it); `GridSampler` rows count its property on the same cases."
+    "held against it); `GridSampler` rows count its property on the same cases. `(alike)`: "
+    "of the runs that lost points, those of cases whose values Optuna records alike (`0` and "
+    "`False`): the rows are stated for distinct values (the matrix refuses others), so these "
+    "runs are measured but not held to a row. `BruteForceSampler` marks the leaf of the value "
+    "as recorded, so the other equal choice stays unmarked and can be picked again, a trial "
+    "each time."
 )
 
 
@@ -284,13 +289,19 @@ def _remedy_cells(row: dict[str, Any]) -> list[str]:
     return [
         str(row["runs"]),
         str(row["exact"]),
-        str(row["lost_points"]),
+        f"{row['lost_points']} ({row['alike_lost_points']})",
         f"{row['crashed_runs']} ({row['crashed_workers']})",
         f"{row['errors']} · {row['known_faults']}",
     ]
 
 
-REMEDY_HEADERS = ["runs", "exact", "lost points", "crashed runs (workers)", "errors · faults"]
+REMEDY_HEADERS = [
+    "runs",
+    "exact",
+    "lost points (alike)",
+    "crashed runs (workers)",
+    "errors · faults",
+]
 
 
 def _remedy_summary(versions: Sequence[str], tallies: dict[str, dict[str, Any]]) -> list[str]:
