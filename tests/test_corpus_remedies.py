@@ -233,7 +233,7 @@ def test_a_replay_runs_each_case_under_each_remedy_and_judges_it_by_its_row(
     side = outcomes.load(outcomes.path_for(tmp_path, version))
     assert side is not None
     assert side.replay["remedies"] == list(REMEDIES)
-    assert set(side.replay["run_seconds"]) == set(REMEDIES)
+    assert side.replay["runs"] == len(runs)
     by_id = corpus.by_id()
     for remedy in ("bruteforce", "enqueued"):
         judged = side.summary["remedies"][remedy]

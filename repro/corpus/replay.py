@@ -162,10 +162,6 @@ def replay(
             "cases_in_corpus": len(corpus.cases),
             "remedies": chosen,
             "runs": len(fresh),
-            # What each remedy cost: the sum of its runs' own seconds (the lanes overlap them).
-            "run_seconds": {
-                r: round(sum(run.seconds for run in fresh if run.remedy == r), 1) for r in chosen
-            },
             "jobs": jobs,
             "wall_seconds": wall,
             "python": sys.version.split()[0],

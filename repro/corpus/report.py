@@ -126,7 +126,7 @@ def summary_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str
         "as one point.",
         "",
         *_summary(found.versions, found.tallies),
-        *_remedy_summary(found.versions, found.tallies),
+        *_remedy_summary(found.versions, found.tallies, found.corpus.storage),
     ]
 
 
@@ -152,20 +152,27 @@ def _drawn(corpus: Corpus) -> str:
 
 def _intro(corpus: Corpus, rows: Sequence[Replayed]) -> list[str]:
     replays = []
-    for version, _, side in rows:
+    cost = []
+    for version, runs, side in rows:
         if side is not None and side.replay:
             r = side.replay
-            # Side files written before the remedies were replayed have no per-sampler cost.
-            seconds = r.get("run_seconds", {})
-            cost = ", ".join(f"{_sampler(m)} {seconds[m]:g} s" for m in REMEDIES if m in seconds)
+            # A side file written before the remedies were replayed names no samplers.
+            samplers = ", ".join(_sampler(m) for m in r.get("remedies", ["grid"]))
             replays.append(
-                f"{version}: {r['cases_replayed']} cases"
-                + (f", {r['runs']} runs" if "runs" in r else "")
-                + f" in {r['wall_seconds']:g} s, {r['jobs']} lanes"
-                + (f" (run seconds: {cost})" if cost else "")
+                f"{version}: {r['cases_replayed']} cases under {samplers} in "
+                f"{r['wall_seconds']:g} s, {r['jobs']} lanes"
             )
+        # Each sampler's cost, whichever replay ran it: its runs' own seconds, summed.
+        seconds = {
+            m: sum(run.seconds for run in runs if run.case_id and run.remedy == m) for m in REMEDIES
+        }
+        cost.append(
+            f"{version}: "
+            + ", ".join(f"{_sampler(m)} {round(seconds[m], 1):g} s" for m in REMEDIES if seconds[m])
+        )
     return [
-        f"{_drawn(corpus)} Replay wall time: " + "; ".join(replays) + ".",
+        f"{_drawn(corpus)} Last replay: " + "; ".join(replays) + ". Seconds per sampler, "
+        "summed over its runs (the lanes overlap them): " + "; ".join(cost) + ".",
         "",
         f"{PROPERTY} It is checked against the grid *as Optuna records it*: "
         "`CategoricalDistribution` stores a value as the first choice equal to it, so in "
@@ -267,22 +274,23 @@ def _sampler(remedy: str) -> str:
     return Strategy(remedy, ANY_SEED, judge.PROCESSES).remedy_label
 
 
-REMEDY_INTRO = (
-    "Each case whose workers are processes (sequential or concurrent) runs once more under "
-    "each remedy of issue 12, as the harness's remedy scenarios run it: `BruteForceSampler` "
-    "in every worker, and the whole grid enqueued once before the workers start and popped by "
-    "`RandomSampler`. A remedy run is judged by its own row of `REMEDY_TABLE` "
-    "(`repro/expectations.py`; `expected` is that row's outcome on the journal storage), "
-    "never by a GridSampler row. **exact**: every grid point, as Optuna records it, "
-    "evaluated and no worker crashed (trials beyond the grid size, which `MaxTrialsCallback` "
-    "lets a late or overlapping worker run, re-evaluate a point under any sampler and are not "
-    "held against it); `GridSampler` rows count its property on the same cases. `(alike)`: "
-    "of the runs that lost points, those of cases whose values Optuna records alike (`0` and "
-    "`False`): the rows are stated for distinct values (the matrix refuses others), so these "
-    "runs are measured but not held to a row. `BruteForceSampler` marks the leaf of the value "
-    "as recorded, so the other equal choice stays unmarked and can be picked again, a trial "
-    "each time."
-)
+def _remedy_intro(storage: str) -> str:
+    return (
+        "Each case whose workers are processes (sequential or concurrent) runs once more under "
+        "each remedy of issue 12, as the harness's remedy scenarios run it: `BruteForceSampler` "
+        "in every worker, and the whole grid enqueued once before the workers start and popped by "
+        "`RandomSampler`. A remedy run is judged by its own row of `REMEDY_TABLE` "
+        f"(`repro/expectations.py`; `expected` is that row's outcome on the {storage} storage), "
+        "never by a GridSampler row. **exact**: every grid point, as Optuna records it, "
+        "evaluated and no worker crashed (trials beyond the grid size, which `MaxTrialsCallback` "
+        "lets a late or overlapping worker run, re-evaluate a point under any sampler and are not "
+        "held against it); `GridSampler` rows count its property on the same cases. `(alike)`: "
+        "of the runs that lost points, those of cases whose values Optuna records alike (`0` and "
+        "`False`): the rows are stated for distinct values (the matrix refuses others), so these "
+        "runs are measured but not held to a row. `BruteForceSampler` marks the leaf of the value "
+        "as recorded, so the other equal choice stays unmarked and can be picked again, a trial "
+        "each time."
+    )
 
 
 def _remedy_cells(row: dict[str, Any]) -> list[str]:
@@ -304,7 +312,9 @@ REMEDY_HEADERS = [
 ]
 
 
-def _remedy_summary(versions: Sequence[str], tallies: dict[str, dict[str, Any]]) -> list[str]:
+def _remedy_summary(
+    versions: Sequence[str], tallies: dict[str, dict[str, Any]], storage: str
+) -> list[str]:
     rows = [
         [v, _sampler(row["remedy"]), *_remedy_cells(row)]
         for v in versions
@@ -314,7 +324,7 @@ def _remedy_summary(versions: Sequence[str], tallies: dict[str, dict[str, Any]])
     return [
         "### The same cases under the remedies",
         "",
-        REMEDY_INTRO,
+        _remedy_intro(storage),
         "",
         *md.table(["Optuna", "sampler", *REMEDY_HEADERS], rows),
         "",
@@ -340,7 +350,7 @@ def _remedies(
     return [
         "### The same cases under the remedies",
         "",
-        REMEDY_INTRO,
+        _remedy_intro(corpus.storage),
         "",
         *md.table(
             ["Optuna", "sampler", "mode", "expected", *REMEDY_HEADERS, "contradict the row"],
