@@ -290,3 +290,36 @@ def test_committed_remedy_runs_agree_with_their_rows() -> None:
                 )
                 assert verdict["expected"] == row.outcome
                 assert verdict["contradicts"] == [], (f.optuna_version, cid, verdict)
+
+
+def test_the_section_lists_remedy_runs_that_lost_points_or_crashed(tmp_path: Path) -> None:
+    """Hand-built files: a crashed BruteForceSampler run shows in the table and in the list
+    with its crash's last line; a run of a case without a probe is marked, not judged."""
+    crashed = Case("case-000", "concurrent", "none", 3, (("a", (0, 1, 2)),))
+    unprobed = Case("case-001", "sequential", "none", 3, (("a", (0, 1, 2)),))
+    corpus = Corpus((crashed, unprobed), seed=0, hypothesis="x", max_grid=3)
+    cases.save(tmp_path / "corpus.json", corpus)
+    states = ["COMPLETE", "COMPLETE", "FAIL"]
+    runs = [
+        remedy_run(crashed, "bruteforce", [0, 1, 2], crashes=1, states=states),
+        remedy_run(unprobed, "bruteforce", [0, 1, 2]),
+    ]
+    results.save(
+        results.results_path(tmp_path, VERSION), results.ResultsFile(VERSION, "", "", {}, runs)
+    )
+    probes = {crashed.id: probed(crashed)}
+    summary = judge.tally(corpus.cases, runs, probes, VERSION, corpus.max_grid)
+    outcomes.save(
+        outcomes.path_for(tmp_path, VERSION),
+        outcomes.CorpusResults(VERSION, 0, probes=probes, summary=summary),
+    )
+    text = "\n".join(
+        corpus_report.render_section(results.load_all(tmp_path), tmp_path / "corpus.json")
+    )
+    assert (
+        f"| {VERSION} | `BruteForceSampler` | concurrent | racy | 1 | 0 | 1 (0) | 1 (1) |" in text
+    )
+    assert (
+        f"- {VERSION}, `BruteForceSampler`: case-000 lost 1, 1 crashed (`ValueError: crash 0`); "
+        "case-001 unprobed." in text
+    )

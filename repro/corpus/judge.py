@@ -129,11 +129,11 @@ def _as_recorded(record: RunRecord, case: Case, probe: Probe) -> tuple[int, int,
 
 
 def judge(record: RunRecord, case: Case, probe: Probe | None, version: str) -> Verdict:
+    if record.remedy != "grid":
+        return _judge_remedy(record, case, probe, version)
     if probe is None or probe.digest != case.digest:
         return Verdict(UNPROBED, 0, 0, 0)
     collapsed = collapsed_points(case, probe)
-    if record.remedy != "grid":
-        return _judge_remedy(record, case, probe, version, collapsed)
     if record.error is not None:
         outcome = KNOWN_FAULT if known_fault(record, version) else ERROR
         return Verdict(outcome, 0, 0, collapsed)
@@ -142,11 +142,12 @@ def judge(record: RunRecord, case: Case, probe: Probe | None, version: str) -> V
     return Verdict(HOLDS if holds else FAILS, lost, extra, collapsed)
 
 
-def _judge_remedy(
-    record: RunRecord, case: Case, probe: Probe, version: str, collapsed: int
-) -> Verdict:
+def _judge_remedy(record: RunRecord, case: Case, probe: Probe | None, version: str) -> Verdict:
     row = remedy_expected(version, record.remedy, record.mode, record.seed_policy, record.storage)
     crashes = len(record.worker_crashes)
+    if probe is None or probe.digest != case.digest:
+        return Verdict(UNPROBED, 0, 0, 0, crashes, row.outcome)
+    collapsed = collapsed_points(case, probe)
     if record.error is not None:
         outcome = KNOWN_FAULT if known_fault(record, version) else ERROR
         return Verdict(outcome, 0, 0, collapsed, crashes, row.outcome)

@@ -418,6 +418,8 @@ def _remedy_runs(
 
 
 def _remedy_mark(case_id: str, verdict: dict[str, Any], record: RunRecord) -> str:
+    if verdict["outcome"] == judge.UNPROBED:
+        return f"{case_id} {MARKS[judge.UNPROBED]}"
     if verdict["outcome"] not in (judge.HOLDS, judge.FAILS):
         # A harness error, or a worker crash that a known Optuna fault explains.
         cause = record.error or record.worker_crashes[0]
