@@ -17,7 +17,7 @@ from repro.corpus import cases, judge, outcomes
 from repro.corpus import report as corpus_report
 from repro.corpus.cases import REMEDIES, Case, Corpus
 from repro.corpus.replay import merge_runs, replay
-from repro.expectations import expected, remedy_expected
+from repro.expectations import expected, known_fault, remedy_expected
 from repro.metrics import TrialRecord, compute
 from repro.results import RunRecord
 from repro.scenarios import GridValue, Remedy
@@ -227,7 +227,9 @@ def test_a_replay_runs_each_case_under_each_remedy_and_judges_it_by_its_row(
         ("case-002", "grid"),
     ]
     for r in runs:
-        assert r.error is None, r.error
+        # The journal reader's known fault on 3.x (a concurrent worker's half-written line)
+        # is Optuna's, not the remedy's; any other error fails the test.
+        assert r.error is None or known_fault(r, version), r.error
         assert r.storage == storage
         assert r.scenario.endswith(f"-{r.case_id}" if r.remedy == "grid" else f"-{r.remedy}")
     side = outcomes.load(outcomes.path_for(tmp_path, version))
