@@ -171,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=REMEDY_SETS,
         default="default",
         help="remedy scenarios beside the GridSampler matrix (issue 12): 'default' runs "
-        "BruteForceSampler and the enqueued grid on sqlite and postgresql plus more trials on "
-        "the #5489 pattern; 'all' every remedy, seed policy and storage (default: default)",
+        "BruteForceSampler on sqlite, the enqueued grid on sqlite, postgresql and redis (one "
+        "storage per way of claiming a trial) and more trials on the #5489 pattern; 'all' "
+        "every remedy, seed policy and storage (default: default)",
     )
 
     lst = sub.add_parser("list", help="print the scenario ids")

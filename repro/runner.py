@@ -16,7 +16,7 @@ from repro import _compat, metrics, services, workers
 from repro.fork import CTX, STOP_SIGNALS, Child, ChildFailed, call
 from repro.results import RunRecord
 from repro.scenarios import SERVER_STORAGES, Scenario
-from repro.storages import StorageError, StorageSpec, embedded
+from repro.storages import StorageError, StorageSpec, embedded, sqlite_file
 from repro.sync import Phaser
 from repro.workers import WorkerPlan
 
@@ -25,7 +25,9 @@ BARRIER_TIMEOUT = 30.0
 
 
 @contextmanager
-def _fresh_storage(kind: str, study_name: str) -> Iterator[StorageSpec]:
+def _fresh_storage(
+    kind: str, study_name: str, template: str | None = None
+) -> Iterator[StorageSpec]:
     if kind in SERVER_STORAGES:
         with services.isolated(kind, study_name) as spec:
             yield spec
@@ -37,7 +39,13 @@ def _fresh_storage(kind: str, study_name: str) -> Iterator[StorageSpec]:
     try:
         tmp = tempfile.mkdtemp(prefix=services.scratch_prefix(), dir=services.scratch_dir())
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        yield embedded(kind, tmp)
+        spec = embedded(kind, tmp)
+        if template is not None:
+            # A copy of an empty database whose tables this Optuna made: the run starts as
+            # if the first of its scripts had already opened the file.
+            shutil.copyfile(template, sqlite_file(spec))
+            spec = dataclasses.replace(spec, schema_ready=True)
+        yield spec
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if tmp is not None:
@@ -116,13 +124,15 @@ def run(
     repetition: int,
     *,
     storage: StorageSpec | None = None,
+    template: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     barrier_timeout: float = BARRIER_TIMEOUT,
 ) -> RunRecord:
     """Run ``scenario`` once on a fresh study and measure it. Never raises for a worker's
     failure: the record's ``error`` carries it. ``storage`` defaults to a fresh one of the
     scenario's kind: a file in a temporary directory, or a database / key prefix of its own
-    on a server, removed afterwards."""
+    on a server, removed afterwards. ``template``: an SQLite file with Optuna's tables, copied
+    to make a fresh SQLite storage (see execution.sqlite_template)."""
     _compat.warm_up()
     began = time.perf_counter()
     deadline = time.monotonic() + timeout
@@ -133,7 +143,9 @@ def run(
     crashes: list[str] = []
     stack = ExitStack()
     try:
-        spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
+        spec = storage or stack.enter_context(
+            _fresh_storage(scenario.storage, study_name, template)
+        )
         call(workers.create_study, spec, study_name, scenario, timeout=timeout)
         # Creating the study made (or found) Optuna's tables: every later open of this run
         # skips that work, as a distributed user's workers can (`skip_table_creation`).

@@ -181,6 +181,13 @@ def create_study(spec: StorageSpec, study_name: str, scenario: Scenario) -> None
             _compat.dispose(storage)
 
 
+def create_schema(spec: StorageSpec) -> None:
+    """Make Optuna's tables (and its schema version record) in an empty database."""
+    _compat.quiet_optuna()
+    with _opened(spec):
+        pass
+
+
 def enqueue_grid(spec: StorageSpec, study_name: str, scenario: Scenario) -> None:
     """The "enqueued" remedy's one step before any worker starts: every grid point becomes a
     WAITING trial, which the workers then claim (optuna/optuna#2210)."""
