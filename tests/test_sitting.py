@@ -55,7 +55,7 @@ def test_racy_scenarios_are_not_compared() -> None:
 def sample(after_forced: list[str]) -> Sitting:
     def command(label: str, pair: int, forced: list[str]) -> Command:
         times = VersionTimes("3.6.1", 40.0, 60, {"sqlite": 20.0}, 0, {UPSTREAM.id: forced})
-        return Command(label, pair, 100.0 + pair, 0, [times])
+        return Command(label, pair, 100.0 + pair, 0, 150.0, [times])
 
     return Sitting(
         checkouts={"before": "/a", "after": "/b"},
@@ -86,6 +86,9 @@ def test_render_reads_the_json_alone(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "| `nox -s repro`, s (mean of 1, 1) | 101.0 (101.0) | 101.0 (101.0) |" in done.stdout
+    assert (
+        "| its CPU seconds, harness processes only | 150.0 (150.0) | 150.0 (150.0) |" in done.stdout
+    )
     assert "| Optuna 3.6.1: runs / lanes' wall, s | 60 / 40.0 | 60 / 40.0 |" in done.stdout
     assert "identical in every command" in done.stdout
 

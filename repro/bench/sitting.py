@@ -12,6 +12,7 @@ runs took per storage, the expectation checks that failed and each forced scenar
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -57,6 +58,10 @@ class Command:
     pair: int
     seconds: float  # wall time of the whole `nox -s repro`, environments reused
     exit_code: int
+    # CPU seconds (user + system) of the command and every process under it that was waited
+    # for: the work itself, which load from elsewhere changes far less than the wall time.
+    # The servers' own CPU is not in it.
+    cpu_seconds: float = 0.0
     versions: list[VersionTimes] = field(default_factory=list)
 
     @classmethod
@@ -144,6 +149,11 @@ def _checkouts(values: Sequence[str]) -> dict[str, Path]:
     return out
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     checkouts = _checkouts(args.checkout)
     if args.out.is_dir():
@@ -158,15 +168,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.mkdir(exist_ok=True)
             for old in out.glob("optuna-*.json"):
                 old.unlink()  # a file from an earlier sitting would be read as this one's
-            began = time.monotonic()
+            began, cpu_before = time.monotonic(), _children_cpu()
             with open(keep / f"{label}-{pair}.log", "w", encoding="utf-8") as log:
                 done = subprocess.run(
                     [*command, "--out", str(out)], cwd=path, stdout=log, stderr=subprocess.STDOUT
                 )
             seconds = round(time.monotonic() - began, 1)
+            cpu = round(_children_cpu() - cpu_before, 1)
             versions = [version_times(f) for f in results.load_all(out)]
-            commands.append(Command(label, pair, seconds, done.returncode, versions))
-            print(f"{label} {pair}: {seconds:.1f} s (exit {done.returncode})", file=sys.stderr)
+            commands.append(Command(label, pair, seconds, done.returncode, cpu, versions))
+            print(
+                f"{label} {pair}: {seconds:.1f} s, {cpu:.1f} CPU s (exit {done.returncode})",
+                file=sys.stderr,
+            )
             sitting = Sitting(
                 checkouts={k: str(v) for k, v in checkouts.items()},
                 commits={k: _git_commit(v) for k, v in checkouts.items()},
@@ -205,6 +219,16 @@ def render(sitting: Sitting) -> list[str]:
         + " | ".join(
             f"{_mean([c.seconds for c in by[label]])} ("
             + ", ".join(f"{c.seconds:.1f}" for c in by[label])
+            + ")"
+            for label in labels
+        )
+        + " |"
+    )
+    lines.append(
+        "| its CPU seconds, harness processes only | "
+        + " | ".join(
+            f"{_mean([c.cpu_seconds for c in by[label]])} ("
+            + ", ".join(f"{c.cpu_seconds:.1f}" for c in by[label])
             + ")"
             for label in labels
         )
