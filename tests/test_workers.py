@@ -100,11 +100,13 @@ def test_plans_carry_plain_data_only() -> None:
 
 def test_results_and_trials_cross_the_fork_as_records(tmp_path: Path) -> None:
     """A worker returns a WorkerResult and the study reads back as TrialRecords through the
-    pipe, with nothing of Optuna's in them; only the run record holds their JSON form."""
-    scenario = Scenario(mode="threads", seed_policy="shared", storage="journal")
+    pipe, with nothing of Optuna's in them; only the run record holds their JSON form. The
+    first of four sequential workers alone: its six trials are six points (forced, one
+    sampler in one thread never repeats a point)."""
+    scenario = Scenario(mode="sequential", seed_policy="none", storage="journal")
     spec = embedded("journal", str(tmp_path))
     call(workers.create_study, spec, "s", scenario, timeout=60)
-    (plan,) = runner.worker_plans(scenario, spec, "s", 30.0)
+    plan = runner.worker_plans(scenario, spec, "s", 30.0)[0]
     result = Child(workers.run_worker, plan, None, time.perf_counter()).result(
         time.monotonic() + 60
     )
@@ -112,10 +114,10 @@ def test_results_and_trials_cross_the_fork_as_records(tmp_path: Path) -> None:
     assert isinstance(result, WorkerResult)
     assert result.error is None
     assert all(isinstance(t, TrialRecord) for t in trials)
-    assert len(trials) == scenario.grid_size
+    assert len(trials) == scenario.trials_each
     for value in (result, *trials):
         _walk(value, "a worker's result")
     record = runner.record(scenario, 0, trials, [result], [])
     assert record.worker_results == [result.to_json()]
     assert record.trial_log == [t.to_json() for t in trials]
-    assert (record.complete, record.missing) == (scenario.grid_size, 0)
+    assert (record.complete, record.distinct) == (scenario.trials_each, scenario.trials_each)
