@@ -50,12 +50,13 @@ def _run_lane(
     timeout: float,
     progress: bool,
     journal: Journal | None,
-) -> list[dict[str, Any]]:
+) -> list[RunRecord]:
     """Take the next job off the shared queue (``taken`` counts the jobs handed out) until
     none is left: a lane that draws cheap runs takes more of them, so no lane idles while
-    another still has a queue of its own."""
+    another still has a queue of its own. Its records go back to the parent as they are (the
+    pipe pickles them)."""
     began = time.monotonic()
-    records = []
+    records: list[RunRecord] = []
     with interruptible():
         while True:
             with taken.get_lock():
@@ -79,7 +80,7 @@ def _run_lane(
                 _progress(index + 1, len(todo), record, began)
             if (scenario, rep) == (UPSTREAM, 0):
                 print(verdict_line(record), file=sys.stderr)
-    return [r.to_json() for r in records]
+    return records
 
 
 def verdict_line(record: RunRecord) -> str:
@@ -185,7 +186,7 @@ def run_all(
                 # Each run is bounded by ``timeout``, and one lane may end up taking every job.
                 deadline = time.monotonic() + timeout * (len(todo) + 1)
                 try:
-                    records += [RunRecord.from_json(r) for r in lane.result(deadline)]
+                    records += lane.result(deadline)
                 except ChildFailed as exc:
                     deaths.append(_cause(exc))
             if deaths:

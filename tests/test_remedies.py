@@ -25,6 +25,8 @@ from repro.scenarios import (
     remedy_matrix,
 )
 
+from .helpers import run_record
+
 PINNED = ("3.2.0", "3.6.1", "5.0.0")
 
 
@@ -117,11 +119,9 @@ def test_a_worker_crash_under_a_remedy_is_counted_and_the_others_trials_kept() -
 
 
 def _run(scenario: Scenario, *, missing: int = 0, dups: int = 0, crashes: int = 0) -> RunRecord:
-    """A run record as the runner writes it, with the counts a test needs."""
-    return dataclasses.replace(
-        runner.record(scenario, 0, [], [], []),
-        trials=24,
-        complete=24,
+    """A finished run of ``scenario`` with the counts a test needs."""
+    return run_record(
+        scenario,
         missing=missing,
         duplicates=dups,
         worker_crashes=[f"worker {i}: Traceback ... RuntimeError" for i in range(crashes)],
