@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Measure every final Optuna release in a range (one cached environment per "
         "release) and write results/timeline.json, timeline.md and timeline.png. Exit status: "
-        "0 when at least one release was measured (releases that fail to install or import are "
-        "recorded, not fatal), 1 when none was, 2 for bad input.",
+        "0 when at least one release or target was measured (those that fail to install or "
+        "import are recorded, not fatal), 1 when none was, 2 for bad input (a target that "
+        "cannot be resolved or built included).",
     )
     # One flat command line (`nox -s timeline -- --from 3.6.0`); --render picks the other
     # handler for dispatch.
