@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -668,3 +669,16 @@ def test_a_git_direct_reference_is_measured_with_the_commit_it_names(tmp_path: P
     assert (outcome.runs, outcome.errors, outcome.agrees) == (1, 0, True)
     again = envs.ensure_target(settings.envs, plan, sys.executable, settings.uv)
     assert (again.created, again.error) == (False, None)
+
+
+def test_a_target_with_nothing_to_compare_says_why() -> None:
+    """Older than every release measured, or not measured itself (its row gives the cause)."""
+    old = target_point("old", "3.0.0", exact(SEQ_PER))
+    failed = replace(target_point("broken", "", []), status=records.INSTALL_FAILED, error="boom")
+    data = timeline_with_a_target()
+    data = replace(data, targets=[old, failed])
+    text = "\n".join(render.markdown(data))
+    assert "Not compared: no release at or below Optuna 3.0.0 was measured." in text
+    assert "Not compared: the target was not measured." in text
+    assert "| target broken | install-failed: boom |" in text
+    assert "- **target broken** (install-failed): `boom`" in text

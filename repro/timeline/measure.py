@@ -101,8 +101,8 @@ def stamp(env: Path, plan: targets.Plan, into: Path) -> tuple[Path, targets.Prov
     its record, or why Optuna would not say its version there."""
     plan_file = into / "plan.json"
     write_json(plan_file, plan.to_json(), schema=targets.SCHEMA)
-    stamp = ["-m", "repro.targets", "stamp", str(plan_file), "--results", str(into)]
-    failure, printed = in_env(env, stamp)
+    command = ["-m", "repro.targets", "stamp", str(plan_file), "--results", str(into)]
+    failure, printed = in_env(env, command)
     if failure is not None:
         return failure
     provenance = targets.read_provenance(targets.target_dir(into, plan.provenance.label))

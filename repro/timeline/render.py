@@ -101,8 +101,10 @@ def _provenance(point: TargetPoint) -> str:
 def _against(data: Timeline, point: TargetPoint, labels: dict[str, str]) -> str:
     """How the target compares with the release it is placed after."""
     release = records.built_from(data.versions, point)
-    if release is None or not release.measured or not point.measured:
-        return "Not compared: no measured release before it, or the target was not measured."
+    if not point.measured:
+        return "Not compared: the target was not measured."
+    if release is None or not release.measured:
+        return f"Not compared: no release at or below Optuna {point.version} was measured."
     moved = records.differences(release, point)
     if not moved:
         return f"Against {release.version}: the same outcome in every scenario."
