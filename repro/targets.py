@@ -220,9 +220,11 @@ def _run(command: Sequence[str], target: str, doing: str, cwd: Path | None = Non
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TargetError(f"target {target!r}: {doing} failed ({exc})") from None
     if done.returncode != 0:
-        lines = [x for x in (done.stderr + done.stdout).strip().splitlines() if x.strip()]
-        last = lines[-1].strip() if lines else f"exit status {done.returncode}"
-        raise TargetError(f"target {target!r}: {doing} failed: {last}")
+        lines = [x.strip() for x in (done.stderr + done.stdout).splitlines() if x.strip()]
+        # git says why first ("fatal: ...") and then gives advice; pip and uv end with the cause.
+        fatal = [x for x in lines if x.startswith("fatal:")]
+        why = (fatal or lines[-1:] or [f"exit status {done.returncode}"])[0]
+        raise TargetError(f"target {target!r}: {doing} failed: {why}")
     return done.stdout
 
 

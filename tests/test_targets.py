@@ -157,7 +157,9 @@ def prepare_cli(
         (
             "optuna @ git+file:///no/such/repository@main",
             {},
-            "reaching the git repository file:///no/such/repository failed",
+            # git's reason, not the advice it prints after it.
+            "reaching the git repository file:///no/such/repository failed: fatal: "
+            "'/no/such/repository' does not appear to be a git repository",
         ),
     ],
 )
