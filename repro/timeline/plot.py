@@ -59,9 +59,9 @@ def draw(data: Timeline, path: Path) -> None:
     _mark_unmeasured(ax, versions, values)
     _mark_transitions(ax, versions, data)
     ax.set_xticks(range(len(versions)), versions, rotation=45, ha="right")
-    built = ", targets after the release they come from" if data.targets else ""
+    built = "\neach target after the release it comes from" if data.targets else ""
     ax.set_xlabel(
-        f"Optuna release, oldest to newest{built} (dotted line: some scenario changed behaviour)"
+        f"Optuna release, oldest to newest (dotted line: some scenario changed behaviour){built}"
     )
     ax.set_ylabel(f"grid points never evaluated\n(mean per run, grid of {grid})")
     ax.set_title(
