@@ -136,9 +136,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def timeline(session: nox.Session) -> None:
-    """Measure every Optuna release in a range; write results/timeline.{json,md,png}."""
-    # This session's own environment only lists releases and draws the plot; each release
-    # gets its own cached environment under .nox/timeline-envs (see repro/timeline/envs.py).
+    """Measure Optuna releases in a range, and -- --target builds; write results/timeline.*"""
+    # This session's own environment only lists releases, resolves targets (pip downloads) and
+    # draws the plot; each release and target gets its own cached environment under
+    # .nox/timeline-envs (see repro/timeline/envs.py).
     session.install(*TIMELINE_DEPS)
     session.run("python", "-m", "repro.timeline", *session.posargs)
 
