@@ -23,7 +23,7 @@ from repro.timeline import __main__ as cli
 from repro.timeline import envs, measure, plot, records, releases, render
 from repro.timeline.records import Release, TargetPoint, Timeline
 
-from .helpers import RESULTS
+from .helpers import RESULTS, run_record
 
 PIP_INDEX = """\
 optuna (5.0.0)
@@ -37,47 +37,19 @@ CONC_SHARED = "concurrent-shared-sqlite-w4-g24"
 FIX = "5.0.0+grid-shared-order"
 
 
-def run(
-    scenario: str = SEQ_NONE,
-    missing: int = 0,
-    same_id: int = 0,
-    orders: int = 1,
-    error: str | None = None,
-    repetition: int = 0,
-) -> RunRecord:
-    """A finished 24-point, 4-worker run; duplicates equal missing, as with a capped budget."""
-    mode, rest = scenario.split("-", 1)
-    policy = rest.rsplit("-", 3)[0]
-    return RunRecord(
-        scenario=scenario,
-        mode=mode,
-        seed_policy=policy,
-        storage="sqlite",
-        workers=4,
-        grid_size=24,
-        repetition=repetition,
-        trials=24,
-        complete=24,
-        distinct=24 - missing,
-        duplicates=missing,
-        missing=missing,
-        same_id_duplicates=same_id,
-        colliding_id_duplicates=missing - same_id,
-        worker_orders_distinct=orders,
-        error=error,
-    )
-
-
 def exact(scenario: str = SEQ_NONE) -> list[RunRecord]:
-    return [run(scenario, repetition=i) for i in range(2)]
+    return [run_record(scenario, repetition=i) for i in range(2)]
 
 
 def losing(scenario: str = SEQ_NONE) -> list[RunRecord]:
-    return [run(scenario, missing=7, orders=4, repetition=i) for i in range(2)]
+    return [run_record(scenario, missing=7, orders=4, repetition=i) for i in range(2)]
 
 
 def racy(scenario: str) -> list[RunRecord]:
-    return [run(scenario, missing=2, same_id=2, repetition=0), run(scenario, repetition=1)]
+    return [
+        run_record(scenario, missing=2, same_id=2, repetition=0),
+        run_record(scenario, repetition=1),
+    ]
 
 
 def ok(version: str, runs: list[RunRecord]) -> Release:
@@ -144,9 +116,9 @@ def test_classify_uses_the_outcomes_of_the_expectation_table() -> None:
     assert records.classify(exact(), "3.2.0") == "exact"
     assert records.classify(losing(), "3.6.1") == "loses-points"
     assert records.classify(racy(CONC_SHARED), "3.2.0") == "racy"
-    assert records.classify([run(error="boom")], "3.2.0") == records.NO_DATA
+    assert records.classify([run_record(error="boom")], "3.2.0") == records.NO_DATA
     # Lost in one run with disagreeing orders, exact in the other: no single outcome fits.
-    mixed = [run(missing=7, orders=4), run(repetition=1)]
+    mixed = [run_record(missing=7, orders=4), run_record(repetition=1)]
     assert records.classify(mixed, "3.6.1") == records.MIXED
 
 
@@ -189,7 +161,7 @@ def test_a_failed_install_is_a_gap_not_a_transition() -> None:
 
 def test_a_scenario_whose_runs_all_failed_is_a_gap_too() -> None:
     found = records.transitions(
-        [ok("3.3.0", exact()), ok("3.4.0", [run(error="crash")]), ok("3.4.1", losing())]
+        [ok("3.3.0", exact()), ok("3.4.0", [run_record(error="crash")]), ok("3.4.1", losing())]
     )
     assert [(t.from_version, t.to_version, t.unmeasured) for t in found] == [
         ("3.3.0", "3.4.1", ["3.4.0"])
