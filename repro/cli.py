@@ -171,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=REMEDY_SETS,
         default="default",
         help="remedy scenarios beside the GridSampler matrix (issue 12): 'default' runs "
-        "BruteForceSampler and the enqueued grid on sqlite and postgresql plus more trials on "
-        "the #5489 pattern; 'all' every remedy, seed policy and storage (default: default)",
+        "BruteForceSampler on sqlite, the enqueued grid on sqlite, postgresql and redis (one "
+        "storage per way of claiming a trial) and more trials on the #5489 pattern; 'all' "
+        "every remedy, seed policy and storage (default: default)",
     )
 
     lst = sub.add_parser("list", help="print the scenario ids")
@@ -446,46 +447,53 @@ def _shared_storage(url: str, study: str) -> StorageSpec:
     return spec
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    from repro import _compat, workers
-
-    scenario = next((s for s in matrix() if s.id == args.scenario), None)
+def _worker_scenario(scenario_id: str) -> Scenario:
+    """The scenario `worker` runs under ``scenario_id``: one of the default matrix."""
+    scenario = next((s for s in matrix() if s.id == scenario_id), None)
     if scenario is None:
-        raise ScenarioError(f"unknown scenario {args.scenario!r}; see `python -m repro list`")
+        raise ScenarioError(f"unknown scenario {scenario_id!r}; see `python -m repro list`")
+    return scenario
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from repro import _compat, runner, workers
+
+    scenario = _worker_scenario(args.scenario)
     if not 0 <= args.worker_index < scenario.workers:
         raise ScenarioError(f"--worker-index must be 0..{scenario.workers - 1}")
     spec = _shared_storage(args.storage, args.study)
     _compat.warm_up()
     workers.create_study(spec, args.study, scenario)
-    plan = workers.WorkerPlan(
+    plan = runner.worker_plan(
         scenario,
         spec,
         args.study,
         args.worker_index,
-        n_trials=scenario.trials_each * (scenario.workers if scenario.mode == "threads" else 1),
-        n_jobs=scenario.workers if scenario.mode == "threads" else 1,
-        barrier_timeout=args.barrier_timeout,
+        args.barrier_timeout,
         storage_barrier=scenario.mode == "concurrent",
     )
     result = workers.run_worker(plan, None, time.perf_counter())
     print(
         f"worker {args.worker_index} of {args.scenario} on {spec.redacted}: done in "
-        f"{result['elapsed_s']:.2f}s, grid order {result['order_fingerprint']}",
+        f"{result.elapsed_s:.2f}s, grid order {result.order_fingerprint}",
         file=sys.stderr,
     )
-    print(json.dumps(result))
+    print(json.dumps(result.to_json()))
     return 0
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from repro import metrics, workers
+    from repro import runner, workers
 
     spec = _shared_storage(args.storage, args.study)
     workers.require_study(spec, args.study)
     study = workers.read_study(spec, args.study)
-    trials = [metrics.TrialRecord.from_json(t) for t in study.trials]
-    frozen = validate_space({name: values for name, values in study.search_space})
-    measured = metrics.compute(trials, frozen)
+    # Measured against the grid the study recorded, which its workers were given.
+    space = validate_space({name: values for name, values in study.search_space})
+    scenario = dataclasses.replace(_worker_scenario(study.scenario_id), search_space=space)
+    record = runner.record(scenario, 0, study.trials, [], [], study_name=args.study)
+    # Where the workers really ran, which the URL says and the scenario id only intends.
+    record = dataclasses.replace(record, storage=spec.kind)
     reused = {i: p for i, p in study.processes.items() if len(p) > 1}
     for index, processes in reused.items():
         print(
@@ -495,29 +503,24 @@ def cmd_collect(args: argparse.Namespace) -> int:
         )
     verdict = (
         "every grid point evaluated exactly once"
-        if measured.missing == measured.duplicates == 0
-        else f"{measured.missing} grid points never evaluated, {measured.duplicates} evaluated "
+        if record.missing == record.duplicates == 0
+        else f"{record.missing} grid points never evaluated, {record.duplicates} evaluated "
         "more than once"
     )
-    workers_seen = sorted({t.worker for t in trials if t.worker is not None})
+    workers_seen = sorted({t.worker for t in study.trials if t.worker is not None})
     print(
-        f"{args.study} ({study.scenario_id}, workers {workers_seen}): "
-        f"{measured.complete} complete trials; {verdict}",
+        f"{args.study} ({record.scenario}, workers {workers_seen}): "
+        f"{record.complete} complete trials; {verdict}",
         file=sys.stderr,
     )
-    print(
-        json.dumps(
-            {
-                "study": args.study,
-                "scenario": study.scenario_id,
-                "storage": spec.kind,
-                **{k: v for k, v in vars(measured).items()},
-                "reused_worker_indexes": {str(i): p for i, p in reused.items()},
-                "trial_log": [t.to_json() for t in trials],
-            },
-            indent=1,
-        )
-    )
+    # The run record as `run` writes it (RunRecord.from_json reads it back), plus what only
+    # collect knows; "study" is the key this output had before it was a run record, kept for
+    # the scripts that read it.
+    only_collect = {
+        "study": args.study,
+        "reused_worker_indexes": {str(i): p for i, p in reused.items()},
+    }
+    print(json.dumps({**record.to_json(), **only_collect}, indent=1))
     if args.delete:
         workers.delete_study(spec, args.study)
         if spec.kind == "redis":

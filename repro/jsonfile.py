@@ -112,10 +112,14 @@ def untag_nonfinite(data: Any) -> Any:
     if isinstance(data, list):
         if len(data) == 2 and data[0] == "float" and data[1] in _NONFINITE:
             return float(data[1])
-        return [untag_nonfinite(v) for v in data]
+        # Scalars are returned as they are without a call: a results file holds ~10^6 of them.
+        return [untag_nonfinite(v) if isinstance(v, _CONTAINERS) else v for v in data]
     if isinstance(data, dict):
-        return {k: untag_nonfinite(v) for k, v in data.items()}
+        return {k: untag_nonfinite(v) if isinstance(v, _CONTAINERS) else v for k, v in data.items()}
     return data
+
+
+_CONTAINERS = (list, dict)
 
 
 _NONFINITE = {repr(math.nan), repr(math.inf), repr(-math.inf)}

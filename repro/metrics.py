@@ -27,10 +27,6 @@ class TrialRecord:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TrialRecord:
-        return cls(**data)
-
 
 def value_key(value: GridValue) -> str:
     """A key that keeps 1, 1.0, True and "1" apart and makes every NaN equal."""

@@ -330,10 +330,9 @@ def fold(
             if wall_seconds is not None:
                 header["wall_seconds"] = wall_seconds
             base = earlier or ResultsFile(version, "", "", {}, [])
+            # The header's fields over the earlier file's, records as they are (no JSON).
             record = from_fields(
-                ResultsFile,
-                {**base.to_json(), **header},
-                runs=merge(base.runs, fresh),
+                ResultsFile, {**vars(base), **header}, runs=merge(base.runs, fresh)
             )
             save(path, record)
             earlier = record

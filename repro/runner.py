@@ -10,22 +10,23 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any
 
 from repro import _compat, metrics, services, workers
 from repro.fork import CTX, STOP_SIGNALS, Child, ChildFailed, call
 from repro.results import RunRecord
 from repro.scenarios import SERVER_STORAGES, Scenario
-from repro.storages import StorageError, StorageSpec, embedded
+from repro.storages import StorageError, StorageSpec, embedded, sqlite_file
 from repro.sync import Phaser
-from repro.workers import WorkerPlan
+from repro.workers import WorkerPlan, WorkerResult
 
 DEFAULT_TIMEOUT = 120.0
 BARRIER_TIMEOUT = 30.0
 
 
 @contextmanager
-def _fresh_storage(kind: str, study_name: str) -> Iterator[StorageSpec]:
+def _fresh_storage(
+    kind: str, study_name: str, template: str | None = None
+) -> Iterator[StorageSpec]:
     if kind in SERVER_STORAGES:
         with services.isolated(kind, study_name) as spec:
             yield spec
@@ -37,42 +38,57 @@ def _fresh_storage(kind: str, study_name: str) -> Iterator[StorageSpec]:
     try:
         tmp = tempfile.mkdtemp(prefix=services.scratch_prefix(), dir=services.scratch_dir())
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        yield embedded(kind, tmp)
+        spec = embedded(kind, tmp)
+        if template is not None:
+            # A copy of an empty database whose tables this Optuna made: the run starts as
+            # if the first of its scripts had already opened the file.
+            shutil.copyfile(template, sqlite_file(spec))
+            spec = dataclasses.replace(spec, schema_ready=True)
+        yield spec
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if tmp is not None:
             shutil.rmtree(tmp)
 
 
-def _plans(
+def worker_plan(
+    scenario: Scenario,
+    spec: StorageSpec,
+    study_name: str,
+    index: int,
+    barrier_timeout: float,
+    *,
+    storage_barrier: bool = False,
+) -> WorkerPlan:
+    """Worker ``index``'s plan. In threads mode one process runs every worker's trials on
+    ``n_jobs`` threads sharing one sampler. ``storage_barrier``: concurrent workers started
+    by hand (``python -m repro worker``) meet through the storage, having no Phaser."""
+    threads = scenario.workers if scenario.mode == "threads" else 1
+    return WorkerPlan(
+        scenario,
+        spec,
+        study_name,
+        worker_index=index,
+        n_trials=scenario.trials_each * threads,
+        n_jobs=threads,
+        barrier_timeout=barrier_timeout,
+        storage_barrier=storage_barrier,
+    )
+
+
+def worker_plans(
     scenario: Scenario, spec: StorageSpec, study_name: str, barrier_timeout: float
 ) -> list[WorkerPlan]:
-    if scenario.mode == "threads":
-        # One process, one sampler, n_jobs threads sharing it.
-        return [
-            WorkerPlan(
-                scenario,
-                spec,
-                study_name,
-                worker_index=0,
-                n_trials=scenario.trials_each * scenario.workers,
-                n_jobs=scenario.workers,
-                barrier_timeout=barrier_timeout,
-            )
-        ]
-    return [
-        WorkerPlan(scenario, spec, study_name, i, scenario.trials_each, 1, barrier_timeout)
-        for i in range(scenario.workers)
-    ]
+    """One plan per worker process of the run."""
+    processes = 1 if scenario.mode == "threads" else scenario.workers
+    return [worker_plan(scenario, spec, study_name, i, barrier_timeout) for i in range(processes)]
 
 
-def _launch(
-    scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float
-) -> list[dict[str, Any]]:
-    """Start the workers as the launch mode says; one result dict per worker, errors included."""
+def _launch(scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float) -> list[WorkerResult]:
+    """Start the workers as the launch mode says; one result per worker, errors included."""
 
-    def failed(plan: WorkerPlan, child: Child | None, message: str, began: float) -> dict[str, Any]:
-        return workers.WorkerResult(
+    def failed(plan: WorkerPlan, child: Child | None, message: str, began: float) -> WorkerResult:
+        return WorkerResult(
             index=plan.worker_index,
             pid=child.process.pid or -1 if child else -1,
             sampler_pid=None,
@@ -81,7 +97,7 @@ def _launch(
             startup_s=None,
             elapsed_s=time.perf_counter() - began,
             error=message,
-        ).to_json()
+        )
 
     def start(plan: WorkerPlan, phaser: Phaser | None) -> Child | None:
         # The run timeout bounds launching too: no worker is forked once it has passed.
@@ -89,17 +105,17 @@ def _launch(
             return None
         return Child(workers.run_worker, plan, phaser, time.perf_counter())
 
-    def collect(plan: WorkerPlan, child: Child | None, began: float) -> dict[str, Any]:
+    def collect(plan: WorkerPlan, child: Child | None, began: float) -> WorkerResult:
         if child is None:
             return failed(plan, None, "not started: the run timed out before its turn", began)
         try:
-            result: dict[str, Any] = child.result(deadline)
+            result: WorkerResult = child.result(deadline)
             return result
         except ChildFailed as exc:
             return failed(plan, child, str(exc), began)
 
     phaser = Phaser(CTX, len(plans)) if scenario.mode == "concurrent" else None
-    results: list[dict[str, Any]] = []
+    results: list[WorkerResult] = []
     if scenario.mode == "concurrent":
         began = time.perf_counter()
         children = [start(p, phaser) for p in plans]
@@ -116,41 +132,44 @@ def run(
     repetition: int,
     *,
     storage: StorageSpec | None = None,
+    template: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     barrier_timeout: float = BARRIER_TIMEOUT,
 ) -> RunRecord:
     """Run ``scenario`` once on a fresh study and measure it. Never raises for a worker's
     failure: the record's ``error`` carries it. ``storage`` defaults to a fresh one of the
     scenario's kind: a file in a temporary directory, or a database / key prefix of its own
-    on a server, removed afterwards."""
+    on a server, removed afterwards. ``template``: an SQLite file with Optuna's tables, copied
+    to make a fresh SQLite storage (see execution.sqlite_template)."""
     _compat.warm_up()
     began = time.perf_counter()
     deadline = time.monotonic() + timeout
     study_name = f"repro-{scenario.id}-r{repetition}-{uuid.uuid4().hex[:8]}"
     errors: list[str] = []
-    worker_results: list[dict[str, Any]] = []
+    worker_results: list[WorkerResult] = []
     trials: list[metrics.TrialRecord] = []
     crashes: list[str] = []
     stack = ExitStack()
     try:
-        spec = storage or stack.enter_context(_fresh_storage(scenario.storage, study_name))
+        spec = storage or stack.enter_context(
+            _fresh_storage(scenario.storage, study_name, template)
+        )
         call(workers.create_study, spec, study_name, scenario, timeout=timeout)
         # Creating the study made (or found) Optuna's tables: every later open of this run
         # skips that work, as a distributed user's workers can (`skip_table_creation`).
         spec = dataclasses.replace(spec, schema_ready=True)
         if scenario.remedy == "enqueued":
             call(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
-        plans = _plans(scenario, spec, study_name, barrier_timeout)
+        plans = worker_plans(scenario, spec, study_name, barrier_timeout)
         worker_results = _launch(scenario, plans, deadline)
-        failures = [f"worker {r['index']}: {r['error']}" for r in worker_results if r["error"]]
+        failures = [f"worker {r.index}: {r.error}" for r in worker_results if r.error]
         # Under a remedy a worker's crash is an outcome of the remedy: counted, and the
         # other workers' trials are still read and measured.
         if scenario.remedy == "grid":
             errors += failures
         else:
             crashes = failures
-        raw = call(workers.read_trials, spec, study_name, timeout=timeout)
-        trials = [metrics.TrialRecord.from_json(t) for t in raw]
+        trials = call(workers.read_trials, spec, study_name, timeout=timeout)
     except (ChildFailed, StorageError, OSError) as exc:
         # OSError: no scratch dir to make the storage in ($REPRO_TMPDIR missing, disk full).
         errors.append(f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc))
@@ -184,7 +203,7 @@ def record(
     scenario: Scenario,
     repetition: int,
     trials: Sequence[metrics.TrialRecord],
-    worker_results: Sequence[dict[str, Any]],
+    worker_results: Sequence[WorkerResult],
     errors: Sequence[str],
     *,
     seconds: float = 0.0,
@@ -192,7 +211,8 @@ def record(
     teardown_error: str | None = None,
     worker_crashes: Sequence[str] = (),
 ) -> RunRecord:
-    """The run record of what was measured; ``errors`` (if any) say why it may be partial."""
+    """The run record of what was measured, in the shape it is written; ``errors`` (if any)
+    say why it may be partial."""
     measured = metrics.compute(trials, scenario.search_space)
     return RunRecord(
         scenario=scenario.id,
@@ -209,9 +229,7 @@ def record(
         missing=measured.missing,
         same_id_duplicates=measured.same_id_duplicates,
         colliding_id_duplicates=measured.colliding_id_duplicates,
-        worker_orders_distinct=metrics.orders_distinct(
-            r["order_fingerprint"] for r in worker_results
-        ),
+        worker_orders_distinct=metrics.orders_distinct(r.order_fingerprint for r in worker_results),
         error="\n".join(errors) or None,
         trials_per_worker=scenario.trials_each,
         search_space=[[name, list(values)] for name, values in scenario.search_space],
@@ -220,7 +238,7 @@ def record(
         study_name=study_name,
         duplicated_points=measured.duplicated_points,
         missing_points=measured.missing_points,
-        worker_results=list(worker_results),
+        worker_results=[r.to_json() for r in worker_results],
         trial_log=[t.to_json() for t in sorted(trials, key=lambda t: t.number)],
         teardown_error=teardown_error,
         remedy=scenario.remedy,

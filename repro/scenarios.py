@@ -208,12 +208,19 @@ def matrix(storages: Iterable[str] = ALL_STORAGES) -> list[Scenario]:
     ]
 
 
-# Remedies measured by default (`python -m repro run`): the two that upstream recommends, on
-# the embedded storage users start with and one server, plus "more trials" on the #5489
-# pattern. BruteForceSampler with seed None: the seed policies differ only when workers
-# overlap, which `--remedies all` measures. The enqueued grid ignores the seed (the queue
-# fixes every point), so it runs with seed None only.
-DEFAULT_REMEDY_STORAGES: tuple[str, ...] = ("sqlite", "postgresql")
+# Remedies measured by default (`python -m repro run`): the two that upstream recommends, plus
+# "more trials" on the #5489 pattern. BruteForceSampler's pick reads the storage through the
+# same calls on every storage, so it runs on SQLite only; the enqueued grid's claim is the
+# storage's own code (SQLite's unlocked check, a row lock on a server, a journal entry), so it
+# runs on one storage of each kind: SQLite, PostgreSQL and Redis (the journal on a server).
+# BruteForceSampler with seed None: the seed policies differ only when workers overlap, which
+# `--remedies all` measures. The enqueued grid ignores the seed (the queue fixes every point),
+# so it runs with seed None only. `--remedies all`: every remedy, seed policy and storage.
+DEFAULT_REMEDIES: dict[str, tuple[Remedy, ...]] = {
+    "sqlite": ("bruteforce", "enqueued", *BUDGET_FACTORS),
+    "postgresql": ("enqueued",),
+    "redis": ("enqueued",),
+}
 # Threads in one process are today's "threads" mode (the in-process remedy), not a new row.
 REMEDY_MODES: tuple[Mode, ...] = ("sequential", "concurrent")
 
@@ -222,14 +229,18 @@ def remedy_matrix(storages: Iterable[str] = ALL_STORAGES, *, full: bool = False)
     """The remedy scenarios: every one with ``full``, else the cheap default set."""
     out: list[Scenario] = []
     for storage in storages:
-        if not full and storage not in DEFAULT_REMEDY_STORAGES:
-            continue
+        chosen = set(REMEDIES) - {"grid"} if full else set(DEFAULT_REMEDIES.get(storage, ()))
         for mode in REMEDY_MODES:
-            policies: tuple[SeedPolicy, ...] = SEED_POLICIES if full else ("none",)
-            out += [Scenario(mode, p, storage, remedy="bruteforce") for p in policies]
-            out.append(Scenario(mode, "none", storage, remedy="enqueued"))
-            if full or (storage == "sqlite" and mode == "sequential"):
-                out += [Scenario(mode, "none", storage, remedy=r) for r in BUDGET_FACTORS]
+            if "bruteforce" in chosen:
+                policies: tuple[SeedPolicy, ...] = SEED_POLICIES if full else ("none",)
+                out += [Scenario(mode, p, storage, remedy="bruteforce") for p in policies]
+            if "enqueued" in chosen:
+                out.append(Scenario(mode, "none", storage, remedy="enqueued"))
+            # More trials on the #5489 pattern (sequential) unless every remedy is asked for.
+            if full or mode == "sequential":
+                out += [
+                    Scenario(mode, "none", storage, remedy=r) for r in BUDGET_FACTORS if r in chosen
+                ]
     return out
 
 

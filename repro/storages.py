@@ -49,6 +49,11 @@ def embedded(kind: str, directory: str) -> StorageSpec:
     raise StorageError(f"unknown embedded storage {kind!r}; choose sqlite or journal")
 
 
+def sqlite_file(spec: StorageSpec) -> str:
+    """The file of an SQLite storage made by ``embedded``."""
+    return spec.location.removeprefix("sqlite:///")
+
+
 def from_url(url: str) -> StorageSpec:
     """Classify a user-given storage URL; a plain path or ``journal:`` prefix is a journal file."""
     scheme = urlsplit(url).scheme.lower()

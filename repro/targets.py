@@ -6,7 +6,10 @@ A target spec is one of (optionally prefixed ``LABEL=`` to name it yourself):
 - ``5.0.0+patches/fix.patch[+more.patch]``: that release's sdist, patched, built, installed;
 - a directory: a local Optuna source tree (e.g. a clone of the development head);
 - ``optuna-X.whl`` or ``optuna-X.tar.gz``: a wheel or sdist file;
-- ``optuna @ git+https://github.com/optuna/optuna@<sha>``: a PEP 508 direct reference.
+- ``optuna @ git+https://github.com/optuna/optuna@<sha>``: a PEP 508 direct reference; a git
+  URL may name a commit, a branch or a tag (``prepare`` resolves it to the commit and installs
+  that commit) and may be ``git+file:///path/to/repo`` for a local repository, which goes
+  through the same code as a remote one.
 
 ``prepare`` (run in any environment with pip) resolves a spec to what to install and to its
 provenance, downloading and building what it must (a patched release is built once per
@@ -34,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from repro.cmdline import Parser, dispatch
 from repro.errors import ReproError
@@ -47,6 +51,8 @@ KINDS = ("release", "latest", "patched", "source", "file", "direct")
 TIMEOUT = 900.0
 RELEASE = re.compile(r"\d+(\.\d+)*([abc]|rc|\.post|\.dev)?\d*")
 SHA = re.compile(r"[0-9a-f]{40}")
+# The schemes of pip's git URLs (git+SCHEME://...); file:// is a local repository.
+GIT_SCHEMES = ("https", "http", "ssh", "git", "file")
 
 
 class TargetError(ReproError):
@@ -143,8 +149,11 @@ def parse(text: str, base: Path = ROOT) -> Spec:
         if direct is None:
             raise TargetError(f"target {text!r}: a direct reference reads 'optuna @ URL'")
         url = direct.group(1)
-        ref = url.rsplit("@", 1)[-1] if url.count("@") else ""
-        default = f"git-{ref[:12]}" if SHA.fullmatch(ref) else "direct-" + _safe(ref or "head")
+        if url.startswith("git+"):
+            ref = split_git(text, url)[1]
+            default = f"git-{ref[:12]}" if SHA.fullmatch(ref) else "direct-" + _safe(ref or "head")
+        else:  # a URL to a wheel or sdist, installed as pip finds it
+            default = "direct-" + _safe(urlsplit(url).path.rsplit("/", 1)[-1])
         return Spec(text, "direct", label or default, requirement=f"optuna @ {url}")
     if raw == "latest":
         return Spec(text, "latest", label or "latest")
@@ -181,18 +190,41 @@ def parse(text: str, base: Path = ROOT) -> Spec:
     )
 
 
+def split_git(target: str, url: str) -> tuple[str, str]:
+    """The repository URL git reads and the ref ("" for the default branch) of a pip git URL,
+    ``git+SCHEME://[USER@]HOST/PATH[@REF][#FRAGMENT]`` (the fragment, e.g. ``#egg=``, is
+    dropped: Optuna sits at the repository's root)."""
+    parts = urlsplit(url.removeprefix("git+"))
+    if parts.scheme not in GIT_SCHEMES:
+        raise TargetError(
+            f"target {target!r}: a git URL reads git+https://HOST/PATH[@REF] (or git+ssh://, "
+            "git+file:///PATH for a local repository)"
+        )
+    path, _, ref = parts.path.rpartition("@") if "@" in parts.path else (parts.path, "", "")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", "")), ref
+
+
 def _run(command: Sequence[str], target: str, doing: str, cwd: Path | None = None) -> str:
     """Run a step of preparing a target; a failure becomes one line naming the target."""
     try:
         done = subprocess.run(
-            list(command), cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, check=False
+            list(command),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+            # git must fail at once on a repository that asks for credentials, not wait for them.
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise TargetError(f"target {target!r}: {doing} failed ({exc})") from None
     if done.returncode != 0:
-        lines = [x for x in (done.stderr + done.stdout).strip().splitlines() if x.strip()]
-        last = lines[-1].strip() if lines else f"exit status {done.returncode}"
-        raise TargetError(f"target {target!r}: {doing} failed: {last}")
+        lines = [x.strip() for x in (done.stderr + done.stdout).splitlines() if x.strip()]
+        # git says why first ("fatal: ...") and then gives advice; pip and uv end with the cause.
+        fatal = [x for x in lines if x.startswith("fatal:")]
+        why = (fatal or lines[-1:] or [f"exit status {done.returncode}"])[0]
+        raise TargetError(f"target {target!r}: {doing} failed: {why}")
     return done.stdout
 
 
@@ -350,19 +382,45 @@ def prepare(spec: Spec, cache: Path = CACHE) -> Plan:
             None,
         )
     assert spec.requirement is not None
-    ref = spec.requirement.rsplit("@", 1)[-1]
-    commit = ref if SHA.fullmatch(ref) else None
+    url = spec.requirement.split("@", 1)[1].strip()
+    if not url.startswith("git+"):
+        return Plan([spec.requirement], Provenance(spec.label, spec.text, "direct", url), None)
+    repo, commit = resolve_git(spec, url)
+    # The commit resolved here is what gets installed: a branch that moves in between cannot
+    # make the provenance name another commit than the one measured.
     return Plan(
-        [spec.requirement],
-        Provenance(
-            spec.label,
-            spec.text,
-            "direct",
-            spec.requirement.split("@", 1)[1].strip(),
-            commit=commit,
-        ),
+        [f"optuna @ git+{repo}@{commit}"],
+        Provenance(spec.label, spec.text, "direct", url, commit=commit),
         None,
     )
+
+
+def resolve_git(spec: Spec, url: str) -> tuple[str, str]:
+    """The repository of a git direct reference and the commit it names, asked of the
+    repository itself (``git ls-remote``), so that an unreachable repository or an unknown
+    branch or tag is a one-line error before anything is installed. A full commit sha is
+    taken as it is (the install fetches it); a branch wins over a tag of the same name, as
+    in pip."""
+    repo, ref = split_git(spec.text, url)
+    asked = "HEAD" if not ref or SHA.fullmatch(ref) else ref
+    # An annotated tag lists the tag object and, peeled (^{}), the commit it points to; the
+    # peeled line is listed only when asked for by name.
+    patterns = [asked] if asked == "HEAD" else [asked, asked + "^{}"]
+    listed = _run(
+        ["git", "ls-remote", repo, *patterns], spec.text, f"reaching the git repository {repo}"
+    )
+    if SHA.fullmatch(ref):
+        return repo, ref
+    found = {name: sha for sha, _, name in (line.partition("\t") for line in listed.splitlines())}
+    names = [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
+    wanted = ["HEAD"] if asked == "HEAD" else names
+    commit = next((found[name] for name in wanted if name in found), None)
+    if commit is None:
+        raise TargetError(
+            f"target {spec.text!r}: {repo} has no branch or tag {asked!r}; give a branch, a "
+            "tag or a full 40-hex commit"
+        )
+    return repo, commit
 
 
 def target_dir(results: Path, label: str) -> Path:

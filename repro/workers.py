@@ -2,7 +2,8 @@
 so it pays neither a fresh interpreter nor a fresh ``import optuna``; it builds its own storage
 connection and its own GridSampler after the fork, exactly as a separate script would.
 
-Workers return plain data through a pipe (``repro.fork``).
+Workers return plain records (``WorkerResult``, ``TrialRecord``) through a pipe
+(``repro.fork`` pickles them); only ``runner.record`` turns them into the JSON of a run.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class WorkerPlan:
 
 @dataclass(frozen=True)
 class WorkerResult:
+    """What one worker process reports; the run record holds its JSON form."""
+
     index: int
     pid: int
     sampler_pid: int | None
@@ -93,8 +96,8 @@ def order_fingerprint(order: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> dict[str, Any]:
-    """Body of one worker process; returns a WorkerResult as a dict."""
+def run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> WorkerResult:
+    """Body of one worker process."""
     try:
         with _driver_errors(plan.storage):
             return _run_worker(plan, phaser, spawned_at)
@@ -104,7 +107,7 @@ def run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> di
             phaser.deregister()
 
 
-def _run_worker(plan: WorkerPlan, phaser: Barrier | None, spawned_at: float) -> dict[str, Any]:
+def _run_worker(plan: WorkerPlan, phaser: Barrier | None, spawned_at: float) -> WorkerResult:
     _compat.quiet_optuna()
     scenario = plan.scenario
     seed = scenario.seed_for(plan.worker_index)
@@ -158,7 +161,7 @@ def _run_worker(plan: WorkerPlan, phaser: Barrier | None, spawned_at: float) -> 
         startup_s=startup,
         elapsed_s=time.perf_counter() - started,
         error=None,
-    ).to_json()
+    )
 
 
 SCENARIO_ATTR = "repro_scenario"
@@ -179,6 +182,13 @@ def create_study(spec: StorageSpec, study_name: str, scenario: Scenario) -> None
             study.set_user_attr(SPACE_ATTR, [[n, list(v)] for n, v in scenario.search_space])
         finally:
             _compat.dispose(storage)
+
+
+def create_schema(spec: StorageSpec) -> None:
+    """Make Optuna's tables (and its schema version record) in an empty database."""
+    _compat.quiet_optuna()
+    with _opened(spec):
+        pass
 
 
 def enqueue_grid(spec: StorageSpec, study_name: str, scenario: Scenario) -> None:
@@ -259,7 +269,7 @@ class StudyRecord:
 
     scenario_id: str
     search_space: list[list[Any]]
-    trials: list[dict[str, Any]]  # TrialRecord.to_json() of every trial
+    trials: list[TrialRecord]
     # Worker index -> "host:pid" of each process that ran trials under it; more than one means
     # two workers were started with the same --worker-index.
     processes: dict[int, list[str]]
@@ -289,7 +299,7 @@ def read_study(spec: StorageSpec, study_name: str) -> StudyRecord:
         )
 
 
-def _trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+def _trial_record(t: optuna.trial.FrozenTrial) -> TrialRecord:
     tag = t.user_attrs.get(TAG_ATTR, {})
     return TrialRecord(
         number=t.number,
@@ -298,10 +308,10 @@ def _trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         grid_id=t.system_attrs.get(_compat.GRID_ID_ATTR),
         worker=tag.get("worker"),
         phase=tag.get("phase"),
-    ).to_json()
+    )
 
 
-def read_trials(spec: StorageSpec, study_name: str) -> list[dict[str, Any]]:
+def read_trials(spec: StorageSpec, study_name: str) -> list[TrialRecord]:
     with _opened(spec) as storage:
         study = optuna.load_study(study_name=study_name, storage=storage)
         return [_trial_record(t) for t in study.get_trials(deepcopy=False)]

@@ -5,6 +5,7 @@ here."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -103,19 +104,9 @@ def run_record(
             raise ScenarioError(f"no default scenario {scenario!r}; pass a Scenario")
         scenario = found
     grid = scenario.grid_size
+    # Metrics has the field names of the RunRecord counts.
     counts: dict[str, Any] = (
-        {
-            "trials": measured.trials,
-            "complete": measured.complete,
-            "distinct": measured.distinct,
-            "duplicates": measured.duplicates,
-            "missing": measured.missing,
-            "same_id_duplicates": measured.same_id_duplicates,
-            "colliding_id_duplicates": measured.colliding_id_duplicates,
-            "states": measured.states,
-            "duplicated_points": measured.duplicated_points,
-            "missing_points": measured.missing_points,
-        }
+        dataclasses.asdict(measured)
         if measured is not None
         else {
             "trials": grid,
@@ -139,6 +130,7 @@ def run_record(
         "error": error,
         "trials_per_worker": scenario.trials_each,
         "search_space": [[name, list(values)] for name, values in scenario.search_space],
+        "remedy": scenario.remedy,
     }
     return RunRecord(**{**base, **counts, **fields})
 

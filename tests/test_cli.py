@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from repro import _compat
+from repro.results import RunRecord
 from repro.scenarios import space_digest, validate_space
 
 from .helpers import run_cli
@@ -155,3 +156,31 @@ def test_unreachable_server_is_an_error_when_asked_for_or_in_ci(
     )
     assert done.stderr.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.xdist_group("processes")
+def test_collect_prints_the_run_record_of_the_study(tmp_path: Path) -> None:
+    """`worker` prints its WorkerResult; `collect` prints the run record of the study in the
+    shape `run` writes (RunRecord reads it back unchanged), plus what only it knows: the
+    study's name and the worker indexes that two processes used. One worker of four ran its
+    six trials, each on a point of its own (forced: one sampler never repeats a point)."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    scenario = "sequential-none-sqlite-w4-g24"
+    worker = run_cli(
+        "worker", "--storage", storage, "--study", "s", "--scenario", scenario,
+        "--worker-index", "1",
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr
+    result = json.loads(worker.stdout)
+    assert (result["index"], result["error"]) == (1, None)
+    done = run_cli("collect", "--storage", storage, "--study", "s")
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    record = RunRecord.from_json(printed)
+    only_collect = {"study": "s", "reused_worker_indexes": {}}
+    assert printed == {**record.to_json(), **only_collect}
+    assert (record.scenario, record.storage, record.study_name) == (scenario, "sqlite", "s")
+    assert (record.trials, record.complete, record.distinct) == (6, 6, 6)
+    assert (record.missing, record.duplicates, record.error) == (18, 0, None)
+    assert {t["worker"] for t in record.trial_log} == {1}
+    assert "6 complete trials; 18 grid points never evaluated, 0 evaluated" in done.stderr

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from repro import _compat, jsonfile, results, services
+from repro.metrics import compute
 from repro.results import RunRecord
 from repro.scenarios import Scenario, validate_space
 
-from .helpers import RESULTS, run_cli
+from .helpers import RESULTS, run_cli, run_record
 from .procs import Repro, wait_empty
 
 pytestmark = pytest.mark.xdist_group("processes")
@@ -151,24 +152,32 @@ def test_runs_that_measured_nothing_never_replace_measured_ones(
     assert results_file(tmp_path)["runs"] == good
 
 
-def _record(scenario: str, repetition: int, *, measured: bool) -> RunRecord:
-    return RunRecord(
-        scenario=scenario, mode="sequential", seed_policy="none", storage="journal",
-        workers=2, grid_size=4, repetition=repetition, trials=4 if measured else 0,
-        complete=4 if measured else 0, distinct=4 if measured else 0, duplicates=0,
-        missing=0, same_id_duplicates=0, colliding_id_duplicates=0,
-        worker_orders_distinct=1, error=None if measured else "run not measured: outage",
-    )  # fmt: skip
+# Three scenarios of one shape on the journal file, as a small filtered run makes them.
+SMALL_SPACE = validate_space({"x": [0, 1, 2, 3]})
+A, B, C = (
+    Scenario("sequential", policy, "journal", workers=2, search_space=SMALL_SPACE)
+    for policy in ("none", "shared", "per-worker")
+)
+
+
+def _record(scenario: Scenario, repetition: int, *, measured: bool) -> RunRecord:
+    if measured:
+        return run_record(scenario, repetition=repetition)
+    # What the runner records of a run that read no trial back.
+    nothing = compute([], scenario.search_space)
+    return run_record(
+        scenario, repetition=repetition, error="run not measured: outage", measured=nothing
+    )
 
 
 def test_merge_rule() -> None:
     """Measured fresh runs replace a scenario's runs; unmeasured ones replace only
     unmeasured ones; other scenarios are kept."""
-    a_old, b_old = _record("a", 0, measured=True), _record("b", 0, measured=True)
-    c_old = _record("c", 0, measured=False)
-    a_new = _record("a", 1, measured=True)
-    a_bad, b_bad = _record("a", 2, measured=False), _record("b", 1, measured=False)
-    c_bad = _record("c", 1, measured=False)
+    a_old, b_old = _record(A, 0, measured=True), _record(B, 0, measured=True)
+    c_old = _record(C, 0, measured=False)
+    a_new = _record(A, 1, measured=True)
+    a_bad, b_bad = _record(A, 2, measured=False), _record(B, 1, measured=False)
+    c_bad = _record(C, 1, measured=False)
     merged = results.merge([a_old, b_old, c_old], [a_new, a_bad, b_bad, c_bad])
     assert merged == [b_old, a_new, a_bad, c_bad]
 
@@ -208,7 +217,7 @@ def test_committed_results_are_strict_json() -> None:
 
 def test_nonfinite_values_round_trip_as_tags() -> None:
     record = dataclasses.replace(
-        _record("a", 0, measured=True),
+        _record(A, 0, measured=True),
         search_space=[["x", [math.inf, -math.inf, math.nan, 1.0, "float"]]],
         trial_log=[{"params": {"x": -math.inf}}],
     )

@@ -28,7 +28,8 @@ def test_a_server_dying_mid_run_keeps_the_runs_it_measured(tmp_path: Path, jobs:
     with redis_server(tmp_path) as (url, server):
         run = Repro(
             "run", "--out", str(tmp_path), "--storage", "redis", "-s", "sequential-none-*",
-            "-r", "4", "-j", jobs, *["--space", '{"x": [0, 1, 2, 3]}', "--workers", "2"],
+            "-r", "4", "-j", jobs, "--remedies", "none",
+            *["--space", '{"x": [0, 1, 2, 3]}', "--workers", "2"],
             env={"REPRO_REDIS_URL": url},
         )  # fmt: skip
         try:

@@ -18,11 +18,14 @@ from repro.results import ResultsFile, RunRecord
 from repro.scenarios import (
     ALL_STORAGES,
     REMEDIES,
+    REMEDY_MODES,
     Scenario,
     ScenarioError,
     matrix,
     remedy_matrix,
 )
+
+from .helpers import run_record
 
 PINNED = ("3.2.0", "3.6.1", "5.0.0")
 
@@ -49,16 +52,23 @@ def test_unknown_remedy_is_a_scenario_error() -> None:
 
 
 def test_default_remedies_are_cheap_and_cover_both_upstream_recommendations() -> None:
-    """By default: BruteForceSampler and the enqueued grid on SQLite and PostgreSQL, in both
-    process modes; the full set adds every seed policy and storage."""
+    """By default: BruteForceSampler on SQLite, and the enqueued grid on one storage of each
+    way of claiming a WAITING trial (SQLite, a row lock on PostgreSQL, a journal entry on Redis), in
+    both process modes; the full set adds every seed policy and storage."""
     default = remedy_matrix()
-    assert {s.storage for s in default} == {"sqlite", "postgresql"}
-    for storage in ("sqlite", "postgresql"):
-        for remedy in ("bruteforce", "enqueued"):
-            assert {s.mode for s in default if (s.storage, s.remedy) == (storage, remedy)} == {
-                "sequential",
-                "concurrent",
-            }
+    by_remedy = {r: {s.storage for s in default if s.remedy == r} for r in REMEDIES}
+    assert by_remedy["bruteforce"] == {"sqlite"}
+    assert by_remedy["enqueued"] == {"sqlite", "postgresql", "redis"}
+    # One storage per enqueued-claim row of the expectation table, on every pinned version.
+    for version in PINNED:
+
+        def row(storage: str, version: str = version) -> expectations.RemedyExpectation:
+            return expectations.remedy_expected(version, "enqueued", "concurrent", "none", storage)
+
+        assert {row(s) for s in by_remedy["enqueued"]} == {row(s) for s in ALL_STORAGES}
+    for s in default:
+        same = {x.mode for x in default if (x.storage, x.remedy) == (s.storage, s.remedy)}
+        assert same == ({"sequential"} if s.remedy in ("x1.5", "x2") else set(REMEDY_MODES))
     full = remedy_matrix(full=True)
     assert {s.storage for s in full} == set(ALL_STORAGES)
     assert {s.remedy for s in full} == set(REMEDIES) - {"grid"}
@@ -109,11 +119,9 @@ def test_a_worker_crash_under_a_remedy_is_counted_and_the_others_trials_kept() -
 
 
 def _run(scenario: Scenario, *, missing: int = 0, dups: int = 0, crashes: int = 0) -> RunRecord:
-    """A run record as the runner writes it, with the counts a test needs."""
-    return dataclasses.replace(
-        runner.record(scenario, 0, [], [], []),
-        trials=24,
-        complete=24,
+    """A finished run of ``scenario`` with the counts a test needs."""
+    return run_record(
+        scenario,
         missing=missing,
         duplicates=dups,
         worker_crashes=[f"worker {i}: Traceback ... RuntimeError" for i in range(crashes)],

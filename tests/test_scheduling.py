@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from repro import execution, expectations, services
+from repro import execution, expectations, runner, services, workers
+from repro.fork import call
 from repro.scenarios import DEFAULT_WORKERS, UPSTREAM, Scenario, matrix, validate_space
+from repro.storages import StorageSpec
 
 from .helpers import require_service, run_cli
 
@@ -74,15 +76,38 @@ def test_the_5489_verdict_is_the_first_thing_a_run_prints(tmp_path: Path) -> Non
 @pytest.mark.parametrize("kind", ["postgresql", "mysql"])
 def test_one_database_per_server_kind_for_the_whole_invocation(kind: str) -> None:
     """Runs share one database per server kind, named after the invoking process (so its
-    sweep and `clean` find it), dropped when the invocation ends."""
+    sweep and `clean` find it), dropped when the invocation ends. Optuna's tables are made
+    once, up front: a study is created in it without creating or checking them."""
     require_service(kind)
     prefix = services.database_prefix(os.getpid())
     with ExitStack() as stack:
         shared = execution.shared_databases({kind, "sqlite", "redis"}, stack)
         assert set(shared) == {kind}
         assert prefix in shared[kind].location
+        assert shared[kind].schema_ready
+        call(workers.create_study, shared[kind], "tables-made-once", UPSTREAM, timeout=60)
         assert [n for n in services.leftovers(kind) if n.startswith(prefix)]
     assert not [n for n in services.leftovers(kind) if n.startswith(prefix)]
+
+
+@pytest.mark.xdist_group("processes")
+def test_sqlite_runs_copy_one_template_made_per_invocation() -> None:
+    """The SQLite template has Optuna's tables (a study is created in it without creating or
+    checking them), lives in this process's scratch folder (the sweep and `clean` find it)
+    and is gone when the invocation ends; a run made from it measures as usual."""
+    with ExitStack() as stack:
+        templates = execution.sqlite_template({"sqlite", "journal", "mysql"}, stack)
+        assert set(templates) == {"sqlite"}
+        template = Path(templates["sqlite"])
+        assert template.parent.name.startswith(services.scratch_prefix(os.getpid()))
+        before = template.read_bytes()
+        record = runner.run(UPSTREAM, 0, template=str(template))
+        assert record.error is None
+        assert record.complete == record.grid_size
+        assert template.read_bytes() == before  # the run wrote to its own copy
+        tables = StorageSpec("sqlite", f"sqlite:///{template}", schema_ready=True)
+        call(workers.create_study, tables, "tables-made-once", UPSTREAM, timeout=60)
+    assert not template.parent.exists()
 
 
 @pytest.mark.xdist_group("processes")

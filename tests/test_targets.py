@@ -62,6 +62,15 @@ def test_source_tree_file_and_direct_reference(tmp_path: Path) -> None:
     assert direct.requirement == f"optuna @ git+https://github.com/optuna/optuna@{SHA}"
     head = targets.parse("optuna@git+https://github.com/optuna/optuna")
     assert head.label == "direct-head"
+    # The user in an ssh URL is not a ref; a local repository is a git URL like any other.
+    ssh = targets.parse("optuna @ git+ssh://git@github.com/optuna/optuna.git")
+    assert ssh.label == "direct-head"
+    local = targets.parse(f"optuna @ git+file://{tmp_path}/repo@{SHA}")
+    assert local.label == f"git-{SHA[:12]}"
+    assert targets.split_git("x", f"git+file://{tmp_path}/repo@main#egg=optuna") == (
+        f"file://{tmp_path}/repo",
+        "main",
+    )
 
 
 @pytest.mark.parametrize(
@@ -72,6 +81,7 @@ def test_source_tree_file_and_direct_reference(tmp_path: Path) -> None:
         ("tests", "is not an Optuna source tree"),
         ("no-such-optuna-1.0.whl", "no such file"),
         ("optuna @", "'optuna @ URL'"),
+        ("optuna @ git+ftp://example.org/optuna", "a git URL reads git+https://"),
         ("what is this", "not a release number"),
     ],
 )
@@ -143,6 +153,13 @@ def prepare_cli(
             "99.0.0",
             {"PIP_INDEX_URL": "http://127.0.0.1:9/simple/", "PIP_RETRIES": "0"},
             "downloading optuna==99.0.0 failed",
+        ),
+        (
+            "optuna @ git+file:///no/such/repository@main",
+            {},
+            # git's reason, not the advice it prints after it.
+            "reaching the git repository file:///no/such/repository failed: fatal: "
+            "'/no/such/repository' does not appear to be a git repository",
         ),
     ],
 )
@@ -281,3 +298,59 @@ def test_source_tree_plan_records_its_git_commit(tmp_path: Path) -> None:
     assert plan.tests_from == str(tree)
     assert (plan.provenance.kind, plan.provenance.label) == ("source", "dev")
     assert plan.provenance.commit == head.stdout.strip()
+
+
+def git_repository(tree: Path) -> str:
+    """``tree`` committed as a git repository with a branch ``main``, an annotated tag ``v1``
+    on that commit, then a second commit on ``main``; returns the first commit."""
+    git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t"]
+
+    def step(*args: str) -> str:
+        done = subprocess.run([*git, *args], check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    step("init", "-q", "-b", "main")
+    step("add", ".")
+    step("commit", "-q", "-m", "first")
+    first = step("rev-parse", "HEAD")
+    step("tag", "-a", "v1", "-m", "tag object, not the commit")
+    (tree / "NEWS").write_text("second\n")
+    step("add", ".")
+    step("commit", "-q", "-m", "second")
+    return first
+
+
+def test_a_git_reference_is_resolved_to_the_commit_it_installs(tmp_path: Path) -> None:
+    """A branch, a tag (through the tag object to its commit), no ref (the default branch) and
+    a full sha each become `optuna @ git+URL@<commit>`, with that commit in the provenance and
+    the URL as given as its source; a local repository (git+file://) goes through the same
+    code as git+https."""
+    tree = fake_tree(tmp_path / "optuna")
+    first = git_repository(tree)
+    head = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    url = f"git+file://{tree}"
+    for ref, commit, label in (
+        ("@main", head, "direct-main"),
+        ("@v1", first, "direct-v1"),
+        ("", head, "direct-head"),
+        (f"@{first}", first, f"git-{first[:12]}"),
+    ):
+        plan = targets.prepare(targets.parse(f"optuna @ {url}{ref}"), cache=tmp_path / "cache")
+        assert plan.install == [f"optuna @ {url}@{commit}"], ref
+        assert (plan.provenance.kind, plan.provenance.label) == ("direct", label)
+        assert (plan.provenance.commit, plan.provenance.source) == (commit, f"{url}{ref}")
+    assert not (tmp_path / "cache").exists()  # resolving downloads and builds nothing
+
+
+def test_a_git_reference_that_names_no_branch_or_tag_is_one_line(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path / "optuna")
+    git_repository(tree)
+    spec = f"optuna @ git+file://{tree}@no-such-branch"
+    with pytest.raises(targets.TargetError) as error:
+        targets.prepare(targets.parse(spec))
+    assert str(error.value) == (
+        f"target {spec!r}: file://{tree} has no branch or tag 'no-such-branch'; give a "
+        "branch, a tag or a full 40-hex commit"
+    )

@@ -1,22 +1,29 @@
 """The release timeline: release lists and ranges, transitions on hand-built data, the JSON
-round trip, the committed timeline, and one-line errors. No network, no environment made."""
+round trip, the committed timeline, and one-line errors; targets beside the releases (placed,
+compared, rendered with their provenance). No network and no environment made, except one
+test that measures a git direct reference for real."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import stat
+import subprocess
 import sys
+from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+from repro import targets
 from repro.jsonfile import FormatError
 from repro.results import RunRecord
 from repro.timeline import __main__ as cli
 from repro.timeline import envs, measure, plot, records, releases, render
-from repro.timeline.records import Release, Timeline
+from repro.timeline.records import Release, TargetPoint, Timeline
 
-from .helpers import RESULTS
+from .helpers import RESULTS, run_record
 
 PIP_INDEX = """\
 optuna (5.0.0)
@@ -25,50 +32,24 @@ Available versions: 5.0.0, 5.0.0rc1, 4.9.0, 4.1.0, 4.0.0, 4.0.0b0, 3.6.2, 3.4.0,
 """
 
 SEQ_NONE = "sequential-none-sqlite-w4-g24"
+SEQ_PER = "sequential-per-worker-sqlite-w4-g24"
 CONC_SHARED = "concurrent-shared-sqlite-w4-g24"
-
-
-def run(
-    scenario: str = SEQ_NONE,
-    missing: int = 0,
-    same_id: int = 0,
-    orders: int = 1,
-    error: str | None = None,
-    repetition: int = 0,
-) -> RunRecord:
-    """A finished 24-point, 4-worker run; duplicates equal missing, as with a capped budget."""
-    mode, rest = scenario.split("-", 1)
-    policy = rest.rsplit("-", 3)[0]
-    return RunRecord(
-        scenario=scenario,
-        mode=mode,
-        seed_policy=policy,
-        storage="sqlite",
-        workers=4,
-        grid_size=24,
-        repetition=repetition,
-        trials=24,
-        complete=24,
-        distinct=24 - missing,
-        duplicates=missing,
-        missing=missing,
-        same_id_duplicates=same_id,
-        colliding_id_duplicates=missing - same_id,
-        worker_orders_distinct=orders,
-        error=error,
-    )
+FIX = "5.0.0+grid-shared-order"
 
 
 def exact(scenario: str = SEQ_NONE) -> list[RunRecord]:
-    return [run(scenario, repetition=i) for i in range(2)]
+    return [run_record(scenario, repetition=i) for i in range(2)]
 
 
 def losing(scenario: str = SEQ_NONE) -> list[RunRecord]:
-    return [run(scenario, missing=7, orders=4, repetition=i) for i in range(2)]
+    return [run_record(scenario, missing=7, orders=4, repetition=i) for i in range(2)]
 
 
 def racy(scenario: str) -> list[RunRecord]:
-    return [run(scenario, missing=2, same_id=2, repetition=0), run(scenario, repetition=1)]
+    return [
+        run_record(scenario, missing=2, same_id=2, repetition=0),
+        run_record(scenario, repetition=1),
+    ]
 
 
 def ok(version: str, runs: list[RunRecord]) -> Release:
@@ -135,9 +116,9 @@ def test_classify_uses_the_outcomes_of_the_expectation_table() -> None:
     assert records.classify(exact(), "3.2.0") == "exact"
     assert records.classify(losing(), "3.6.1") == "loses-points"
     assert records.classify(racy(CONC_SHARED), "3.2.0") == "racy"
-    assert records.classify([run(error="boom")], "3.2.0") == records.NO_DATA
+    assert records.classify([run_record(error="boom")], "3.2.0") == records.NO_DATA
     # Lost in one run with disagreeing orders, exact in the other: no single outcome fits.
-    mixed = [run(missing=7, orders=4), run(repetition=1)]
+    mixed = [run_record(missing=7, orders=4), run_record(repetition=1)]
     assert records.classify(mixed, "3.6.1") == records.MIXED
 
 
@@ -180,7 +161,7 @@ def test_a_failed_install_is_a_gap_not_a_transition() -> None:
 
 def test_a_scenario_whose_runs_all_failed_is_a_gap_too() -> None:
     found = records.transitions(
-        [ok("3.3.0", exact()), ok("3.4.0", [run(error="crash")]), ok("3.4.1", losing())]
+        [ok("3.3.0", exact()), ok("3.4.0", [run_record(error="crash")]), ok("3.4.1", losing())]
     )
     assert [(t.from_version, t.to_version, t.unmeasured) for t in found] == [
         ("3.3.0", "3.4.1", ["3.4.0"])
@@ -227,13 +208,21 @@ def sample_timeline() -> Timeline:
         Release("3.4.0", records.INSTALL_FAILED, "`uv pip install` exited 1: no wheel"),
         ok("3.4.1", losing()),
     ]
+    return timeline_of(measured, SEQ_NONE)
+
+
+def timeline_of(
+    measured: list[Release], scenario: str, points: tuple[TargetPoint, ...] = ()
+) -> Timeline:
+    """A timeline of hand-built releases, as `--versions` with two runs per scenario gives."""
     return Timeline(
-        span=["3.3.0", "3.4.1"],
+        span=[measured[0].version, measured[-1].version],
         versions=measured,
         transitions=records.transitions(measured),
-        scenarios=[SEQ_NONE],
+        scenarios=[scenario],
         repetitions=2,
         listed_by="--versions",
+        targets=list(points),
     )
 
 
@@ -450,3 +439,218 @@ def test_a_timeline_of_unmeasurable_releases_is_written_and_exits_1(
     assert "- **3.6.2** (import-failed): `ImportError: numpy.core.multiarray" in markdown
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "[2/2] 3.6.2: import-failed: ImportError" in capsys.readouterr().err
+
+
+def target_point(label: str, version: str, runs: list[RunRecord], **provenance: str) -> TargetPoint:
+    record = targets.Provenance(label, f"{label}=spec", "direct", "git+file:///repo", version)
+    record = targets.Provenance(**{**record.to_json(), **provenance})
+    return TargetPoint(version, records.OK, None, runs=runs, label=label, provenance=record)
+
+
+def test_targets_are_placed_after_the_release_they_come_from() -> None:
+    """By the version the build reports: at or above a release, after it; a development or
+    pre-release build before the final release it leads to (PEP 440); unknown, last."""
+    measured = [ok(v, exact()) for v in ("5.0.0", "3.6.1", "4.0.0")]
+    points = [
+        target_point("dev", "5.1.0.dev0", []),
+        target_point("fix", "5.0.0", []),
+        target_point("rc", "4.0.0rc1", []),
+        target_point("failed", "", []),
+        target_point("old", "3.0.0", []),
+    ]
+    order = [p.name for p in records.placed(measured, points)]
+    assert order == [
+        "target old",
+        "3.6.1",
+        "target rc",
+        "4.0.0",
+        "5.0.0",
+        "target fix",
+        "target dev",
+        "target failed",
+    ]
+    assert records.built_from(measured, points[1]) is measured[0]
+    assert records.built_from(measured, points[4]) is None
+    assert records.built_from(measured, points[3]) is None
+
+
+def test_a_target_is_judged_by_its_own_expectation_rows() -> None:
+    """The same runs (distinct worker seeds, every point evaluated) contradict release 5.0.0's
+    row and agree with the candidate fix's row (`TARGET_ROWS`), looked up by the label."""
+    fixed = target_point(FIX, "5.0.0", exact(SEQ_PER)).scenario_outcomes()[0]
+    assert (fixed.measured, fixed.expected, fixed.agrees) == ("exact", "exact", True)
+    other = target_point("other", "5.0.0", exact(SEQ_PER)).scenario_outcomes()[0]
+    assert (other.expected, other.agrees) == ("loses-points", False)
+
+
+def timeline_with_a_target() -> Timeline:
+    measured = [ok("4.9.0", losing(SEQ_PER)), ok("5.0.0", losing(SEQ_PER))]
+    point = target_point(
+        FIX,
+        "5.0.0",
+        exact(SEQ_PER),
+        kind="patched",
+        source="package index sdist optuna-5.0.0.tar.gz, patched, built locally",
+        sha256="ab" * 32,
+    )
+    git = target_point("dev", "5.1.0.dev0", losing(SEQ_PER), commit="c0" * 20)
+    return timeline_of(measured, SEQ_PER, (git, point))
+
+
+def test_a_timeline_with_targets_round_trips_and_without_them_has_no_targets_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / records.FILENAME
+    data = timeline_with_a_target()
+    records.save(path, data)
+    assert records.load(path) == data
+    stored = json.loads(path.read_text())
+    assert [t["provenance"]["commit"] for t in stored["targets"]] == ["c0" * 20, None]
+    assert stored["targets"][1]["outcomes"][0]["expected"] == "exact"
+    records.save(path, sample_timeline())
+    assert "targets" not in json.loads(path.read_text())
+
+
+def test_a_target_is_rendered_after_its_release_with_its_provenance() -> None:
+    """Its row follows the release it comes from, its provenance is named in full, and what
+    differs from that release is said; the transitions stay about releases."""
+    data = timeline_with_a_target()
+    assert data.transitions == []
+    lines = render.markdown(data)
+    rows = [line.split(" | ")[0] for line in lines if line.startswith("| ")]
+    assert rows[1:5] == ["| 4.9.0", "| 5.0.0", f"| target {FIX}", "| target dev"]
+    text = "\n".join(lines)
+    assert f"sha256 `{'ab' * 32}`" in text
+    assert f"commit `{'c0' * 20}`" in text
+    label = "sequential · per-worker · sqlite"
+    assert f"Against 5.0.0: {label} `loses-points` → `exact`." in text
+    assert "Against 5.0.0: the same outcome in every scenario." in text
+    assert "2 targets beside them, 2 measured" in text
+    summary = "\n".join(render.summary(data))
+    assert f"Target **{FIX}**: Against 5.0.0: {label} `loses-points` → `exact`" in summary
+    names, series = plot.series(data)
+    assert names == ["4.9.0", "5.0.0", f"target {FIX}", "target dev"]
+    assert series == {SEQ_PER: [7.0, 7.0, 0.0, 7.0]}
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("what is this", "target 'what is this': not a release number"),
+        (
+            "optuna @ git+file:///no/such/repository@main",
+            "reaching the git repository file:///no/such/repository failed",
+        ),
+    ],
+)
+def test_a_bad_target_is_one_line_exit_2_and_the_timeline_is_kept(
+    tmp_path: Path, target: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Targets are resolved before any release is measured: nothing is written."""
+    (tmp_path / records.FILENAME).write_text("earlier timeline\n")
+    args = ["--versions", "3.2.0", "--out", str(tmp_path), "--envs", str(tmp_path / "envs")]
+    assert cli.main([*args, "--target", target]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("python -m repro.timeline: error: target ")
+    assert message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [records.FILENAME]
+    assert (tmp_path / records.FILENAME).read_text() == "earlier timeline\n"
+
+
+def test_two_targets_with_one_label_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--versions", "3.2.0", "--target", "5.0.0", "--target", "5.0.0"]) == 2
+    assert capsys.readouterr().err == (
+        "python -m repro.timeline: error: two targets are labelled '5.0.0'; name one with "
+        "--target LABEL=SPEC\n"
+    )
+
+
+def test_only_an_immutable_build_reuses_its_environment(tmp_path: Path) -> None:
+    """A wheel's sha256 or a git commit names one build; a source tree may change under the
+    same commit, so it is installed again every time."""
+    known = targets.Provenance("t", "t", "direct", "git+file:///r", commit="c0" * 20)
+    plan = targets.Plan(["optuna @ git+file:///r@" + "c0" * 20], known, None)
+    assert envs.reusable(plan)
+    tree = targets.Provenance("t", "t", "source", "/src", commit="c0" * 20)
+    assert not envs.reusable(targets.Plan(["/src"], tree, None))
+    moving = targets.Provenance("t", "t", "direct", "https://example.org/optuna.whl")
+    assert not envs.reusable(
+        targets.Plan(["optuna @ https://example.org/optuna.whl"], moving, None)
+    )
+    other = targets.Plan(["optuna @ git+file:///r@" + "c1" * 20], known, None)
+    assert envs.target_env_dir(tmp_path, plan) != envs.target_env_dir(tmp_path, other)
+
+
+def installed_optuna_tree(root: Path) -> Path:
+    """A source tree of the installed Optuna release: its package files as installed (pure
+    Python) and a pyproject.toml with the release's name, version and dependencies from its
+    metadata. No download: the test environments have no pip to fetch the sdist with."""
+    dist = metadata.distribution("optuna")
+    shutil.copytree(
+        Path(str(dist.locate_file("optuna"))),
+        root / "optuna",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    requires = [json.dumps(r) for r in dist.requires or [] if "extra ==" not in r]
+    (root / "pyproject.toml").write_text(
+        "[build-system]\n"
+        'requires = ["setuptools>=61"]\n'
+        'build-backend = "setuptools.build_meta"\n'
+        "[project]\n"
+        'name = "optuna"\n'
+        f"version = {json.dumps(dist.version)}\n"
+        f"dependencies = [{', '.join(requires)}]\n"
+        "[tool.setuptools.packages.find]\n"
+        'include = ["optuna*"]\n'
+        "[tool.setuptools.package-data]\n"
+        '"*" = ["*"]\n'
+    )
+    return root
+
+
+@pytest.mark.xdist_group("processes")
+def test_a_git_direct_reference_is_measured_with_the_commit_it_names(tmp_path: Path) -> None:
+    """Issue 13, for real, on a local repository (no network to GitHub here): the installed
+    release's source committed to git, given as `optuna @ git+file://...@<branch>`, resolved by
+    `repro.targets.prepare` (the code git+https goes through), installed into the target's own
+    environment, stamped there and measured with one run. The commit is in the provenance
+    before and after the install (pip's record of what it checked out), the run is judged
+    against the release's row, and a second use reuses the environment."""
+    tree = installed_optuna_tree(tmp_path / "optuna")
+    git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for step in (["init", "-q", "-b", "dev"], ["add", "."], ["commit", "-q", "-m", "tree"]):
+        subprocess.run([*git, *step], check=True, capture_output=True)
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    plan = targets.prepare(targets.parse(f"head=optuna @ git+file://{tree}@dev"))
+    assert plan.install == [f"optuna @ git+file://{tree}@{commit}"]
+    settings = measure.Settings(
+        envs=tmp_path / "envs", python=sys.executable, uv=envs.find_uv(), repetitions=1
+    )
+    point = measure.target(plan, [SEQ_NONE], settings)
+    assert (point.status, point.error, point.environment) == (records.OK, None, "created")
+    assert point.provenance is not None
+    assert point.provenance.commit == commit
+    assert (point.provenance.label, point.provenance.kind) == ("head", "direct")
+    assert point.version == point.provenance.optuna_version == metadata.version("optuna")
+    (outcome,) = point.scenario_outcomes()
+    # One run decides: the outcome on the default grid is forced on every pinned release
+    # ("exact", or "loses-points" up to 7.0e-9 per run; repro/expectations.py).
+    assert (outcome.runs, outcome.errors, outcome.agrees) == (1, 0, True)
+    again = envs.ensure_target(settings.envs, plan, sys.executable, settings.uv)
+    assert (again.created, again.error) == (False, None)
+
+
+def test_a_target_with_nothing_to_compare_says_why() -> None:
+    """Older than every release measured, or not measured itself (its row gives the cause)."""
+    old = target_point("old", "3.0.0", exact(SEQ_PER))
+    failed = replace(target_point("broken", "", []), status=records.INSTALL_FAILED, error="boom")
+    data = timeline_with_a_target()
+    data = replace(data, targets=[old, failed])
+    text = "\n".join(render.markdown(data))
+    assert "Not compared: no release at or below Optuna 3.0.0 was measured." in text
+    assert "Not compared: the target was not measured." in text
+    assert "| target broken | install-failed: boom |" in text
+    assert "- **target broken** (install-failed): `boom`" in text

@@ -19,7 +19,6 @@ from repro.cli import DEFAULT_GRID
 from repro.fork import call
 from repro.scenarios import SERVER_STORAGES, Scenario, space_digest, validate_space
 from repro.storages import StorageError, StorageSpec, embedded
-from repro.workers import WorkerPlan
 
 from .helpers import require_service, run_cli
 
@@ -154,10 +153,10 @@ def test_no_worker_is_forked_after_the_run_deadline(tmp_path: Path, mode: str) -
     is recorded as not started and no process is made for it."""
     scenario = Scenario(mode=mode, seed_policy="none", storage="journal")  # type: ignore[arg-type]
     spec = embedded("journal", str(tmp_path))
-    plans = [WorkerPlan(scenario, spec, "s", i, scenario.trials_each, 1, 5.0) for i in range(4)]
+    plans = runner.worker_plans(scenario, spec, "s", barrier_timeout=5.0)
     results = runner._launch(scenario, plans, deadline=time.monotonic() - 1)
-    assert [r["pid"] for r in results] == [-1] * 4
-    assert all("not started: the run timed out before its turn" in r["error"] for r in results)
+    assert [r.pid for r in results] == [-1] * 4
+    assert all("not started: the run timed out before its turn" in (r.error or "") for r in results)
     assert not list(tmp_path.iterdir())
 
 

@@ -7,15 +7,17 @@ import dataclasses
 import gc
 import os
 import time
+from pathlib import Path
 
 import optuna
 import pytest
 
-from repro import runner
+from repro import runner, workers
 from repro.fork import CTX, Child, ChildFailed, call
+from repro.metrics import TrialRecord
 from repro.scenarios import Scenario
 from repro.storages import embedded
-from repro.workers import WorkerPlan
+from repro.workers import WorkerResult
 
 pytestmark = pytest.mark.xdist_group("processes")
 
@@ -73,19 +75,49 @@ def test_each_worker_builds_its_own_sampler_after_the_fork(mode: str) -> None:
     assert samplers == [], "the test process itself built a GridSampler"
 
 
+def _walk(value: object, where: str) -> None:
+    """Fail on anything but our dataclasses and builtins inside ``value``."""
+    module = type(value).__module__
+    assert module.startswith(("repro.", "builtins")), f"{type(value)} in {where}"
+    if dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            _walk(getattr(value, f.name), where)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _walk(item, where)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _walk(item, where)
+
+
 def test_plans_carry_plain_data_only() -> None:
     """Nothing of Optuna's crosses the fork: a plan is made of our dataclasses and builtins."""
 
-    def walk(value: object) -> None:
-        module = type(value).__module__
-        assert module.startswith(("repro.", "builtins")), f"{type(value)} in a worker plan"
-        if dataclasses.is_dataclass(value):
-            for f in dataclasses.fields(value):
-                walk(getattr(value, f.name))
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                walk(item)
-
     scenario = Scenario(mode="concurrent", seed_policy="none", storage="sqlite")
-    plan = WorkerPlan(scenario, embedded("sqlite", "/tmp"), "s", 0, 6, 1, 30.0)
-    walk(plan)
+    for plan in runner.worker_plans(scenario, embedded("sqlite", "/tmp"), "s", 30.0):
+        _walk(plan, "a worker plan")
+
+
+def test_results_and_trials_cross_the_fork_as_records(tmp_path: Path) -> None:
+    """A worker returns a WorkerResult and the study reads back as TrialRecords through the
+    pipe, with nothing of Optuna's in them; only the run record holds their JSON form. The
+    first of four sequential workers alone: its six trials are six points (forced, one
+    sampler in one thread never repeats a point)."""
+    scenario = Scenario(mode="sequential", seed_policy="none", storage="journal")
+    spec = embedded("journal", str(tmp_path))
+    call(workers.create_study, spec, "s", scenario, timeout=60)
+    plan = runner.worker_plans(scenario, spec, "s", 30.0)[0]
+    result = Child(workers.run_worker, plan, None, time.perf_counter()).result(
+        time.monotonic() + 60
+    )
+    trials = call(workers.read_trials, spec, "s", timeout=60)
+    assert isinstance(result, WorkerResult)
+    assert result.error is None
+    assert all(isinstance(t, TrialRecord) for t in trials)
+    assert len(trials) == scenario.trials_each
+    for value in (result, *trials):
+        _walk(value, "a worker's result")
+    record = runner.record(scenario, 0, trials, [result], [])
+    assert record.worker_results == [result.to_json()]
+    assert record.trial_log == [t.to_json() for t in trials]
+    assert (record.complete, record.distinct) == (scenario.trials_each, scenario.trials_each)

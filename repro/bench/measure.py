@@ -56,7 +56,8 @@ def plain_run(scenario: Scenario, timeout: float) -> Run:
     try:
         child = Child(plain.run, scenario, timeout, name="plain script")
         # Its own deadline inside is `timeout`; the margin covers its cleanup.
-        return Run.from_json(child.result(time.monotonic() + timeout + runner.BARRIER_TIMEOUT))
+        run: Run = child.result(time.monotonic() + timeout + runner.BARRIER_TIMEOUT)
+        return run
     except ChildFailed as exc:
         return Run(round(time.perf_counter() - began, 4), error=str(exc))
 

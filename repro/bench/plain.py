@@ -77,8 +77,8 @@ def _complete_trials(spec: StorageSpec, study_name: str) -> int:
         _compat.dispose(storage)
 
 
-def run(scenario: Scenario, timeout: float) -> dict[str, Any]:
-    """One plain run of a sequential scenario; a ``Run`` as a dict. A worker's failure or a
+def run(scenario: Scenario, timeout: float) -> Run:
+    """One plain run of a sequential scenario. A worker's failure or a
     timeout raises ``ChildFailed`` with its traceback or cause."""
     # Workers log what the harness's workers log: errors only.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -97,7 +97,7 @@ def run(scenario: Scenario, timeout: float) -> dict[str, Any]:
             optimize.append(round(times["optimize_s"], 4))
         complete = _complete_trials(spec, study_name)
     seconds = round(time.perf_counter() - began, 4)
-    return Run(seconds, startup, optimize, complete).to_json()
+    return Run(seconds, startup, optimize, complete)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             services.check_reachable(StorageSpec(args.storage, services.server_url(args.storage)))
         _compat.warm_up()
         scenario = Scenario("sequential", "none", args.storage)
-        print(json.dumps(run(scenario, runner.DEFAULT_TIMEOUT)))
+        print(json.dumps(run(scenario, runner.DEFAULT_TIMEOUT).to_json()))
         return 0
 
     return dispatch(parser.prog, {"run": handle}, parser.parse_args(argv))

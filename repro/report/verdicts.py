@@ -20,7 +20,6 @@ from repro.scenarios import SEED_POLICIES, UPSTREAM
 from repro.timeline import changes as upstream_changes
 from repro.timeline.changes import SourceChange
 
-UPSTREAM_PREFIX = f"{UPSTREAM.mode}-{UPSTREAM.seed_policy}-{UPSTREAM.storage}-"
 # Launch modes with one worker per process: where a seed policy decides the grid order.
 PROCESS_MODES = ("sequential", "concurrent")
 
@@ -227,13 +226,22 @@ def _verdict(
     exact_on: Mapping[tuple[str, str], Sequence[str]],
 ) -> VersionVerdict:
     groups = pooled(summaries)
-    upstream = next((s for s in summaries if s.scenario.startswith(UPSTREAM_PREFIX)), None)
+    upstream = next((s for s in summaries if _is_upstream(s)), None)
     return VersionVerdict(
         version=f.optuna_version,
         upstream=Tally(upstream.runs_with_missing, upstream.runs) if upstream else None,
         losing_pairs=sum(1 for rows in groups.values() if _tally(rows).lost),
         pairs=len(groups),
         what_to_do=_what_to_do(groups, exact_on),
+    )
+
+
+def _is_upstream(summary: ScenarioSummary) -> bool:
+    """Sequential workers without a seed on SQLite: the #5489 pattern."""
+    return (summary.mode, summary.seed_policy, summary.storage) == (
+        UPSTREAM.mode,
+        UPSTREAM.seed_policy,
+        UPSTREAM.storage,
     )
 
 

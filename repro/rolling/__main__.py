@@ -230,12 +230,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     """Runs inside a release's environment: creates the study as a worker of that release
     would, recording the scenario so that ``collect`` needs only the storage."""
     from repro import workers
-    from repro.cli import _shared_storage
-    from repro.scenarios import ScenarioError, matrix
+    from repro.cli import _shared_storage, _worker_scenario
 
-    scenario = next((s for s in matrix() if s.id == args.scenario), None)
-    if scenario is None:
-        raise ScenarioError(f"unknown scenario {args.scenario!r}; see `python -m repro list`")
+    scenario = _worker_scenario(args.scenario)
     workers.create_study(_shared_storage(args.storage, args.study), args.study, scenario)
     return 0
 

@@ -4,7 +4,10 @@ outcome changed; ``--render`` redraws the views from the JSON alone.
 For each release, ``measure.release`` reuses or makes its environment and runs the scenarios
 there; ``records`` names the transitions (explained by ``changes``); this writes
 ``results/timeline.json`` and, through ``render`` and ``plot``, ``timeline.md`` and
-``timeline.png``. This process never imports Optuna; only the per-release environments have it.
+``timeline.png``. Each ``--target SPEC`` (``repro/targets.py``) is resolved before anything is
+measured (a bad one is one line and exit 2, with nothing written) and measured after the
+releases by ``measure.target``, as a point of its own. This process never imports Optuna; only
+the per-release and per-target environments have it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from repro import targets
 from repro.cmdline import Parser, dispatch, positive_int, positive_seconds
 from repro.errors import ReproError
 from repro.jsonfile import write_atomic
@@ -43,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Measure every final Optuna release in a range (one cached environment per "
         "release) and write results/timeline.json, timeline.md and timeline.png. Exit status: "
-        "0 when at least one release was measured (releases that fail to install or import are "
-        "recorded, not fatal), 1 when none was, 2 for bad input.",
+        "0 when at least one release or target was measured (those that fail to install or "
+        "import are recorded, not fatal), 1 when none was, 2 for bad input (a target that "
+        "cannot be resolved or built included).",
     )
     # One flat command line (`nox -s timeline -- --from 3.6.0`); --render picks the other
     # handler for dispatch.
@@ -70,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="V",
         help="measure these releases instead of asking the package index (for reruns offline)",
+    )
+    parser.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="also measure this build beside the releases, as its own point after the release "
+        "it comes from (repeatable): RELEASE+PATCH, a source tree, a wheel or sdist, "
+        "'optuna @ git+URL@REF', ...; see `python -m repro.targets prepare --help`",
     )
     parser.add_argument(
         "-s",
@@ -108,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--envs",
         type=Path,
         default=envs.DEFAULT_ROOT,
-        help="where the per-release environments are cached (default: .nox/timeline-envs)",
+        help="where the per-release and per-target environments are cached (default: "
+        ".nox/timeline-envs)",
     )
     parser.add_argument(
         "--python",
@@ -137,21 +153,33 @@ def scenario_ids(patterns: Sequence[str] | None) -> list[str]:
     return [s.id for s in select(matrix(), patterns)]
 
 
+def prepare_targets(specs: Sequence[str]) -> list[targets.Plan]:
+    """Every target resolved, downloaded or built before the first release is measured, so a
+    bad one stops the command (TargetError: one line, exit 2) while nothing is written."""
+    parsed = [targets.parse(spec) for spec in specs]
+    labels = [spec.label for spec in parsed]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise targets.TargetError(
+                f"two targets are labelled {label!r}; name one with --target LABEL=SPEC"
+            )
+    return [targets.prepare(spec) for spec in parsed]
+
+
 def _progress(n: int, total: int, release: records.Release) -> None:
     left = f"{total - n} left"
     if not release.measured:
         last = (release.error or "").strip().splitlines()[-1:] or [""]
         print(
-            f"[{n}/{total}] {release.version}: {release.status}: {last[0]} ({left})",
+            f"[{n}/{total}] {release.name}: {release.status}: {last[0]} ({left})",
             file=sys.stderr,
         )
         return
     found = ", ".join(
-        f"{o.scenario.rsplit('-', 2)[0]} {o.measured}"
-        for o in records.outcomes(release.version, release.runs)
+        f"{o.scenario.rsplit('-', 2)[0]} {o.measured}" for o in release.scenario_outcomes()
     )
     print(
-        f"[{n}/{total}] {release.version}: environment {release.environment} "
+        f"[{n}/{total}] {release.name}: environment {release.environment} "
         f"({release.install_seconds:g} s), measured in {release.run_seconds:g} s: {found} ({left})",
         file=sys.stderr,
     )
@@ -181,6 +209,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_measure(args: argparse.Namespace) -> int:
     ids = scenario_ids(args.scenario)
     versions, listed_by = choose_versions(args)
+    plans = prepare_targets(args.targets)
     _require_matplotlib()
     settings = measure.Settings(
         envs=args.envs,
@@ -190,18 +219,25 @@ def cmd_measure(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         timeout=args.timeout,
     )
+    extra = f" and {len(plans)} targets" if plans else ""
     print(
-        f"timeline: {len(versions)} releases {versions[0]} .. {versions[-1]} ({listed_by}); "
-        f"{len(ids)} scenarios x {args.repetitions} runs each; environments in {args.envs} "
-        f"via {'uv' if settings.uv else 'venv + pip'}",
+        f"timeline: {len(versions)} releases {versions[0]} .. {versions[-1]} ({listed_by})"
+        f"{extra}; {len(ids)} scenarios x {args.repetitions} runs each; environments in "
+        f"{args.envs} via {'uv' if settings.uv else 'venv + pip'}",
         file=sys.stderr,
     )
     began = time.monotonic()
+    total = len(versions) + len(plans)
     measured: list[records.Release] = []
     for n, version in enumerate(versions, 1):
-        print(f"[{n}/{len(versions)}] {version}: preparing ...", file=sys.stderr)
+        print(f"[{n}/{total}] {version}: preparing ...", file=sys.stderr)
         measured.append(measure.release(version, ids, settings))
-        _progress(n, len(versions), measured[-1])
+        _progress(n, total, measured[-1])
+    points: list[records.TargetPoint] = []
+    for n, plan in enumerate(plans, len(versions) + 1):
+        print(f"[{n}/{total}] target {plan.provenance.label}: preparing ...", file=sys.stderr)
+        points.append(measure.target(plan, ids, settings))
+        _progress(n, total, points[-1])
     data = records.Timeline(
         span=[versions[0], versions[-1]],
         versions=measured,
@@ -213,8 +249,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
         command=f"{PROG} " + " ".join(sys.argv[1:]),
         python=platform.python_version(),
         platform=platform.platform(),
-        environments_created=sum(1 for r in measured if r.environment == "created"),
+        environments_created=sum(1 for r in [*measured, *points] if r.environment == "created"),
         wall_seconds=round(time.monotonic() - began, 1),
+        targets=points,
     )
     records.save(args.out / records.FILENAME, data)
     paths = [args.out / records.FILENAME, *write_views(args.out, data)]
@@ -230,7 +267,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
             f"{t.to_version}{note}",
             file=sys.stderr,
         )
-    return 0 if any(r.measured for r in measured) else 1
+    return 0 if any(r.measured for r in [*measured, *points]) else 1
 
 
 def _require_matplotlib() -> None:

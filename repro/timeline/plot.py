@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from repro.results import version_key
-from repro.timeline import records
 from repro.timeline.records import Timeline
 
 if TYPE_CHECKING:
@@ -20,17 +18,18 @@ Series = dict[str, list[float | None]]
 
 
 def series(data: Timeline) -> tuple[list[str], Series]:
-    """Releases in release order, and per scenario the mean missing points per finished run on
-    each release (None where the release or every run of the scenario failed)."""
-    releases = sorted(data.versions, key=lambda r: version_key(r.version))
+    """Releases in release order (each target after the release it comes from), and per
+    scenario the mean missing points per finished run on each (None where the release or
+    every run of the scenario failed)."""
+    releases = data.points()
     out: Series = {s: [] for s in data.scenarios}
     for release in releases:
-        found = {o.scenario: o for o in records.outcomes(release.version, release.runs)}
+        found = {o.scenario: o for o in release.scenario_outcomes()}
         for scenario in data.scenarios:
             o = found.get(scenario)
             usable = release.measured and o is not None and o.runs > 0
             out[scenario].append(sum(o.missing) / o.runs if usable and o else None)
-    return [r.version for r in releases], out
+    return [r.name for r in releases], out
 
 
 def _label(scenario: str) -> str:
@@ -48,7 +47,7 @@ def draw(data: Timeline, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     versions, values = series(data)
-    runs = [r for v in data.versions for r in v.runs]
+    runs = [r for v in data.points() for r in v.runs]
     grid = max((r.grid_size for r in runs), default=0)
     workers = max((r.workers for r in runs), default=0)
     width = 0.8 / max(1, len(values))
@@ -60,7 +59,10 @@ def draw(data: Timeline, path: Path) -> None:
     _mark_unmeasured(ax, versions, values)
     _mark_transitions(ax, versions, data)
     ax.set_xticks(range(len(versions)), versions, rotation=45, ha="right")
-    ax.set_xlabel("Optuna release, oldest to newest (dotted line: some scenario changed behaviour)")
+    built = "\neach target after the release it comes from" if data.targets else ""
+    ax.set_xlabel(
+        f"Optuna release, oldest to newest (dotted line: some scenario changed behaviour){built}"
+    )
     ax.set_ylabel(f"grid points never evaluated\n(mean per run, grid of {grid})")
     ax.set_title(
         f"GridSampler with {workers} workers: lost grid points, {data.repetitions} runs per bar "

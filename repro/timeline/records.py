@@ -1,5 +1,6 @@
 """The timeline's JSON records and their schema: what each release measured, the outcome each
-scenario shows there, and where the outcome changed.
+scenario shows there, and where the outcome changed; beside the releases, any target builds
+(``repro/targets.py``) measured the same way, each placed after the release it comes from.
 
 Nothing here imports Optuna or runs anything; ``measure.py`` makes the records, ``render.py``
 and ``plot.py`` draw them from ``timeline.json`` alone.
@@ -7,12 +8,13 @@ and ``plot.py`` draw them from ``timeline.json`` alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro import expectations
+from repro import expectations, targets
 from repro.jsonfile import FormatError, from_fields, load_json, write_json
 from repro.results import RunRecord, version_key
 from repro.timeline import changes
@@ -88,7 +90,11 @@ class ScenarioOutcome:
         return asdict(self)
 
 
-def outcomes(version: str, runs: Sequence[RunRecord]) -> list[ScenarioOutcome]:
+def outcomes(
+    version: str, runs: Sequence[RunRecord], target: str | None = None
+) -> list[ScenarioOutcome]:
+    """Per scenario, the outcome its runs show beside the expected one; ``target`` is the
+    label whose rows of the expectation table apply (None: the target under test, if any)."""
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(run.scenario, []).append(run)
@@ -98,7 +104,7 @@ def outcomes(version: str, runs: Sequence[RunRecord]) -> list[ScenarioOutcome]:
         finished = [r for r in group if r.error is None]
         try:
             row: expectations.Expectation | None = expectations.expected(
-                version, first.mode, first.seed_policy
+                version, first.mode, first.seed_policy, target
             )
         except expectations.NoExpectation:
             row = None
@@ -141,16 +147,104 @@ class Release:
     def measured(self) -> bool:
         return self.status == OK
 
+    @property
+    def name(self) -> str:
+        """What the tables and the plot call this point."""
+        return self.version
+
+    def scenario_outcomes(self) -> list[ScenarioOutcome]:
+        return outcomes(self.version, self.runs)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["runs"] = [r.to_json() for r in self.runs]
         # Derived, stored so that every figure the timeline prints is in the JSON.
-        data["outcomes"] = [o.to_json() for o in outcomes(self.version, self.runs)]
+        data["outcomes"] = [o.to_json() for o in self.scenario_outcomes()]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Release:
         return from_fields(cls, data, runs=[RunRecord.from_json(r) for r in data.get("runs", [])])
+
+
+@dataclass(frozen=True)
+class TargetPoint(Release):
+    """A target build measured like a release. ``version`` is what the installed Optuna
+    reports ("" when the install failed before it could say); the expectation table's rows
+    for the target's label apply before the release rows."""
+
+    label: str = ""
+    provenance: targets.Provenance | None = None
+
+    @property
+    def name(self) -> str:
+        return f"target {self.label}"
+
+    def scenario_outcomes(self) -> list[ScenarioOutcome]:
+        return outcomes(self.version, self.runs, self.label)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TargetPoint:
+        known = data.get("provenance")
+        return from_fields(
+            cls,
+            data,
+            runs=[RunRecord.from_json(r) for r in data.get("runs", [])],
+            provenance=None if known is None else targets.Provenance.from_json(known),
+        )
+
+
+def placement_key(version: str) -> tuple[tuple[int, ...], int]:
+    """Where a version sits among releases: a pre-release or development build
+    ("5.1.0.dev0", "4.0.0rc1") before the final release it leads to, as in PEP 440."""
+    base = re.match(r"\d+(\.\d+)*", version)
+    numbers = tuple(int(n) for n in base.group().split(".")) if base else ()
+    return numbers, int(base is not None and base.group() == version)
+
+
+def placed(releases: Sequence[Release], points: Sequence[TargetPoint]) -> list[Release]:
+    """The releases in release order, each target after every release and target at or below
+    the version it reports (targets of one version in the order given); a target that
+    reports no version goes last."""
+    out: list[Release] = sorted(releases, key=lambda r: version_key(r.version))
+    known = sorted((p for p in points if p.version), key=lambda p: placement_key(p.version))
+    for point in known:
+        key = placement_key(point.version)
+        out.insert(sum(1 for here in out if placement_key(here.version) <= key), point)
+    return out + [p for p in points if not p.version]
+
+
+def built_from(releases: Sequence[Release], point: TargetPoint) -> Release | None:
+    """The release a target is placed after (None when it goes first or reports no version)."""
+    if not point.version:
+        return None
+    before = None
+    for here in placed(releases, [point]):
+        if here is point:
+            return before
+        before = here
+    return None
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A scenario whose outcome on a target differs from the release it is placed after."""
+
+    scenario: str
+    release: str  # outcome on the release
+    target: str  # outcome on the target
+
+
+def differences(release: Release, point: TargetPoint) -> list[Difference]:
+    """Scenarios both measured whose outcomes differ, in the target's order."""
+    if not (release.measured and point.measured):
+        return []
+    before = {o.scenario: o.measured for o in release.scenario_outcomes()}
+    return [
+        Difference(o.scenario, before[o.scenario], o.measured)
+        for o in point.scenario_outcomes()
+        if o.scenario in before and before[o.scenario] != o.measured
+    ]
 
 
 @dataclass(frozen=True)
@@ -244,12 +338,18 @@ class Timeline:
     environments_created: int = 0
     wall_seconds: float = 0.0
     strategy: dict[str, str] = field(default_factory=lambda: dict(STRATEGY))
+    # Target builds measured beside the releases (--target); kept out of ``versions`` and of
+    # the transitions, which are about releases.
+    targets: list[TargetPoint] = field(default_factory=list)
     schema: int = SCHEMA
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["versions"] = [v.to_json() for v in self.versions]
         data["transitions"] = [t.to_json() for t in self.transitions]
+        data["targets"] = [t.to_json() for t in self.targets]
+        if not self.targets:
+            del data["targets"]  # a timeline of releases only is written as before
         return data
 
     @classmethod
@@ -259,7 +359,12 @@ class Timeline:
             data,
             versions=[Release.from_json(v) for v in data.get("versions", [])],
             transitions=[Transition.from_json(t) for t in data.get("transitions", [])],
+            targets=[TargetPoint.from_json(t) for t in data.get("targets", [])],
         )
+
+    def points(self) -> list[Release]:
+        """Releases and targets in the order the table and the plot show them."""
+        return placed(self.versions, self.targets)
 
 
 def save(path: Path, timeline: Timeline) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from repro import markdown as md
 from repro.timeline import records
-from repro.timeline.records import Release, ScenarioOutcome, Timeline, Transition
+from repro.timeline.records import Release, ScenarioOutcome, TargetPoint, Timeline, Transition
 
 # What the timeline is rendered into, beside ``records.FILENAME``.
 MARKDOWN_NAME = "timeline.md"
@@ -51,17 +51,17 @@ def _release_row(release: Release, scenario_ids: list[str]) -> list[str]:
     if not release.measured:
         # The cause once, in the first scenario's column; the other cells stay empty.
         cause = f"{release.status}: {_one_line(release.error)}"
-        return [release.version, cause, *[""] * (len(scenario_ids) - 1)]
-    found = {o.scenario: o for o in records.outcomes(release.version, release.runs)}
+        return [release.name, cause, *[""] * (len(scenario_ids) - 1)]
+    found = {o.scenario: o for o in release.scenario_outcomes()}
     cells = [_cell(found[s]) if s in found else "not run" for s in scenario_ids]
-    return [release.version, *cells]
+    return [release.name, *cells]
 
 
 def _labels(data: Timeline) -> dict[str, str]:
     """Scenario id -> its label, "" for a scenario no release has an outcome for."""
     labels = dict.fromkeys(data.scenarios, "")
-    for release in data.versions:
-        for o in records.outcomes(release.version, release.runs):
+    for release in data.points():
+        for o in release.scenario_outcomes():
             labels[o.scenario] = _label(o)
     return labels
 
@@ -72,11 +72,63 @@ def _heading(data: Timeline) -> list[str]:
 
 def _scope(data: Timeline) -> str:
     measured = [r for r in data.versions if r.measured]
+    extra = ""
+    if data.targets:
+        done = sum(1 for t in data.targets if t.measured)
+        extra = f" {len(data.targets)} targets beside them, {done} measured (one environment each)."
     return (
         f"{len(data.versions)} releases ({data.listed_by}), {len(measured)} measured; "
         f"{len(data.scenarios)} scenarios x {data.repetitions} runs in one environment per "
-        "release."
+        f"release.{extra}"
     )
+
+
+def _provenance(point: TargetPoint) -> str:
+    """Where a target's build came from, every identifying field the record holds."""
+    p = point.provenance
+    if p is None:
+        return "no provenance recorded"
+    parts = [f"{p.kind} target {md.code(p.spec)}", f"from {md.code(p.source)}"]
+    parts.append(f"Optuna reports {p.optuna_version or 'nothing (not installed)'}")
+    if p.commit:
+        parts.append(f"commit {md.code(p.commit)}")
+    if p.sha256:
+        parts.append(f"sha256 {md.code(p.sha256)}")
+    parts += [f"patch {md.code(x.path)} sha256 {md.code(x.sha256)}" for x in p.patches]
+    return "; ".join(parts)
+
+
+def _against(data: Timeline, point: TargetPoint, labels: dict[str, str]) -> str:
+    """How the target compares with the release it is placed after."""
+    release = records.built_from(data.versions, point)
+    if not point.measured:
+        return "Not compared: the target was not measured."
+    if release is None or not release.measured:
+        return f"Not compared: no release at or below Optuna {point.version} was measured."
+    moved = records.differences(release, point)
+    if not moved:
+        return f"Against {release.version}: the same outcome in every scenario."
+    changed = "; ".join(
+        f"{labels.get(d.scenario) or d.scenario} {md.code(d.release)} → {md.code(d.target)}"
+        for d in moved
+    )
+    return f"Against {release.version}: {changed}."
+
+
+def _targets(data: Timeline, labels: dict[str, str]) -> list[str]:
+    if not data.targets:
+        return []
+    out = ["### Targets beside the releases", ""]
+    out.append(
+        "Builds that are not releases (`repro/targets.py`), measured as the releases are; each "
+        "row sits after the release at or below the version the build reports."
+    )
+    out.append("")
+    for point in data.targets:
+        out.append(f"- {md.bold(point.label)}: {_provenance(point)}.")
+        out.append(f"  {_against(data, point, labels)}")
+    out.append("")
+    return out
 
 
 def _moved(t: Transition, labels: dict[str, str]) -> str:
@@ -99,7 +151,9 @@ def summary(data: Timeline) -> list[str]:
     out = [*_heading(data), _scope(data), ""]
     out += [_moved(t, labels) for t in data.transitions] or [NO_CHANGE]
     out.append("")
-    unmeasured = [r.version for r in data.versions if not r.measured]
+    for point in data.targets:
+        out += [f"Target {md.bold(point.label)}: {_against(data, point, labels)}", ""]
+    unmeasured = [r.name for r in data.points() if not r.measured]
     if unmeasured:
         out += [f"Not measured: {', '.join(unmeasured)}.", ""]
     return out
@@ -107,7 +161,7 @@ def summary(data: Timeline) -> list[str]:
 
 def markdown(data: Timeline) -> list[str]:
     """The lines of ``timeline.md``."""
-    releases = data.versions
+    releases = data.points()
     scenario_ids = list(data.scenarios)
     labels = _labels(data)
     out = [*_heading(data), f"{_scope(data)} {data.strategy.get('why', '')}", ""]
@@ -135,12 +189,13 @@ def markdown(data: Timeline) -> list[str]:
         out.append("")
         out.append(change)
         out.append("")
+    out.extend(_targets(data, labels))
     unmeasured = [r for r in releases if not r.measured]
     if unmeasured:
         out.append("### Releases not measured")
         out.append("")
         for r in unmeasured:
-            out.append(f"- {md.bold(r.version)} ({r.status}): {md.code(_one_line(r.error))}")
+            out.append(f"- {md.bold(r.name)} ({r.status}): {md.code(_one_line(r.error))}")
         out.append("")
     out.extend(_environments(data))
     return out
@@ -149,14 +204,14 @@ def markdown(data: Timeline) -> list[str]:
 def _environments(data: Timeline) -> list[str]:
     rows = [
         [
-            r.version,
+            r.name,
             r.status,
             r.environment or "-",
             f"{r.install_seconds:g}",
             f"{r.run_seconds:g}",
             ", ".join(f"{k} {v}" for k, v in sorted(r.packages.items())),
         ]
-        for r in data.versions
+        for r in data.points()
     ]
     headers = ["Optuna", "status", "environment", "install s", "run s", "packages"]
     return md.details(

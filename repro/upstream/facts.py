@@ -9,7 +9,6 @@ issue prints can be found in them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from repro.upstream import script_run
 from repro.upstream_tests import UpstreamTests
 
 PROCESS_MODES = ("sequential", "concurrent")
-# Scenario ids of the remedies (repro/remedies.py): the matrix id plus the remedy's name.
-REMEDY_ID = re.compile(r"-(bruteforce|enqueued|x\d+(?:\.\d+)?)$")
 REMEDY_LABELS = {
     "bruteforce": "`BruteForceSampler` instead of `GridSampler`",
     "enqueued": "the whole grid enqueued once (`study.enqueue_trial`), workers popping it",
@@ -132,7 +129,7 @@ class Facts:
 
 def matrix_runs(f: ResultsFile) -> list[RunRecord]:
     """The runs of the plain GridSampler matrix: no corpus case, no remedy."""
-    return [r for r in f.runs if r.case_id is None and not REMEDY_ID.search(r.scenario)]
+    return [r for r in f.runs if r.in_matrix]
 
 
 def premise(newest: ResultsFile) -> str | None:
@@ -228,9 +225,8 @@ def _timeline(
 def _remedies(newest: ResultsFile) -> list[Remedy]:
     groups: dict[str, list[RunRecord]] = {}
     for run in newest.runs:
-        found = REMEDY_ID.search(run.scenario)
-        if found and run.case_id is None:
-            groups.setdefault(found.group(1), []).append(run)
+        if run.case_id is None and run.remedy != "grid":
+            groups.setdefault(run.remedy, []).append(run)
     return [Remedy(name, summarize(runs)) for name, runs in sorted(groups.items())]
 
 

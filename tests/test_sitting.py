@@ -1,0 +1,116 @@
+"""The before/after sitting (`python -m repro.bench.sitting`): what it reads from a results file
+is what the runs hold, a forced outcome that differs between commands is named, the table is
+rendered from the JSON alone, and bad input is one line and exit 2. The sitting itself runs
+`nox -s repro` in two checkouts, minutes each; results/sitting.json is its real output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro import jsonfile, results
+from repro.bench import sitting
+from repro.bench.sitting import Command, Sitting, VersionTimes
+from repro.scenarios import UPSTREAM, Scenario
+
+from .helpers import run_record
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def results_file(version: str, *runs: results.RunRecord) -> results.ResultsFile:
+    return results.ResultsFile(version, "3.11", "linux", {}, list(runs), wall_seconds=12.5)
+
+
+def test_version_times_are_what_the_runs_hold() -> None:
+    """Seconds per storage are the runs' own; scenarios whose outcome the code forces (on
+    3.6.1: points lost without a seed, exact with a shared one) are listed with each run's
+    outcome, and a run that contradicts its row is counted."""
+    shared = Scenario("sequential", "shared", "postgresql")
+    f = results_file(
+        "3.6.1",
+        run_record(UPSTREAM, missing=6, orders=4, seconds=1.5),
+        run_record(UPSTREAM, repetition=1, missing=0, orders=4, seconds=2.0),
+        run_record(shared, seconds=3.0),
+    )
+    times = sitting.version_times(f)
+    assert times.storage_seconds == {"sqlite": 3.5, "postgresql": 3.0}
+    assert times.runs == 3
+    assert times.wall_seconds == 12.5
+    assert times.forced == {UPSTREAM.id: ["lost", "exact"], shared.id: ["exact"]}
+    # The second #5489 run lost nothing, which contradicts its loses-points row.
+    assert times.violations == 1
+
+
+def test_racy_scenarios_are_not_compared() -> None:
+    """On 3.2.0 concurrent workers race: their outcome depends on timing, so it is no verdict
+    that must repeat."""
+    racy = Scenario("concurrent", "none", "sqlite")
+    assert sitting.version_times(results_file("3.2.0", run_record(racy))).forced == {}
+
+
+def sample(after_forced: list[str]) -> Sitting:
+    def command(label: str, pair: int, forced: list[str]) -> Command:
+        times = VersionTimes("3.6.1", 40.0, 60, {"sqlite": 20.0}, 0, {UPSTREAM.id: forced})
+        return Command(label, pair, 100.0 + pair, 0, 150.0, [times])
+
+    return Sitting(
+        checkouts={"before": "/a", "after": "/b"},
+        commits={"before": "a" * 40, "after": "b" * 40},
+        command="nox -s repro --",
+        commands=[
+            command("before", 1, ["lost"]),
+            command("after", 1, after_forced),
+        ],
+    )
+
+
+def test_a_forced_outcome_that_differs_is_named() -> None:
+    assert sitting.verdicts_differ(sample(["lost"])) == []
+    assert sitting.verdicts_differ(sample(["exact"])) == [f"3.6.1 {UPSTREAM.id}"]
+    assert "differ for 3.6.1" in sitting.render(sample(["exact"]))[-1]
+
+
+def test_render_reads_the_json_alone(tmp_path: Path) -> None:
+    path = tmp_path / "sitting.json"
+    jsonfile.write_json(path, sample(["lost"]).to_json(), schema=sitting.SCHEMA)
+    done = subprocess.run(
+        [sys.executable, "-m", "repro.bench.sitting", "render", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| `nox -s repro`, s (mean of 1, 1) | 101.0 (101.0) | 101.0 (101.0) |" in done.stdout
+    assert (
+        "| its CPU seconds, harness processes only | 150.0 (150.0) | 150.0 (150.0) |" in done.stdout
+    )
+    assert "| Optuna 3.6.1: runs / lanes' wall, s | 60 / 40.0 | 60 / 40.0 |" in done.stdout
+    assert "identical in every command" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--checkout", "before"], "give LABEL=PATH"),
+        (["--checkout", "before=/nonexistent-dir"], "has no noxfile.py"),
+        (["--checkout", f"a={REPO}"], "give two checkouts"),
+        (["--checkout", f"a={REPO}", "--checkout", f"a={REPO}"], "given twice"),
+        (["--pairs", "0"], "must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], says: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "repro.bench.sitting", "run", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
