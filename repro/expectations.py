@@ -635,8 +635,15 @@ REMEDY_TABLE: tuple[RemedyExpectation, ...] = (
         "exact",
         "each trial reads every finished and running trial from the storage and picks a leaf "
         "no trial has taken; a worker that runs alone sees all earlier trials, and the sampler "
-        "stops the study once no leaf is left",
-        _BRUTE_SAMPLE,
+        "stops the study once no leaf is left. For choices Optuna tells apart: values that "
+        "compare equal (0 and False, 1 and True) get one index, so one of their leaves is never "
+        "marked taken and is picked again (corpus case-119 lost a point on every release; "
+        "the corpus does not judge such spaces by this row)",
+        (
+            *_BRUTE_SAMPLE,
+            upstream("v5.0.0", BRUTE, "L303-L310"),
+            upstream("v5.0.0", "optuna/distributions.py", "L509-L515"),
+        ),
     ),
     RemedyExpectation(
         "3.1.0",
