@@ -169,6 +169,9 @@ class Scenario:
 
     @property
     def trials_each(self) -> int:
+        """The trials each worker runs: ``trials_per_worker`` when given, else the even split
+        of the budget (the field stays None then, so that the id names no budget). Run records
+        store this effective number as their ``trials_per_worker``."""
         if self.trials_per_worker is not None:
             return self.trials_per_worker
         return math.ceil(self.budget / self.workers)

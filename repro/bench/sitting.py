@@ -208,7 +208,8 @@ def verdicts_differ(sitting: Sitting) -> list[str]:
 
 
 def render(sitting: Sitting) -> list[str]:
-    labels = list(sitting.checkouts)
+    # In the order the commands alternated (the JSON stores the checkouts with sorted keys).
+    labels = list(dict.fromkeys([c.label for c in sitting.commands] + list(sitting.checkouts)))
     by = {label: [c for c in sitting.commands if c.label == label] for label in labels}
     head = "| | " + " | ".join(f"{label} ({sitting.commits[label][:7]})" for label in labels)
     lines = [head + " |", "|---|" + "---:|" * len(labels)]
