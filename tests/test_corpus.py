@@ -18,7 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from repro import report, results
-from repro.corpus import cases, judge, outcomes
+from repro.corpus import cases, judge, records
 from repro.corpus import report as corpus_report
 from repro.corpus.cases import Case, Corpus, CorpusError
 from repro.corpus.strategies import (
@@ -192,15 +192,15 @@ def test_equal_values_recorded_alike_are_not_a_lost_point() -> None:
     case = Case("case-x", "sequential", "shared", 2, (("a", (1, True)),))
     record = run_of(case, [1, 1], [0, 1])
     assert (record.missing, record.colliding_id_duplicates) == (1, 1)
-    recorded = outcomes.Probe(case.id, case.digest, {"a": [[["bool", True], ["int", 1]]]})
+    recorded = records.Probe(case.id, case.digest, {"a": [[["bool", True], ["int", 1]]]})
     assert judge.judge(record, case, recorded, "3.6.1") == judge.Verdict("holds", 0, 0, 2)
-    as_given = outcomes.Probe(case.id, case.digest)
+    as_given = records.Probe(case.id, case.digest)
     assert judge.judge(record, case, as_given, "3.6.1").outcome == "fails"
 
 
 def test_a_lost_point_fails_and_a_re_evaluated_grid_id_does_not() -> None:
     case = Case("case-y", "sequential", "per-worker", 3, (("a", (0, 1)),))
-    probe = outcomes.Probe(case.id, case.digest)
+    probe = records.Probe(case.id, case.digest)
     lost = run_of(case, [0, 0], [0, 1])
     assert judge.judge(lost, case, probe, "3.6.1") == judge.Verdict("fails", 1, 1, 0)
     again = run_of(case, [0, 1, 1], [0, 1, 1])
@@ -209,7 +209,7 @@ def test_a_lost_point_fails_and_a_re_evaluated_grid_id_does_not() -> None:
 
 def test_a_probe_of_another_corpus_is_not_used() -> None:
     case = Case("case-z", "sequential", "shared", 2, (("a", (0, 1)),))
-    stale = outcomes.Probe(case.id, "0" * 16)
+    stale = records.Probe(case.id, "0" * 16)
     assert judge.judge(run_of(case, [0, 1], [0, 1]), case, stale, "3.6.1").outcome == "unprobed"
 
 
@@ -256,7 +256,7 @@ def test_every_case_has_a_run_in_every_version() -> None:
 def test_stored_summaries_are_recomputable() -> None:
     corpus, files = committed()
     for f in files:
-        side = outcomes.load(outcomes.path_for(RESULTS, f.optuna_version))
+        side = records.load(records.path_for(RESULTS, f.optuna_version))
         assert side is not None, f.optuna_version
         again = judge.tally(corpus.cases, f.runs, side.probes, f.optuna_version, corpus.max_grid)
         assert side.summary == again
@@ -267,7 +267,7 @@ def test_every_shrunk_space_was_confirmed() -> None:
     script with Optuna alone, reported a lost point; `none` is never shrunk."""
     _, files = committed()
     for f in files:
-        side = outcomes.load(outcomes.path_for(RESULTS, f.optuna_version))
+        side = records.load(records.path_for(RESULTS, f.optuna_version))
         assert side is not None
         assert [s.seed_policy for s in side.shrunk] == list(SEED_POLICIES)
         for s in side.shrunk:
@@ -423,7 +423,7 @@ def test_a_replay_merges_into_an_existing_results_file(tmp_path: Path) -> None:
     assert merged.runs[0] == matrix_run
     assert [r.case_id for r in merged.runs[1:]] == ["case-000", "case-001"]
     assert all(r.error is None for r in merged.runs)
-    side = outcomes.load(outcomes.path_for(tmp_path, _compat.OPTUNA_VERSION))
+    side = records.load(records.path_for(tmp_path, _compat.OPTUNA_VERSION))
     assert side is not None
     assert sorted(side.probes) == ["case-000", "case-001"]
     assert side.summary["verdicts"]["case-001"]["collapsed"] == 2

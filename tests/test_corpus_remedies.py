@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from repro import _compat, results
-from repro.corpus import cases, judge, outcomes
+from repro.corpus import cases, judge, records
 from repro.corpus import report as corpus_report
 from repro.corpus.cases import REMEDIES, Case, Corpus
 from repro.corpus.replay import merge_runs, replay
@@ -51,8 +51,8 @@ def remedy_run(
     )
 
 
-def probed(case: Case) -> outcomes.Probe:
-    return outcomes.Probe(case.id, case.digest)
+def probed(case: Case) -> records.Probe:
+    return records.Probe(case.id, case.digest)
 
 
 SEQUENTIAL = Case("case-s", "sequential", "none", 3, (("a", (0, 1, 2)),))
@@ -108,7 +108,7 @@ def test_values_recorded_alike_are_measured_and_held_to_no_row() -> None:
     measured and tallied as `alike`, but the rows, stated for distinct values, are not
     applied."""
     case = Case("case-t", "sequential", "shared", 2, (("a", (1, True, 2)),))
-    recorded = outcomes.Probe(case.id, case.digest, {"a": [[["bool", True], ["int", 1]]]})
+    recorded = records.Probe(case.id, case.digest, {"a": [[["bool", True], ["int", 1]]]})
     covered = remedy_run(case, "bruteforce", [1, 1, 2])
     assert covered.missing == 1
     verdict = judge.judge(covered, case, recorded, VERSION)
@@ -232,7 +232,7 @@ def test_a_replay_runs_each_case_under_each_remedy_and_judges_it_by_its_row(
         assert r.error is None or known_fault(r, version), r.error
         assert r.storage == storage
         assert r.scenario.endswith(f"-{r.case_id}" if r.remedy == "grid" else f"-{r.remedy}")
-    side = outcomes.load(outcomes.path_for(tmp_path, version))
+    side = records.load(records.path_for(tmp_path, version))
     assert side is not None
     assert side.replay["remedies"] == list(REMEDIES)
     assert side.replay["runs"] == len(runs)
@@ -280,7 +280,7 @@ def test_committed_remedy_runs_agree_with_their_rows() -> None:
     corpus = cases.load(RESULTS / "corpus.json")
     by_id = corpus.by_id()
     for f in results.load_all(RESULTS):
-        side = outcomes.load(outcomes.path_for(RESULTS, f.optuna_version))
+        side = records.load(records.path_for(RESULTS, f.optuna_version))
         assert side is not None
         assert set(side.summary["remedies"]) == {"bruteforce", "enqueued"}
         for remedy, judged in side.summary["remedies"].items():
@@ -311,9 +311,9 @@ def test_the_section_lists_remedy_runs_that_lost_points_or_crashed(tmp_path: Pat
     )
     probes = {crashed.id: probed(crashed)}
     summary = judge.tally(corpus.cases, runs, probes, VERSION, corpus.max_grid)
-    outcomes.save(
-        outcomes.path_for(tmp_path, VERSION),
-        outcomes.CorpusResults(VERSION, 0, probes=probes, summary=summary),
+    records.save(
+        records.path_for(tmp_path, VERSION),
+        records.CorpusResults(VERSION, 0, probes=probes, summary=summary),
     )
     text = "\n".join(
         corpus_report.render_section(results.load_all(tmp_path), tmp_path / "corpus.json")

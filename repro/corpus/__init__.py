@@ -6,7 +6,7 @@ them in ``results/corpus.json`` (values in a tagged encoding, so 1, 1.0, True an
 BruteForceSampler and the enqueued grid, and merges the runs, tagged with their ``case_id`` and
 ``remedy``, into ``results/optuna-<version>.json``; ``judge`` decides for one run whether every
 grid point was evaluated (a remedy run by its remedy's row); ``shrink`` lets Hypothesis find the
-smallest failing search space; ``outcomes`` holds what replay and shrink measured beyond the runs
+smallest failing search space; ``records`` holds what replay and shrink measured beyond the runs
 (``results/corpus-<version>.json``); ``report`` renders a Markdown section from those JSON files
 alone. ``python -m repro.corpus --help`` lists the commands.
 

@@ -9,7 +9,7 @@ size it costs a point.
 The grid is compared with the study as Optuna records it. ``CategoricalDistribution`` records a
 value as the first choice equal to it, so in ``[1, True]`` both points are stored as ``1``;
 the raw metrics then show one missing ``True`` and one duplicate ``1`` in a perfect run. The
-probe (``outcomes.Probe``, measured on the same Optuna) says which values are recorded as
+probe (``records.Probe``, measured on the same Optuna) says which values are recorded as
 which, and the property is checked against the grid mapped the same way: as a multiset, so two
 grid points recorded alike must both be evaluated. The raw metrics stay in the run record and
 in the report next to the verdict, so nothing is hidden by the mapping.
@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from repro.corpus.cases import CORPUS_STORAGE, REMEDIES, Case, decode_value
-from repro.corpus.outcomes import Probe
+from repro.corpus.records import Probe
 from repro.expectations import (
     KNOWN_FAULTS,
     NoExpectation,

@@ -22,9 +22,9 @@ from typing import Any
 import optuna
 
 from repro import _compat, execution, results, targets
-from repro.corpus import judge, outcomes
+from repro.corpus import judge, records
 from repro.corpus.cases import REMEDIES, Case, Corpus
-from repro.corpus.outcomes import CorpusResults, Probe
+from repro.corpus.records import CorpusResults, Probe
 from repro.jsonfile import encode_value
 from repro.metrics import value_key
 from repro.results import ResultsFile, RunRecord
@@ -105,8 +105,8 @@ def replay(
     version = _compat.OPTUNA_VERSION
     path = results.results_path(results_dir, version)
     earlier = results.load(path) if path.exists() else None
-    side_path = outcomes.path_for(results_dir, version)
-    side = outcomes.load(side_path)
+    side_path = records.path_for(results_dir, version)
+    side = records.load(side_path)
 
     began = time.monotonic()
     probes = {case.id: probe(case) for case in cases}
@@ -173,5 +173,5 @@ def replay(
         ),
     )
     results.save(path, new_results)
-    outcomes.save(side_path, corpus_results)
+    records.save(side_path, corpus_results)
     return Replay(new_results, corpus_results, fresh, dropped, skipped)

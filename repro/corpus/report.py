@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from repro import markdown as md
-from repro.corpus import judge, outcomes
+from repro.corpus import judge, records
 from repro.corpus.cases import (
     REMEDIES,
     Case,
@@ -20,7 +20,7 @@ from repro.corpus.cases import (
     load,
     space_literal,
 )
-from repro.corpus.outcomes import CorpusResults, ShrinkOutcome
+from repro.corpus.records import CorpusResults, ShrinkOutcome
 from repro.remedies import ANY_SEED, Strategy
 from repro.results import ResultsFile, RunRecord
 from repro.scenarios import MODES, SEED_POLICIES
@@ -76,7 +76,7 @@ def measured(files: Sequence[ResultsFile], corpus_path: Path) -> Measured | str:
         Replayed(
             f.optuna_version,
             f.runs,
-            outcomes.load(outcomes.path_for(corpus_path.parent, f.optuna_version)),
+            records.load(records.path_for(corpus_path.parent, f.optuna_version)),
         )
         for f in files
         if any(r.case_id is not None for r in f.runs)

@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.errors import Flaky, Unsatisfiable
 
 from repro import _compat, results, runner
-from repro.corpus import judge, outcomes
+from repro.corpus import judge, records
 from repro.corpus.cases import Case, Corpus, CorpusError, encode_space, space_literal
-from repro.corpus.outcomes import CorpusResults, ShrinkOutcome
+from repro.corpus.records import CorpusResults, ShrinkOutcome
 from repro.corpus.replay import probe
 from repro.corpus.strategies import search_spaces, worker_counts
 from repro.results import RunRecord
@@ -246,8 +246,8 @@ def shrink(
     failed the property and the policy is deterministic; record why not otherwise."""
     version = _compat.OPTUNA_VERSION
     path = results.results_path(results_dir, version)
-    side_path = outcomes.path_for(results_dir, version)
-    side = outcomes.load(side_path)
+    side_path = records.path_for(results_dir, version)
+    side = records.load(side_path)
     if side is None or not path.exists():
         raise CorpusError(
             f"no replay of the corpus on Optuna {version} in {results_dir}; "
@@ -287,7 +287,7 @@ def shrink(
             )
     shrunk = [s for _, s in _by_policy(side.shrunk, found)]
     updated = replace(side, shrunk=shrunk)
-    outcomes.save(side_path, updated)
+    records.save(side_path, updated)
     return updated
 
 

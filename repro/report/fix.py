@@ -17,7 +17,7 @@ from math import comb
 from pathlib import Path
 
 from repro import expectations, results, targets, upstream_tests
-from repro.corpus import outcomes
+from repro.corpus import records
 from repro.expectations import Expectation
 from repro.report.verdicts import PROCESS_MODES, Tally
 from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize
@@ -214,7 +214,7 @@ def _patch(record: PatchRecord) -> Patch:
 
 def _corpus(directory: Path, version: str) -> tuple[CorpusPolicy, ...]:
     """Per seed policy, as the replay stored it (``judge.tally``)."""
-    side = outcomes.load(outcomes.path_for(directory, version))
+    side = records.load(records.path_for(directory, version))
     if side is None:
         return ()
     return tuple(
