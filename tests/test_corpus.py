@@ -35,7 +35,7 @@ from repro.metrics import value_key
 from repro.results import RunRecord
 from repro.scenarios import MODES, SEED_POLICIES, GridValue, SearchSpace, matrix
 
-from .helpers import RESULTS, ROOT, run_record
+from .helpers import ONCE_PER_CI, RESULTS, ROOT, run_record
 
 CORPUS = RESULTS / "corpus.json"
 TRICKY: list[GridValue] = [
@@ -280,6 +280,7 @@ def test_every_shrunk_space_was_confirmed() -> None:
                 ast.parse(s.snippet)
 
 
+@ONCE_PER_CI
 def test_corpus_runs_leave_the_report_as_it_is() -> None:
     """The matrix report ignores runs with a case id: rendering the committed files with and
     without them gives the same bytes, and so does adding a crashed, point-losing corpus run
@@ -312,6 +313,7 @@ def test_a_replay_keeps_the_matrix_runs_and_drops_only_stale_cases() -> None:
     assert [r for r in merged if r.case_id] == [r for r in earlier if r.case_id]
 
 
+@ONCE_PER_CI
 def test_every_number_in_the_corpus_tables_is_in_the_json() -> None:
     corpus, files = committed()
     numbers: set[str] = set()

@@ -17,7 +17,9 @@ from repro import report, results
 from repro.timeline.render import MARKDOWN_NAME as TIMELINE
 from repro.upstream.upstream_docs import BODY_LIMIT
 
-from .helpers import RESULTS, ROOT, link_targets, run_cli
+from .helpers import ONCE_PER_CI, RESULTS, ROOT, link_targets, run_cli
+
+pytestmark = ONCE_PER_CI
 
 # What a reader may paste or attach: the report's files and the timeline's, which it names.
 PASTABLE = (*report.FILES, TIMELINE)

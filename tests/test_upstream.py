@@ -25,7 +25,9 @@ from repro.jsonfile import write_json
 from repro.upstream import bundle, collect, facts, render, script_run
 from repro.upstream import upstream_docs as docs
 
-from .helpers import link_targets
+from .helpers import ONCE_PER_CI, link_targets
+
+pytestmark = ONCE_PER_CI
 
 # Computed here rather than imported from conftest, which is being split into helpers.
 ROOT = Path(__file__).resolve().parent.parent
