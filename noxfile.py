@@ -48,9 +48,9 @@ COMPILE = (
 def compile_bytecode(session: nox.Session) -> None:
     """Where PYTHONDONTWRITEBYTECODE is set (as on this project's CI machine) and uv does not
     compile at install, every interpreter would compile Optuna, SQLAlchemy and the harness from
-    source at each start: `import optuna` took 1.1 s instead of 0.5 s here, paid again by each
-    test process and each `python -m repro` a test starts. Compile once per session instead;
-    where Python writes its own caches there is nothing to do."""
+    source at each start, about twice the time `import optuna` takes from compiled files, paid
+    again by each test process and each `python -m repro` a test starts. Compile once per
+    session instead; where Python writes its own caches there is nothing to do."""
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         session.run("python", "-c", COMPILE, silent=True)
 

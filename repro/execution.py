@@ -247,10 +247,11 @@ def shared_databases(kinds: set[str], stack: ExitStack) -> dict[str, StorageSpec
 
 def sqlite_template(kinds: set[str], stack: ExitStack) -> dict[str, str]:
     """An empty SQLite file with Optuna's tables, made once per invocation and copied by each
-    SQLite run (making the tables and stamping their version cost a fresh file 0.3 s, a fifth
-    of a run). Removed when the invocation ends; in this process's scratch folder, so the
-    sweep after an interrupt and ``clean`` find it. If it cannot be made, each run makes its
-    own file as before and records why if that fails too."""
+    SQLite run (making the tables and stamping their version was a large share of a run's
+    SQLite time; results/sitting.json has the before and after). Removed when the invocation
+    ends; in this process's scratch folder, so the sweep after an interrupt and ``clean`` find
+    it. If it cannot be made, each run makes its own file as before and records why if that
+    fails too."""
     if "sqlite" not in kinds:
         return {}
     try:
