@@ -5,8 +5,6 @@ rendered from the JSON alone, and bad input is one line and exit 2. The sitting 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +14,7 @@ from repro.bench import sitting
 from repro.bench.sitting import Command, Sitting, VersionTimes
 from repro.scenarios import UPSTREAM, Scenario
 
-from .helpers import run_record
-
-REPO = Path(__file__).resolve().parent.parent
+from .helpers import ROOT, run_cli, run_record
 
 
 def results_file(version: str, *runs: results.RunRecord) -> results.ResultsFile:
@@ -77,13 +73,7 @@ def test_a_forced_outcome_that_differs_is_named() -> None:
 def test_render_reads_the_json_alone(tmp_path: Path) -> None:
     path = tmp_path / "sitting.json"
     jsonfile.write_json(path, sample(["lost"]).to_json(), schema=sitting.SCHEMA)
-    done = subprocess.run(
-        [sys.executable, "-m", "repro.bench.sitting", "render", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
+    done = run_cli("render", str(path), module="repro.bench.sitting")
     assert done.returncode == 0, done.stderr
     # The columns keep the order the commands alternated in, which sorted JSON keys do not.
     assert done.stdout.startswith("| | before (aaaaaaa) | after (bbbbbbb) |\n")
@@ -100,19 +90,13 @@ def test_render_reads_the_json_alone(tmp_path: Path) -> None:
     [
         (["--checkout", "before"], "give LABEL=PATH"),
         (["--checkout", "before=/nonexistent-dir"], "has no noxfile.py"),
-        (["--checkout", f"a={REPO}"], "give two checkouts"),
-        (["--checkout", f"a={REPO}", "--checkout", f"a={REPO}"], "given twice"),
+        (["--checkout", f"a={ROOT}"], "give two checkouts"),
+        (["--checkout", f"a={ROOT}", "--checkout", f"a={ROOT}"], "given twice"),
         (["--pairs", "0"], "must be at least 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], says: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "repro.bench.sitting", "run", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
+    done = run_cli("run", *args, module="repro.bench.sitting")
     assert done.returncode == 2
     assert says in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

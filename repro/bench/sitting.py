@@ -197,6 +197,11 @@ def _mean(values: Sequence[float]) -> str:
     return f"{statistics.fmean(values):.1f}" if values else "-"
 
 
+def _mean_of(values: Sequence[float]) -> str:
+    """The mean, then each value: ``226.1 (230.3, 221.8)``."""
+    return f"{_mean(values)} (" + ", ".join(f"{v:.1f}" for v in values) + ")"
+
+
 def verdicts_differ(sitting: Sitting) -> list[str]:
     """Forced scenarios whose outcomes differ between any two commands (run on both sides)."""
     seen: dict[tuple[str, str], set[str]] = {}
@@ -217,22 +222,12 @@ def render(sitting: Sitting) -> list[str]:
         "| `nox -s repro`, s (mean of "
         + ", ".join(f"{len(by[label])}" for label in labels)
         + ") | "
-        + " | ".join(
-            f"{_mean([c.seconds for c in by[label]])} ("
-            + ", ".join(f"{c.seconds:.1f}" for c in by[label])
-            + ")"
-            for label in labels
-        )
+        + " | ".join(_mean_of([c.seconds for c in by[label]]) for label in labels)
         + " |"
     )
     lines.append(
         "| its CPU seconds, harness processes only | "
-        + " | ".join(
-            f"{_mean([c.cpu_seconds for c in by[label]])} ("
-            + ", ".join(f"{c.cpu_seconds:.1f}" for c in by[label])
-            + ")"
-            for label in labels
-        )
+        + " | ".join(_mean_of([c.cpu_seconds for c in by[label]]) for label in labels)
         + " |"
     )
     versions = sorted(
