@@ -552,7 +552,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not files:
         return EXIT_BAD_INPUT
     out = args.out or args.results / "report.md"
-    report.write_dir(args.results, out, skipped=[])
+    report.write_dir(args.results, out, files=files)
     print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
     try:
         from repro.report.chart import CHART_NAME, write_chart

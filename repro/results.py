@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import json
 import os
 import re
@@ -365,6 +366,7 @@ def recover(directory: Path) -> list[str]:
     return versions
 
 
+@functools.cache
 def version_key(version: str) -> tuple[int, ...]:
     """Order release strings numerically by their leading digits ("5.0.0rc1" -> (5, 0, 0))."""
     return tuple(int(m.group()) if (m := re.match(r"\d+", p)) else 0 for p in version.split("."))

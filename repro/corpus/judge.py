@@ -27,7 +27,9 @@ and the tallies say so per case.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -78,9 +80,17 @@ class Verdict:
 
 def recorded_grid(case: Case, probe: Probe) -> Counter[str]:
     """The grid as Optuna will record it: each point's key, counted with multiplicity."""
+    # A report judges each case several times per version (per remedy, summary and section):
+    # the grid is computed once per case and probe mapping.
+    return Counter(_recorded_grid(case, json.dumps(probe.recorded_as, sort_keys=True)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _recorded_grid(case: Case, recorded_as: str) -> Counter[str]:
+    pairs_by_name: dict[str, list[list[Any]]] = json.loads(recorded_as)
     mapping: dict[str, dict[str, GridValue]] = {
         name: {value_key(decode_value(given)): decode_value(got) for given, got in pairs}
-        for name, pairs in probe.recorded_as.items()
+        for name, pairs in pairs_by_name.items()
     }
     names = [name for name, _ in case.space]
     grid: Counter[str] = Counter()

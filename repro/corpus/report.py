@@ -92,10 +92,12 @@ def measured(files: Sequence[ResultsFile], corpus_path: Path) -> Measured | str:
     return Measured(corpus, rows, tallies)
 
 
-def render_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]:
+def render_section(
+    files: Sequence[ResultsFile], corpus_path: Path, found: Measured | str | None = None
+) -> list[str]:
     """Markdown lines of the whole corpus section; a short note if there is no corpus or
-    replay."""
-    found = measured(files, corpus_path)
+    replay. ``found``: what ``measured`` returned for the same files, if the caller has it."""
+    found = measured(files, corpus_path) if found is None else found
     if isinstance(found, str):
         return [*TITLE, f"Not measured: {found}.", ""]
     corpus, rows, tallies = found
@@ -111,11 +113,13 @@ def render_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]
     return out
 
 
-def summary_section(files: Sequence[ResultsFile], corpus_path: Path) -> list[str]:
+def summary_section(
+    files: Sequence[ResultsFile], corpus_path: Path, found: Measured | str | None = None
+) -> list[str]:
     """The corpus in short, for the report: what was drawn and the table per version and seed
     policy; the property, the breakdowns, the shrunk spaces and every case are in the whole
-    section."""
-    found = measured(files, corpus_path)
+    section. ``found`` as for ``render_section``."""
+    found = measured(files, corpus_path) if found is None else found
     if isinstance(found, str):
         return [*TITLE, f"Not measured: {found}.", ""]
     return [

@@ -34,25 +34,33 @@ REPORT = "report.md"
 FILES = (REPORT, DETAILS, CORPUS)
 
 
-def render_files(results_dir: Path, skipped: list[str] | None = None) -> dict[str, str]:
+def render_files(
+    results_dir: Path,
+    skipped: list[str] | None = None,
+    files: Sequence[ResultsFile] | None = None,
+) -> dict[str, str]:
     """Each of ``FILES`` by name, for everything measured in ``results_dir``: the per-version
     JSON files and, when present, the release timeline, the corpus and the candidate fix's
     targets (``target-*/``). With ``skipped``, unreadable results files are left out and
-    named there (see ``results.load_all``)."""
-    files = results.load_all(results_dir, skipped)
+    named there (see ``results.load_all``). ``files``: the per-version files of
+    ``results_dir`` if the caller has loaded them already."""
+    if files is None:
+        files = results.load_all(results_dir, skipped)
     found = decide(files)
     fix = candidate_fix.decide(results_dir)
     corpus_path = results_dir / "corpus.json"
+    # Judged once for both files: the tallies are most of the report's time.
+    corpus = corpus_report.measured(files, corpus_path)
     return {
         REPORT: _render.report(
             found,
             timeline_report.summary_section(results_dir),
-            corpus_report.summary_section(files, corpus_path),
+            corpus_report.summary_section(files, corpus_path, corpus),
             fix,
             _rolling(results_dir),
         ),
         DETAILS: _render.details(found, fix, remedies.render_what_works(files)),
-        CORPUS: _render.corpus(found, corpus_report.render_section(files, corpus_path)),
+        CORPUS: _render.corpus(found, corpus_report.render_section(files, corpus_path, corpus)),
     }
 
 
@@ -67,13 +75,17 @@ def render_dir(results_dir: Path) -> str:
 
 
 def write_dir(
-    results_dir: Path, report_path: Path | None = None, skipped: list[str] | None = None
+    results_dir: Path,
+    report_path: Path | None = None,
+    skipped: list[str] | None = None,
+    files: Sequence[ResultsFile] | None = None,
 ) -> list[Path]:
     """Write every rendered file: ``report.md`` at ``report_path`` (default: in
-    ``results_dir``), the others beside it. Returns the paths written."""
+    ``results_dir``), the others beside it. Returns the paths written. ``files`` as for
+    ``render_files``."""
     report_path = report_path or results_dir / REPORT
     written = []
-    for name, text in render_files(results_dir, skipped).items():
+    for name, text in render_files(results_dir, skipped, files).items():
         path = report_path if name == REPORT else report_path.parent / name
         write_atomic(path, text)
         written.append(path)
