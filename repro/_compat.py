@@ -48,12 +48,16 @@ def sqlite_storage(url: str, schema_ready: bool = False) -> optuna.storages.Base
     )
 
 
-def rdb_storage(url: str, schema_ready: bool = False) -> optuna.storages.BaseStorage:
-    """An RDB storage on a server database (PostgreSQL, MySQL/MariaDB); a dead server fails
-    the connect within 10 s instead of hanging. ``schema_ready`` as for SQLite."""
+def rdb_storage(
+    url: str, connect_args: Mapping[str, object], schema_ready: bool = False
+) -> optuna.storages.BaseStorage:
+    """An RDB storage on a server database (PostgreSQL, MySQL/MariaDB) with the driver options
+    ``connect_args`` (``storages.connect_args``) and otherwise Optuna's own engine defaults, as
+    a user who passes a URL gets them: ``pool_pre_ping`` on MySQL only (every release from
+    3.2.0 sets it there when not given). ``schema_ready`` as for SQLite."""
     return optuna.storages.RDBStorage(
         url=url,
-        engine_kwargs={"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}},
+        engine_kwargs={"connect_args": dict(connect_args)},
         skip_compatibility_check=schema_ready,
         skip_table_creation=schema_ready,
     )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 
+import optuna
 import pytest
 
 from repro import _compat, expectations, runner, services
 from repro.scenarios import SERVER_STORAGES, Scenario
-from repro.storages import StorageError, StorageSpec
+from repro.storages import StorageError, StorageSpec, open_storage
 
 from .helpers import ROOT, require_service, run_cli
 
@@ -164,3 +166,25 @@ def test_concurrent_workers_by_hand_meet_through_the_storage() -> None:
         rounds.setdefault(t["phase"], []).append(t["worker"])
     assert sorted(rounds) == list(range(6))
     assert all(sorted(workers) == [0, 1, 2, 3] for workers in rounds.values())
+
+
+def test_harness_mysql_connections_build_no_tls_context() -> None:
+    """A storage the harness opens on this machine's MariaDB (loopback) connects without
+    PyMySQL's TLS context, and still works: a study made through it is read back."""
+    with services.isolated("mysql", "tls-check", owner=os.getpid()) as spec:
+        storage = open_storage(spec)
+        try:
+            engine = storage.engine  # type: ignore[attr-defined]
+            raw = engine.raw_connection()
+            try:
+                # PyMySQL sets ``ctx`` only where it may use TLS.
+                assert getattr(raw.driver_connection, "ctx", None) is None
+                assert raw.driver_connection.ssl is False
+            finally:
+                raw.close()
+            study = optuna.create_study(study_name="tls-check", storage=storage)
+            assert optuna.load_study(study_name="tls-check", storage=storage).study_name == (
+                study.study_name
+            )
+        finally:
+            _compat.dispose(storage)

@@ -18,7 +18,7 @@ from repro import _compat, runner, services
 from repro.cli import DEFAULT_GRID
 from repro.fork import call
 from repro.scenarios import SERVER_STORAGES, Scenario, space_digest, validate_space
-from repro.storages import StorageError, StorageSpec, embedded
+from repro.storages import StorageError, StorageSpec, connect_args, embedded
 
 from .helpers import require_service, run_cli
 
@@ -294,3 +294,30 @@ def test_help_derives_the_default_grid_and_says_when_a_server_is_skipped() -> No
     assert DEFAULT_GRID == "6 x 4"
     assert f"(default: {DEFAULT_GRID} grid)" in text
     assert "skipped with a line saying so, except in CI" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "tls_off"),
+    [
+        ("mysql+pymysql://root@127.0.0.1:3306/test", True),
+        ("mysql+pymysql://root@127.8.9.10/test", True),
+        ("mysql+pymysql://root@[::1]:3306/test", True),
+        ("mysql+pymysql://root@localhost/test", True),
+        ("mysql+pymysql:///test", True),
+        # Not loopback: the driver decides (this test parses URLs; it connects nowhere).
+        ("mysql+pymysql://root@db.example.org/test", False),
+        ("mysql+pymysql://root@10.0.0.5/test", False),
+        # Any TLS option in the URL keeps the driver's behaviour, loopback or not.
+        ("mysql+pymysql://root@127.0.0.1/test?ssl_ca=/etc/ca.pem", False),
+        ("mysql+pymysql://root@127.0.0.1/test?ssl_verify_cert=true", False),
+        # Other drivers: only the connect timeout.
+        ("postgresql+psycopg2://postgres@127.0.0.1:5432/test", False),
+    ],
+)
+def test_connect_args_turn_pymysql_tls_off_on_loopback_only(url: str, tls_off: bool) -> None:
+    """PyMySQL builds a TLS context for every connection; the harness skips it where TLS
+    protects nothing and the URL asks for none."""
+    expected: dict[str, object] = {"connect_timeout": 10}
+    if tls_off:
+        expected["ssl_disabled"] = True
+    assert connect_args(url) == expected
