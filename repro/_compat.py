@@ -6,6 +6,7 @@ Optuna attribute; it asks this module.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import warnings
@@ -102,9 +103,23 @@ def grid_order(sampler: optuna.samplers.GridSampler) -> list[dict[str, Any]]:
 def warm_up() -> None:
     """Pay Optuna's lazy imports (SQLAlchemy mappers, Alembic: over a second on first use) once
     in the parent, so forked workers start warm. The throwaway storage is disposed before any
-    fork and shares nothing with the studies under test."""
+    fork and shares nothing with the studies under test. Also imported here, since every
+    worker would otherwise import them itself: ``numpy.random`` (NumPy loads it on first use,
+    which is a sampler's first draw from 3.6 on) and the server drivers with their SQLAlchemy
+    dialects, where they are installed."""
+    import importlib
     import tempfile
 
+    import numpy.random  # noqa: F401
+
+    for module in (
+        "psycopg2",
+        "pymysql",
+        "sqlalchemy.dialects.postgresql.psycopg2",
+        "sqlalchemy.dialects.mysql.pymysql",
+    ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
     quiet_optuna()
     with tempfile.TemporaryDirectory(prefix="grid-repro-warmup-") as tmp:
         storage = sqlite_storage(f"sqlite:///{tmp}/warmup.db")

@@ -25,6 +25,7 @@ from repro.scenarios import (
     MAX_GRID_POINTS,
     MAX_WORKERS,
     SERVER_STORAGES,
+    UPSTREAM,
     Scenario,
     ScenarioError,
     SearchSpace,
@@ -167,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-q", "--quiet", action="store_true", help="no per-run progress lines")
     run.add_argument(
+        "--verdict",
+        action="store_true",
+        help=f"run only the #5489 pattern ({UPSTREAM.id}) and print its verdict; `nox -s "
+        "repro` does this for every version before any version's matrix. Not with -s, "
+        "--storage, --space, --workers, --trials-per-worker or --remedies",
+    )
+    run.add_argument(
         "--remedies",
         choices=REMEDY_SETS,
         default="default",
@@ -250,7 +258,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The options that choose scenarios, by attribute: --verdict chooses one itself.
+CHOOSERS = {
+    "scenario": "-s",
+    "storage": "--storage",
+    "space": "--space",
+    "workers": "--workers",
+    "trials_per_worker": "--trials-per-worker",
+    "remedies": "--remedies",
+}
+
+
 def _scenarios(args: argparse.Namespace) -> list[Scenario]:
+    if getattr(args, "verdict", False):
+        defaults = vars(build_parser().parse_args(["run"]))
+        given = [flag for dest, flag in CHOOSERS.items() if getattr(args, dest) != defaults[dest]]
+        if given:
+            raise ScenarioError(
+                f"--verdict runs the #5489 pattern only; drop {', '.join(given)} (or --verdict)"
+            )
+        return [UPSTREAM]
     storages = args.storage or ALL_STORAGES
     remedies = getattr(args, "remedies", "none")
     base = matrix(storages)

@@ -10,7 +10,7 @@ import pytest
 
 from repro import _compat
 from repro.results import RunRecord
-from repro.scenarios import space_digest, validate_space
+from repro.scenarios import UPSTREAM, space_digest, validate_space
 
 from .helpers import run_cli
 
@@ -25,6 +25,11 @@ from .helpers import run_cli
         (["run", "-s", "no-such-scenario"], "no scenario matches 'no-such-scenario'"),
         (["run", "--storage", "oracle"], "invalid choice: 'oracle'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["run", "--verdict", "-s", "threads-*"], "--verdict runs the #5489 pattern only; drop -s"),
+        (
+            ["run", "--verdict", "--storage", "redis", "--workers", "2"],
+            "drop --storage, --workers (or --verdict)",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
@@ -39,6 +44,19 @@ def test_report_without_results_says_what_to_run(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "nox -s repro" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.xdist_group("processes")
+def test_verdict_runs_the_5489_pattern_alone_and_prints_its_verdict(tmp_path: Path) -> None:
+    """What `nox -s repro` runs first for every version: one forced run of the #5489 pattern,
+    kept in the results file like any run, and the verdict line."""
+    done = run_cli("run", "--verdict", "-q", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    data = json.loads((tmp_path / f"optuna-{_compat.OPTUNA_VERSION}.json").read_text())
+    assert [(r["scenario"], r["repetition"]) for r in data["runs"]] == [(UPSTREAM.id, 0)]
+    verdicts = [line for line in done.stderr.splitlines() if line.startswith("#5489 verdict")]
+    assert len(verdicts) == 1, done.stderr
+    assert f"Optuna {_compat.OPTUNA_VERSION}: " in verdicts[0]
 
 
 @pytest.mark.xdist_group("processes")
