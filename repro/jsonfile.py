@@ -151,6 +151,13 @@ def load_json(path: Path, *, schema: int) -> dict[str, Any]:
     return data
 
 
+def shallow_fields(obj: Any) -> dict[str, Any]:
+    """A dataclass instance's fields by name, values as they are: ``dataclasses.asdict``
+    deep-copies every list and dict, which was most of the time of writing a results file
+    whose values are JSON data already."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
 def from_fields(cls: type[T], data: dict[str, Any], **override: Any) -> T:
     """``cls(**data)`` for a dataclass, keeping only the keys that are its fields (a file
     also stores derived keys such as summaries); ``override`` replaces converted fields."""

@@ -29,6 +29,7 @@ from repro.jsonfile import (
     FormatError,
     from_fields,
     load_json,
+    shallow_fields,
     tag_nonfinite,
     untag_nonfinite,
     write_json,
@@ -89,7 +90,8 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         # NaN and the infinities (grid values, params) as ["float", "nan"]: strict JSON.
-        data: dict[str, Any] = tag_nonfinite(asdict(self))
+        # No nested dataclass here, and tag_nonfinite builds new lists and dicts throughout.
+        data: dict[str, Any] = tag_nonfinite(shallow_fields(self))
         if data["teardown_error"] is None:
             del data["teardown_error"]  # files written before the field existed stay as they are
         return data
@@ -118,7 +120,7 @@ class ResultsFile:
     schema: int = SCHEMA
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = shallow_fields(self)
         data["runs"] = [r.to_json() for r in self.runs]
         # Derived from the runs, stored so that every figure the report prints is in the JSON.
         data["summary"] = [s.to_json() for s in summarize(self.runs)]
