@@ -70,28 +70,25 @@ def show_versions(session: nox.Session) -> None:
 def repro(session: nox.Session, optuna: str) -> None:
     """Measure one Optuna version: its #5489 verdict first, the whole matrix after every verdict."""
     install_optuna(session, optuna)
-    # `repro run` prints the interpreter and library versions itself.
-    if session.posargs:
-        # A run the user shaped (`-- -r 10 -s ...`): as asked, in one go.
-        session.run("python", "-m", "repro", "run", *session.posargs)
-        # posargs=[]: the options after -- are for `run`, not for `report`.
-        session.notify("report", posargs=[])
-        return
-    # The #5489 pattern alone (one run, a few seconds); exit 1 (the run recorded an error) is
-    # measured and kept, and the matrix below runs anyway. The matrix sessions are queued
-    # behind every version's verdict session, so the verdicts of all versions come first.
-    session.run("python", "-m", "repro", "run", "--verdict", "-q", success_codes=[0, 1])
-    session.notify(f"matrix({optuna})", posargs=[os.path.join(session.bin, "python")])
+    # `repro run` prints the interpreter and library versions itself. First the #5489 pattern
+    # alone (one run, a few seconds; nothing if the options after -- leave it out); exit 1 (the
+    # run recorded an error) is measured and kept, and the matrix runs anyway. The matrix
+    # sessions are queued behind every version's verdict, so all verdicts come first.
+    session.run(
+        "python", "-m", "repro", "run", "--verdict", "-q", *session.posargs, success_codes=[0, 1]
+    )
+    python = os.path.join(session.bin, "python")
+    session.notify(f"matrix({optuna})", posargs=[python, *session.posargs])
 
 
 @nox.session(venv_backend="none", default=False)
 @nox.parametrize("optuna", VERSIONS, ids=list(VERSIONS))
 def matrix(session: nox.Session, optuna: str) -> None:
-    """The whole matrix of one version, in the environment `repro` made (queued by `repro`)."""
+    """The whole matrix of one version in the environment `repro` made (queued by `repro`)."""
     if not session.posargs:
         session.error(f'queued by `nox -s "repro({optuna})"`, which names its environment')
-    python = session.posargs[0]
-    session.run(python, "-m", "repro", "run", external=True)
+    python, *options = session.posargs
+    session.run(python, "-m", "repro", "run", *options, external=True)
     session.notify("report", posargs=[])
 
 
