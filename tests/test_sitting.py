@@ -41,6 +41,19 @@ def test_version_times_are_what_the_runs_hold() -> None:
     assert times.violations == 1
 
 
+def test_verdict_times_are_the_first_verdict_line_of_each_version() -> None:
+    """The matrix prints a version's verdict again; the first one counts. Other lines, and a
+    verdict quoted inside another line, do not."""
+    stamped = [
+        (2.04, "nox > Running session repro(3.2.0)\n"),
+        (4.46, "#5489 verdict, Optuna 3.2.0: each of the 24 grid points evaluated exactly once\n"),
+        (12.2, "#5489 verdict, Optuna 3.6.1: 9 of 24 grid points never evaluated\n"),
+        (30.0, "  note: #5489 verdict, Optuna 5.0.0: quoted\n"),
+        (40.0, "#5489 verdict, Optuna 3.2.0: each of the 24 grid points evaluated exactly once\n"),
+    ]
+    assert sitting.verdict_times(stamped) == {"3.2.0": 4.5, "3.6.1": 12.2}
+
+
 def test_racy_scenarios_are_not_compared() -> None:
     """On 3.2.0 concurrent workers race: their outcome depends on timing, so it is no verdict
     that must repeat."""
@@ -51,7 +64,7 @@ def test_racy_scenarios_are_not_compared() -> None:
 def sample(after_forced: list[str]) -> Sitting:
     def command(label: str, pair: int, forced: list[str]) -> Command:
         times = VersionTimes("3.6.1", 40.0, 60, {"sqlite": 20.0}, 0, {UPSTREAM.id: forced})
-        return Command(label, pair, 100.0 + pair, 0, 150.0, [times])
+        return Command(label, pair, 100.0 + pair, 0, 150.0, [times], {"3.6.1": 12.0})
 
     return Sitting(
         checkouts={"before": "/a", "after": "/b"},
@@ -82,6 +95,10 @@ def test_render_reads_the_json_alone(tmp_path: Path) -> None:
         "| its CPU seconds, harness processes only | 150.0 (150.0) | 150.0 (150.0) |" in done.stdout
     )
     assert "| Optuna 3.6.1: runs / lanes' wall, s | 60 / 40.0 | 60 / 40.0 |" in done.stdout
+    assert (
+        "| every version's #5489 verdict printed, s after the start | 12.0 (12.0) | 12.0 (12.0) |"
+        in done.stdout
+    )
     assert "identical in every command" in done.stdout
 
 

@@ -12,15 +12,16 @@ runs took per storage, the expectation checks that failed and each forced scenar
 from __future__ import annotations
 
 import argparse
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from repro import expectations, results
 from repro.cmdline import Parser, dispatch, positive_int
@@ -63,6 +64,9 @@ class Command:
     # The servers' own CPU is not in it.
     cpu_seconds: float = 0.0
     versions: list[VersionTimes] = field(default_factory=list)
+    # Per Optuna version, seconds from the command's start to its first "#5489 verdict" line:
+    # the time to a verdict a user waits for, read off the output as it streams.
+    verdict_seconds: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Command:
@@ -149,6 +153,34 @@ def _checkouts(values: Sequence[str]) -> dict[str, Path]:
     return out
 
 
+VERDICT_LINE = re.compile(r"#5489 verdict, Optuna (\S+): ")
+
+
+def verdict_times(stamped: Iterable[tuple[float, str]]) -> dict[str, float]:
+    """Per Optuna version, the time stamp of its first verdict line among ``(seconds, line)``."""
+    first: dict[str, float] = {}
+    for seconds, line in stamped:
+        if (m := VERDICT_LINE.match(line)) and m.group(1) not in first:
+            first[m.group(1)] = round(seconds, 1)
+    return first
+
+
+def _run_stamped(
+    command: list[str], cwd: Path, log: TextIO, began: float
+) -> tuple[list[tuple[float, str]], int]:
+    """Run ``command``, copying its output (stderr merged) to ``log`` line by line; each line
+    with the seconds since ``began`` at which it arrived, and the exit code."""
+    stamped = []
+    with subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            stamped.append((time.monotonic() - began, line))
+    return stamped, proc.returncode
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -170,15 +202,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 old.unlink()  # a file from an earlier sitting would be read as this one's
             began, cpu_before = time.monotonic(), _children_cpu()
             with open(keep / f"{label}-{pair}.log", "w", encoding="utf-8") as log:
-                done = subprocess.run(
-                    [*command, "--out", str(out)], cwd=path, stdout=log, stderr=subprocess.STDOUT
-                )
+                stamped, exit_code = _run_stamped([*command, "--out", str(out)], path, log, began)
             seconds = round(time.monotonic() - began, 1)
             cpu = round(_children_cpu() - cpu_before, 1)
             versions = [version_times(f) for f in results.load_all(out)]
-            commands.append(Command(label, pair, seconds, done.returncode, cpu, versions))
+            verdicts = verdict_times(stamped)
+            commands.append(Command(label, pair, seconds, exit_code, cpu, versions, verdicts))
             print(
-                f"{label} {pair}: {seconds:.1f} s, {cpu:.1f} CPU s (exit {done.returncode})",
+                f"{label} {pair}: {seconds:.1f} s, {cpu:.1f} CPU s, verdicts at "
+                f"{', '.join(f'{v} {t:.1f} s' for v, t in verdicts.items())} (exit {exit_code})",
                 file=sys.stderr,
             )
             sitting = Sitting(
@@ -198,7 +230,9 @@ def _mean(values: Sequence[float]) -> str:
 
 
 def _mean_of(values: Sequence[float]) -> str:
-    """The mean, then each value: ``226.1 (230.3, 221.8)``."""
+    """The mean, then each value: ``226.1 (230.3, 221.8)``; ``-`` for none."""
+    if not values:
+        return "-"
     return f"{_mean(values)} (" + ", ".join(f"{v:.1f}" for v in values) + ")"
 
 
@@ -225,6 +259,16 @@ def render(sitting: Sitting) -> list[str]:
         + " | ".join(_mean_of([c.seconds for c in by[label]]) for label in labels)
         + " |"
     )
+    if any(c.verdict_seconds for c in sitting.commands):
+        # A sitting recorded before the time stamps has none.
+        lines.append(
+            "| every version's #5489 verdict printed, s after the start | "
+            + " | ".join(
+                _mean_of([max(c.verdict_seconds.values()) for c in by[label] if c.verdict_seconds])
+                for label in labels
+            )
+            + " |"
+        )
     lines.append(
         "| its CPU seconds, harness processes only | "
         + " | ".join(_mean_of([c.cpu_seconds for c in by[label]]) for label in labels)
