@@ -5,6 +5,7 @@ rendered from the JSON alone, and bad input is one line and exit 2. The sitting 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,20 @@ def test_verdict_times_are_the_first_verdict_line_of_each_version() -> None:
     assert sitting.verdict_times(stamped) == {"3.2.0": 4.5, "3.6.1": 12.2}
 
 
+def test_machine_cpu_counts_busy_time_since_boot() -> None:
+    """What the sitting subtracts: busy CPU seconds of the whole machine, rising with work."""
+    before = sitting.machine_cpu()
+    assert before is not None
+    assert before > 0
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    after = sitting.machine_cpu()
+    assert after is not None
+    # This process's own 0.3 s is in the machine's busy time, whatever else runs.
+    assert after - before >= 0.25
+
+
 def test_racy_scenarios_are_not_compared() -> None:
     """On 3.2.0 concurrent workers race: their outcome depends on timing, so it is no verdict
     that must repeat."""
@@ -64,7 +79,17 @@ def test_racy_scenarios_are_not_compared() -> None:
 def sample(after_forced: list[str]) -> Sitting:
     def command(label: str, pair: int, forced: list[str]) -> Command:
         times = VersionTimes("3.6.1", 40.0, 60, {"sqlite": 20.0}, 0, {UPSTREAM.id: forced})
-        return Command(label, pair, 100.0 + pair, 0, 150.0, [times], {"3.6.1": 12.0})
+        return Command(
+            label,
+            pair,
+            100.0 + pair,
+            0,
+            150.0,
+            [times],
+            machine_cpu_seconds=191.9,
+            cores=2,
+            verdict_seconds={"3.6.1": 12.0},
+        )
 
     return Sitting(
         checkouts={"before": "/a", "after": "/b"},
@@ -99,6 +124,8 @@ def test_render_reads_the_json_alone(tmp_path: Path) -> None:
         "| every version's #5489 verdict printed, s after the start | 12.0 (12.0) | 12.0 (12.0) |"
         in done.stdout
     )
+    # 191.9 busy CPU seconds over 2 cores x 101 s of wall.
+    assert "servers included), % of its cores | 191.9 (95%) | 191.9 (95%) |" in done.stdout
     assert "identical in every command" in done.stdout
 
 

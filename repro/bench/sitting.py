@@ -12,6 +12,7 @@ runs took per storage, the expectation checks that failed and each forced scenar
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import statistics
@@ -64,6 +65,11 @@ class Command:
     # The servers' own CPU is not in it.
     cpu_seconds: float = 0.0
     versions: list[VersionTimes] = field(default_factory=list)
+    # CPU seconds the whole machine spent while the command ran (/proc/stat: every process,
+    # the database servers included, and whatever else ran then), and the cores it has: how
+    # busy the machine was, which bounds how much faster the same work could go.
+    machine_cpu_seconds: float | None = None
+    cores: int | None = None
     # Per Optuna version, seconds from the command's start to its first "#5489 verdict" line:
     # the time to a verdict a user waits for, read off the output as it streams.
     verdict_seconds: dict[str, float] = field(default_factory=dict)
@@ -181,6 +187,20 @@ def _run_stamped(
     return stamped, proc.returncode
 
 
+def machine_cpu() -> float | None:
+    """CPU seconds the machine has spent busy since boot (all cores), or None without
+    /proc/stat."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    # user nice system idle iowait irq softirq steal ...: busy is all but idle and iowait.
+    ticks = [int(f) for f in fields[1:]]
+    busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -200,14 +220,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.mkdir(exist_ok=True)
             for old in out.glob("optuna-*.json"):
                 old.unlink()  # a file from an earlier sitting would be read as this one's
-            began, cpu_before = time.monotonic(), _children_cpu()
+            began, cpu_before, machine_before = time.monotonic(), _children_cpu(), machine_cpu()
             with open(keep / f"{label}-{pair}.log", "w", encoding="utf-8") as log:
                 stamped, exit_code = _run_stamped([*command, "--out", str(out)], path, log, began)
             seconds = round(time.monotonic() - began, 1)
             cpu = round(_children_cpu() - cpu_before, 1)
+            machine_after = machine_cpu()
+            machine = (
+                round(machine_after - machine_before, 1)
+                if machine_after is not None and machine_before is not None
+                else None
+            )
             versions = [version_times(f) for f in results.load_all(out)]
             verdicts = verdict_times(stamped)
-            commands.append(Command(label, pair, seconds, exit_code, cpu, versions, verdicts))
+            commands.append(
+                Command(
+                    label,
+                    pair,
+                    seconds,
+                    exit_code,
+                    cpu,
+                    versions,
+                    machine_cpu_seconds=machine,
+                    cores=os.cpu_count(),
+                    verdict_seconds=verdicts,
+                )
+            )
             print(
                 f"{label} {pair}: {seconds:.1f} s, {cpu:.1f} CPU s, verdicts at "
                 f"{', '.join(f'{v} {t:.1f} s' for v, t in verdicts.items())} (exit {exit_code})",
@@ -234,6 +272,15 @@ def _mean_of(values: Sequence[float]) -> str:
     if not values:
         return "-"
     return f"{_mean(values)} (" + ", ".join(f"{v:.1f}" for v in values) + ")"
+
+
+def _busy(commands: Sequence[Command]) -> str:
+    """``251.0 (96%)``: the mean busy CPU seconds, and the mean share of cores x wall time."""
+    if not commands:
+        return "-"
+    shares = [100 * (c.machine_cpu_seconds or 0.0) / ((c.cores or 1) * c.seconds) for c in commands]
+    busy = statistics.fmean(c.machine_cpu_seconds or 0.0 for c in commands)
+    return f"{busy:.1f} ({statistics.fmean(shares):.0f}%)"
 
 
 def verdicts_differ(sitting: Sitting) -> list[str]:
@@ -274,6 +321,12 @@ def render(sitting: Sitting) -> list[str]:
         + " | ".join(_mean_of([c.cpu_seconds for c in by[label]]) for label in labels)
         + " |"
     )
+    if any(c.machine_cpu_seconds is not None for c in sitting.commands):
+        lines.append(
+            "| the machine's busy CPU seconds meanwhile (servers included), % of its cores | "
+            + " | ".join(_busy([c for c in by[label] if c.machine_cpu_seconds]) for label in labels)
+            + " |"
+        )
     versions = sorted(
         {v.version for c in sitting.commands for v in c.versions}, key=results.version_key
     )
