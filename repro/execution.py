@@ -248,10 +248,10 @@ def shared_databases(kinds: set[str], stack: ExitStack) -> dict[str, StorageSpec
 def sqlite_template(kinds: set[str], stack: ExitStack) -> dict[str, str]:
     """An empty SQLite file with Optuna's tables, made once per invocation and copied by each
     SQLite run (making the tables and stamping their version was a large share of a run's
-    SQLite time: `git show fb4dd90:results/sitting.json` has the before and after). Removed when the invocation
-    ends; in this process's scratch folder, so the sweep after an interrupt and ``clean`` find
-    it. If it cannot be made, each run makes its own file as before and records why if that
-    fails too."""
+    SQLite time: ``git show fb4dd90:results/sitting.json`` has the before and after). Removed
+    when the invocation ends; in this process's scratch folder, so the sweep after an
+    interrupt and ``clean`` find it. If it cannot be made, each run makes its own file as
+    before and records why if that fails too."""
     if "sqlite" not in kinds:
         return {}
     try:
