@@ -63,10 +63,12 @@ def test_hung_child_is_killed_at_the_deadline() -> None:
 @pytest.mark.parametrize("mode", ["sequential", "concurrent", "threads"])
 def test_each_worker_builds_its_own_sampler_after_the_fork(mode: str) -> None:
     """A sampler built once and handed to the workers would hide the behaviour under test:
-    then every worker would report the parent's pid, or one pid for all."""
-    scenario = Scenario(mode=mode, seed_policy="none", storage="journal")  # type: ignore[arg-type]
+    then every worker would report the parent's pid, or one pid for all. On SQLite: concurrent
+    workers on a journal file can crash inside Optuna 3.0-3.5 (optuna#5138, a known fault that
+    a run records), which would fail this test for a reason it is not about."""
+    scenario = Scenario(mode=mode, seed_policy="none", storage="sqlite")  # type: ignore[arg-type]
     record = runner.run(scenario, 0)
-    assert record.error is None
+    assert record.error is None, record.error
     pids = [w["pid"] for w in record.worker_results]
     assert [w["sampler_pid"] for w in record.worker_results] == pids
     assert os.getpid() not in pids
