@@ -152,9 +152,10 @@ def load_json(path: Path, *, schema: int) -> dict[str, Any]:
 
 
 def shallow_fields(obj: Any) -> dict[str, Any]:
-    """A dataclass instance's fields by name, values as they are: ``dataclasses.asdict``
-    deep-copies every list and dict, which was most of the time of writing a results file
-    whose values are JSON data already."""
+    """A dataclass instance's fields by name, values as they are, for a ``to_json`` that
+    replaces each field holding records with their own ``to_json``: ``dataclasses.asdict``
+    deep-copies every list and dict and converts those records only to be thrown away, which
+    was most of the time of writing a results file."""
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 

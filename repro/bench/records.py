@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro.jsonfile import from_fields, load_json, write_json
+from repro.jsonfile import from_fields, load_json, shallow_fields, write_json
 
 SCHEMA = 1
 GOAL_RATIO = 1.2
@@ -87,7 +87,7 @@ class StorageBench:
         return round(statistics.median(values), 4) if values else None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = shallow_fields(self)
         data["harness"] = [r.to_json() for r in self.harness]
         data["plain"] = [r.to_json() for r in self.plain]
         # Derived, stored so that the figures a reader quotes are in the file.
@@ -130,7 +130,7 @@ class BenchFile:
         ]
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = shallow_fields(self)
         data["storages"] = [s.to_json() for s in self.storages]
         return data
 

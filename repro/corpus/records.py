@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro.jsonfile import from_fields, load_json, write_json
+from repro.jsonfile import from_fields, load_json, shallow_fields, write_json
 
 SCHEMA = 1
 
@@ -88,7 +88,7 @@ class CorpusResults:
     schema: int = SCHEMA
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = shallow_fields(self)
         data["probes"] = {k: p.to_json() for k, p in sorted(self.probes.items())}
         data["shrunk"] = [s.to_json() for s in self.shrunk]
         return data

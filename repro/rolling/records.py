@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro.jsonfile import FormatError, from_fields, load_json, write_json
+from repro.jsonfile import FormatError, from_fields, load_json, shallow_fields, write_json
 
 SCHEMA = 1
 FILENAME = "rolling.json"
@@ -116,7 +116,7 @@ class CaseRecord:
         return EXACT
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = shallow_fields(self)
         data["workers"] = [w.to_json() for w in self.workers]
         # Derived, stored so that every figure the report prints is in the JSON.
         data["orders_distinct"] = self.orders_distinct
@@ -158,7 +158,7 @@ class RollingFile:
     def to_json(self) -> dict[str, Any]:
         from repro.rolling.verdict import verdicts
 
-        data = asdict(self)
+        data = shallow_fields(self)
         data["cases"] = [c.to_json() for c in self.cases]
         data["environments"] = [e.to_json() for e in self.environments]
         data["verdicts"] = [v.to_json() for v in verdicts(self.cases, self.pairs)]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from repro import expectations, targets
-from repro.jsonfile import FormatError, from_fields, load_json, write_json
+from repro.jsonfile import FormatError, from_fields, load_json, shallow_fields, write_json
 from repro.results import RunRecord, version_key
 from repro.timeline import changes
 
@@ -156,7 +156,7 @@ class Release:
         return outcomes(self.version, self.runs)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = shallow_fields(self)
         data["runs"] = [r.to_json() for r in self.runs]
         # Derived, stored so that every figure the timeline prints is in the JSON.
         data["outcomes"] = [o.to_json() for o in self.scenario_outcomes()]
@@ -182,6 +182,11 @@ class TargetPoint(Release):
 
     def scenario_outcomes(self) -> list[ScenarioOutcome]:
         return outcomes(self.version, self.runs, self.label)
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        data["provenance"] = None if self.provenance is None else self.provenance.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TargetPoint:
@@ -344,7 +349,7 @@ class Timeline:
     schema: int = SCHEMA
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = shallow_fields(self)
         data["versions"] = [v.to_json() for v in self.versions]
         data["transitions"] = [t.to_json() for t in self.transitions]
         data["targets"] = [t.to_json() for t in self.targets]
