@@ -167,3 +167,50 @@ def enqueue_points(study: optuna.Study, points: Sequence[Mapping[str, Any]]) -> 
     quiet_optuna."""
     for point in points:
         study.enqueue_trial(dict(point))
+
+
+# Reading a user's study (`audit`). Every pinned release (3.2.0 to 5.x) runs, on opening an
+# RDBStorage: ``create_all`` unless ``skip_table_creation`` (it makes any missing table), then
+# ``_VersionManager``, which writes a version_info row when there is none and stamps
+# alembic_version when it is empty, whatever the flags; ``skip_compatibility_check=False``
+# only reads. So a reader skips table creation, keeps the check (a schema this Optuna cannot
+# read becomes its one-line error), and opens only a database whose three tables are filled.
+# Their schema head is v3.2.0.a on every release from 3.2.0 to 5.0.0, so a study written by
+# any of them is read by any other.
+OPTUNA_TABLES = ("studies", "version_info", "alembic_version")
+
+
+def rdb_reader(url: str, connect_args: Mapping[str, object]) -> optuna.storages.BaseStorage:
+    """An RDB storage that creates nothing (see above)."""
+    return optuna.storages.RDBStorage(
+        url=url,
+        engine_kwargs={"connect_args": dict(connect_args)},
+        skip_compatibility_check=False,
+        skip_table_creation=True,
+    )
+
+
+# What GridSampler stores with each trial it samples, on every release from 3.2.0 to 5.x:
+# "search_space" (its grid, names sorted) and "grid_id" (an index into its own, from 3.4.0
+# shuffled, list of points: never a key across workers). An enqueued trial carries
+# "fixed_params" and GridSampler leaves it alone (no grid id) on every release.
+SEARCH_SPACE_ATTR = "search_space"
+FIXED_PARAMS_ATTR = "fixed_params"
+
+
+def journal_file_expression(path: str) -> str:
+    """The Python expression a user writes for a journal file storage with this Optuna."""
+    if _JournalFile.__name__ == "JournalFileBackend":
+        backend = f"optuna.storages.journal.JournalFileBackend({path!r})"
+    else:
+        backend = f"optuna.storages.JournalFileStorage({path!r})"
+    return f"optuna.storages.JournalStorage({backend})"
+
+
+def journal_redis_expression(url: str, prefix: str) -> str:
+    """The Python expression a user writes for a journal storage on Redis with this Optuna."""
+    if _JournalRedis.__name__ == "JournalRedisBackend":
+        backend = f"optuna.storages.journal.JournalRedisBackend({url!r}, prefix={prefix!r})"
+    else:
+        backend = f"optuna.storages.JournalRedisStorage({url!r}, prefix={prefix!r})"
+    return f"optuna.storages.JournalStorage({backend})"

@@ -1,10 +1,11 @@
-"""Command line: ``python -m repro run|list|report|worker|collect``."""
+"""Command line: ``python -m repro run|list|report|worker|collect|audit|clean``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import fnmatch
+import itertools
 import json
 import math
 import os
@@ -15,7 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from repro import results, targets
-from repro.cmdline import EXIT_BAD_INPUT, Parser, dispatch, positive_int, positive_seconds
+from repro.cmdline import (
+    EXIT_BAD_INPUT,
+    Parser,
+    dispatch,
+    positive_int,
+    positive_seconds,
+    prog_name,
+)
 from repro.environment import environment
 from repro.errors import ReproError
 from repro.scenarios import (
@@ -62,8 +70,39 @@ def _workers(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m repro", description=__doc__)
+def _add_shape(parser: argparse.ArgumentParser) -> None:
+    """The shape options `run` takes, and `list`, `worker` and `collect` with it, so that
+    workers started by hand run the user's own space."""
+    parser.add_argument(
+        "--space",
+        type=_space,
+        metavar="JSON",
+        help=f"custom search space, e.g. '{{\"x\": [0, 1, 2]}}' (default: {DEFAULT_GRID} grid). "
+        f"At most {MAX_GRID_POINTS} grid points: each is a trial kept in the run record, and "
+        "GridSampler reads every earlier trial for each new one. Each value once: values that "
+        "compare equal (1, 1.0 and true; 0, 0.0, -0.0 and false) are refused, since Optuna "
+        'records them as one choice and a perfect run would show a point missing; "1" and 1 '
+        "are different values. The scenario id names the space: custom-<hash>",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=DEFAULT_WORKERS,
+        help=f"workers per run (default: {DEFAULT_WORKERS}); at most {MAX_WORKERS}, since "
+        "each is a process with its own storage connection (PostgreSQL allows 100 by "
+        "default), and at most the number of grid points, since a worker beyond them has "
+        "no point of its own. The scenario id names it: w<workers>",
+    )
+    parser.add_argument(
+        "--trials-per-worker",
+        type=positive_int,
+        help="trials each worker runs (default: grid size / workers, rounded up); another "
+        "budget adds -t<trials> to the scenario id",
+    )
+
+
+def build_parser(prog: str = "python -m repro") -> argparse.ArgumentParser:
+    parser = Parser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser(
@@ -119,31 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         "REPRO_REQUIRE_SERVICES=1 set) and when --storage names it or a -s pattern selects "
         "only its scenarios: then it is an error (exit 2)",
     )
+    _add_shape(run)
     run.add_argument(
-        "--space",
-        type=_space,
-        metavar="JSON",
-        help=f"custom search space, e.g. '{{\"x\": [0, 1, 2]}}' (default: {DEFAULT_GRID} grid). "
-        f"At most {MAX_GRID_POINTS} grid points: each is a trial kept in the run record, and "
-        "GridSampler reads every earlier trial for each new one. Each value once: values that "
-        "compare equal (1, 1.0 and true; 0, 0.0, -0.0 and false) are refused, since Optuna "
-        'records them as one choice and a perfect run would show a point missing; "1" and 1 '
-        "are different values. The scenario id names the space: custom-<hash>",
-    )
-    run.add_argument(
-        "--workers",
-        type=_workers,
-        default=DEFAULT_WORKERS,
-        help=f"workers per run (default: {DEFAULT_WORKERS}); at most {MAX_WORKERS}, since "
-        "each is a process with its own storage connection (PostgreSQL allows 100 by "
-        "default), and at most the number of grid points, since a worker beyond them has "
-        "no point of its own. The scenario id names it: w<workers>",
-    )
-    run.add_argument(
-        "--trials-per-worker",
-        type=positive_int,
-        help="trials each worker runs (default: grid size / workers, rounded up); another "
-        "budget adds -t<trials> to the scenario id",
+        "--fail-on-loss",
+        action="store_true",
+        help="exit 1 when any run lost or repeated grid points (for a CI step)",
     )
     run.add_argument(
         "-j",
@@ -187,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="print the scenario ids")
     lst.add_argument("--storage", action="append", choices=ALL_STORAGES, default=[])
     lst.add_argument("--remedies", choices=REMEDY_SETS, default="default")
+    _add_shape(lst)
 
     wrk = sub.add_parser(
         "worker",
@@ -206,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenario",
         required=True,
         metavar="ID",
-        help="a scenario id from `list` (its mode, seed policy, workers and grid)",
+        help="a scenario id from `list` with the same shape options (its mode, seed "
+        "policy, workers and grid)",
     )
     wrk.add_argument(
         "--worker-index",
@@ -223,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="concurrent scenarios: seconds to wait at each round for the other workers, "
         "which meet through the storage (default: 120)",
     )
+    _add_shape(wrk)
 
     col = sub.add_parser(
         "collect",
@@ -235,6 +257,48 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--storage", required=True, metavar="URL")
     col.add_argument("--study", required=True)
     col.add_argument("--delete", action="store_true", help="delete the study afterwards")
+    _add_shape(col)
+    col.set_defaults(space=None)
+
+    aud = sub.add_parser(
+        "audit",
+        help="which grid points of any GridSampler study were never evaluated or repeated",
+        description="Read a study (any release from 3.2.0 on wrote it, the installed Optuna "
+        "reads it) and check every grid GridSampler stored with its trials: points never "
+        "evaluated, points evaluated more than once (with their trial numbers), points "
+        "reached only by FAIL or PRUNED trials, and how enqueued trials and other samplers' "
+        "trials were counted. Trials are matched to points by their params, never by grid "
+        "id. Reading creates and changes nothing. Exit status: 0 exact, 1 points missed or "
+        "repeated, 2 bad input (no such storage or study, no GridSampler trials).",
+    )
+    aud.add_argument(
+        "storage",
+        metavar="STORAGE",
+        help="sqlite:///PATH, journal:PATH, postgresql+psycopg2://..., mysql+pymysql://... "
+        "or redis://...",
+    )
+    which = aud.add_mutually_exclusive_group(required=True)
+    which.add_argument("--study", help="the study to audit")
+    which.add_argument("--all-studies", action="store_true", help="every study in STORAGE")
+    aud.add_argument("--json", action="store_true", help="print one JSON object instead")
+    aud.add_argument(
+        "--missing-only",
+        action="store_true",
+        help="exit 1 only for points never evaluated (after a repair, repeated points stay)",
+    )
+    aud.add_argument(
+        "--enqueue-missing",
+        action="store_true",
+        help="show the missing points it would enqueue (dry run); with --yes enqueue each "
+        "once (a second call adds nothing) and print how to run them",
+    )
+    aud.add_argument("--yes", action="store_true", help="with --enqueue-missing: write")
+    aud.add_argument(
+        "--redis-prefix",
+        metavar="PREFIX",
+        help="the key prefix of a Redis journal (default: the one `worker` used for --study "
+        "if it has keys, else Optuna's default, empty)",
+    )
 
     rep = sub.add_parser("report", help="render results/report.md from the JSON files alone")
     rep.add_argument(
@@ -271,6 +335,14 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
             raise ScenarioError("--no-services leaves nothing to run: --storage names only servers")
         if skipped:
             print(f"skipped storages (--no-services): {', '.join(skipped)}", file=sys.stderr)
+    chosen = select(_shaped(base, args), getattr(args, "scenario", []))
+    if getattr(args, "verdict", False):
+        return [s for s in chosen if s == UPSTREAM]
+    return chosen
+
+
+def _shaped(base: list[Scenario], args: argparse.Namespace) -> list[Scenario]:
+    """``base`` in the shape the options give (--space, --workers, --trials-per-worker)."""
     space = getattr(args, "space", None) or DEFAULT_SPACE
     workers = getattr(args, "workers", DEFAULT_WORKERS)
     grid = math.prod(len(values) for _, values in space)
@@ -279,7 +351,7 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
             f"--workers {workers} is more than the {grid} grid points: a worker beyond them has "
             f"no point of its own (use --workers {grid} or fewer, or a larger --space)"
         )
-    shaped = [
+    return [
         dataclasses.replace(
             s,
             workers=workers,
@@ -288,10 +360,6 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
         )
         for s in base
     ]
-    chosen = select(shaped, getattr(args, "scenario", []))
-    if getattr(args, "verdict", False):
-        return [s for s in chosen if s == UPSTREAM]
-    return chosen
 
 
 def check_out(out: Path) -> None:
@@ -396,6 +464,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if r.teardown_error:
             last = r.teardown_error.strip().splitlines()[-1]
             print(f"  TEARDOWN: {r.scenario} r{r.repetition}: {last}", file=sys.stderr)
+    print(_loss_table(runs), file=sys.stderr)
     if interrupted is not None:
         print(
             f"{interrupted}: kept the {len(runs)} finished runs, removed the storages of the "
@@ -403,7 +472,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 128 + interrupted.signum
-    return 1 if failed or untidy else 0
+    lossy = args.fail_on_loss and any(r.missing or r.duplicates for r in runs)
+    return 1 if failed or untidy or lossy else 0
+
+
+def _loss_table(runs: Sequence[results.RunRecord]) -> str:
+    """Per scenario, in run order: runs that lost points (missed or repeated any) and the mean
+    number of points never evaluated."""
+    by: dict[str, list[results.RunRecord]] = {}
+    for r in runs:
+        by.setdefault(r.scenario, []).append(r)
+    rows = [("scenario", "runs that lost points", "mean missing")]
+    for scenario, group in by.items():
+        lost = sum(1 for r in group if r.missing or r.duplicates)
+        rows.append(
+            (scenario, f"{lost} of {len(group)}", f"{sum(r.missing for r in group) / len(group):.1f}")
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def services_required() -> bool:
@@ -461,18 +547,22 @@ def _shared_storage(url: str, study: str) -> StorageSpec:
     return spec
 
 
-def _worker_scenario(scenario_id: str) -> Scenario:
-    """The scenario `worker` runs under ``scenario_id``: one of the default matrix."""
-    scenario = next((s for s in matrix() if s.id == scenario_id), None)
+def _worker_scenario(scenario_id: str, args: argparse.Namespace) -> Scenario:
+    """The scenario `worker` runs under ``scenario_id``: one of the matrix in the shape the
+    options give."""
+    scenario = next((s for s in _shaped(matrix(), args) if s.id == scenario_id), None)
     if scenario is None:
-        raise ScenarioError(f"unknown scenario {scenario_id!r}; see `python -m repro list`")
+        raise ScenarioError(
+            f"unknown scenario {scenario_id!r} for this shape; see `list` with the same "
+            "--space, --workers and --trials-per-worker"
+        )
     return scenario
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from repro import _compat, runner, workers
 
-    scenario = _worker_scenario(args.scenario)
+    scenario = _worker_scenario(args.scenario, args)
     if not 0 <= args.worker_index < scenario.workers:
         raise ScenarioError(f"--worker-index must be 0..{scenario.workers - 1}")
     spec = _shared_storage(args.storage, args.study)
@@ -503,8 +593,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     workers.require_study(spec, args.study)
     study = workers.read_study(spec, args.study)
     # Measured against the grid the study recorded, which its workers were given.
-    space = validate_space({name: values for name, values in study.search_space})
-    scenario = dataclasses.replace(_worker_scenario(study.scenario_id), search_space=space)
+    args.space = validate_space({name: values for name, values in study.search_space})
+    scenario = _worker_scenario(study.scenario_id, args)
     record = runner.record(scenario, 0, study.trials, [], [], study_name=args.study)
     # Where the workers really ran, which the URL says and the scenario id only intends.
     record = dataclasses.replace(record, storage=spec.kind)
@@ -518,9 +608,18 @@ def cmd_collect(args: argparse.Namespace) -> int:
     verdict = (
         "every grid point evaluated exactly once"
         if record.missing == record.duplicates == 0
-        else f"{record.missing} grid points never evaluated, {record.duplicates} evaluated "
-        "more than once"
+        else f"{record.missing} grid points never evaluated, {len(record.duplicated_points)} "
+        f"points evaluated more than once ({record.duplicates} extra evaluations)"
     )
+    points = _grid_points(scenario.search_space)
+    for key in record.missing_points:
+        print(f"  never evaluated: {json.dumps(points[key])}", file=sys.stderr)
+    for dup in record.duplicated_points:
+        print(
+            f"  evaluated more than once: {json.dumps(points[dup['point']])} by trials "
+            f"{', '.join(map(str, dup['trials']))}",
+            file=sys.stderr,
+        )
     workers_seen = sorted({t.worker for t in study.trials if t.worker is not None})
     print(
         f"{args.study} ({record.scenario}, workers {workers_seen}): "
@@ -541,6 +640,50 @@ def cmd_collect(args: argparse.Namespace) -> int:
             from repro import services
 
             services.delete_keys(spec.location, spec.namespace)
+    return 0
+
+
+def _grid_points(space: SearchSpace) -> dict[str, dict[str, object]]:
+    """Every point of ``space`` as {param: value}, by its metrics key."""
+    from repro.metrics import point_key
+
+    names = [name for name, _ in space]
+    points = [dict(zip(names, p)) for p in itertools.product(*(v for _, v in space))]
+    return {point_key(p): p for p in points}
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from repro.audit import read, repair, report
+
+    if args.yes and not args.enqueue_missing:
+        raise ReproError("--yes only goes with --enqueue-missing")
+    spec = read.storage_spec(args.storage, args.study, args.redis_prefix)
+    studies = read.read(spec, args.study)
+    audit = report.build(spec.redacted, studies, all_studies=args.all_studies)
+    if not args.enqueue_missing:
+        if args.json:
+            print(json.dumps(audit.to_json()))
+        else:
+            print(report.render(audit, args.missing_only))
+        return 1 if audit.lost(args.missing_only) else 0
+    todo = repair.plan(audit)
+    for warning in audit.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if todo.empty:
+        print("nothing to enqueue: no grid point is missing without a waiting trial")
+        return 0
+    for study, points in todo.points.items():
+        for point in points:
+            print(f"{study}\t{json.dumps(point)}")
+    total = sum(len(p) for p in todo.points.values())
+    if not args.yes:
+        print(f"would enqueue {total} points (dry run); --yes enqueues them", file=sys.stderr)
+        return 0
+    waiting = repair.apply(spec, todo)
+    command = f"{args.prog} audit {args.storage}"
+    for study, count in waiting.items():
+        print(f"enqueued {len(todo.points[study])} points in {study!r}", file=sys.stderr)
+        print(repair.instructions(spec, study, count, f"{command} --study {study}"))
     return 0
 
 
@@ -617,7 +760,9 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    prog = prog_name("python -m repro")
+    args = build_parser(prog).parse_args(argv)
+    args.prog = prog
     handlers = {
         "run": cmd_run,
         "list": cmd_list,
@@ -625,8 +770,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": cmd_worker,
         "collect": cmd_collect,
         "clean": cmd_clean,
+        "audit": cmd_audit,
     }
-    return dispatch("repro", handlers, args)
+    return dispatch(prog_name("repro"), handlers, args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import NoReturn
@@ -53,3 +54,10 @@ def dispatch(prog: str, handlers: Mapping[str, Handler], args: argparse.Namespac
     except ReproError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def prog_name(module_form: str) -> str:
+    """How the user started the tool: the console script's name (``optuna-grid-repro``), or
+    ``module_form`` under ``python -m``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return module_form if name in ("", "__main__.py", "-c", "-m") else name
