@@ -34,6 +34,7 @@ from repro.scenarios import (
     MAX_WORKERS,
     SERVER_STORAGES,
     UPSTREAM,
+    GridValue,
     Scenario,
     ScenarioError,
     SearchSpace,
@@ -486,7 +487,11 @@ def _loss_table(runs: Sequence[results.RunRecord]) -> str:
     for scenario, group in by.items():
         lost = sum(1 for r in group if r.missing or r.duplicates)
         rows.append(
-            (scenario, f"{lost} of {len(group)}", f"{sum(r.missing for r in group) / len(group):.1f}")
+            (
+                scenario,
+                f"{lost} of {len(group)}",
+                f"{sum(r.missing for r in group) / len(group):.1f}",
+            )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
@@ -547,10 +552,11 @@ def _shared_storage(url: str, study: str) -> StorageSpec:
     return spec
 
 
-def _worker_scenario(scenario_id: str, args: argparse.Namespace) -> Scenario:
+def _worker_scenario(scenario_id: str, args: argparse.Namespace | None = None) -> Scenario:
     """The scenario `worker` runs under ``scenario_id``: one of the matrix in the shape the
-    options give."""
-    scenario = next((s for s in _shaped(matrix(), args) if s.id == scenario_id), None)
+    options give (without ``args``, the default shape)."""
+    shaped = _shaped(matrix(), args) if args is not None else matrix()
+    scenario = next((s for s in shaped if s.id == scenario_id), None)
     if scenario is None:
         raise ScenarioError(
             f"unknown scenario {scenario_id!r} for this shape; see `list` with the same "
@@ -643,7 +649,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grid_points(space: SearchSpace) -> dict[str, dict[str, object]]:
+def _grid_points(space: SearchSpace) -> dict[str, dict[str, GridValue]]:
     """Every point of ``space`` as {param: value}, by its metrics key."""
     from repro.metrics import point_key
 

@@ -38,7 +38,9 @@ class Audit:
         """Whether any point was missed (or, unless ``missing_only``, repeated)."""
         if not missing_only:
             return self.exact is False
-        return any(g.missing or any(a.evaluations < a.points for a in g.ambiguous) for g in self.grids)
+        return any(
+            g.missing or any(a.evaluations < a.points for a in g.ambiguous) for g in self.grids
+        )
 
     @property
     def warnings(self) -> list[str]:
@@ -103,21 +105,30 @@ def _space(space: dict[str, list[Any]]) -> str:
 
 def render(audit: Audit, missing_only: bool = False) -> str:
     """The table a person reads, the lists under it and one verdict line."""
-    head = ("study", "grid", "points", "missing", "repeated (extra)", "fail/pruned only",
-            "trials grid/enqueued/other")
+    head = (
+        "study",
+        "grid",
+        "points",
+        "missing",
+        "repeated (extra)",
+        "fail/pruned only",
+        "trials grid/enqueued/other",
+    )
     rows = [head]
     for g in audit.grids:
         extra = sum(len(d.trials) - 1 for d in g.duplicated)
         c = g.counted
-        rows.append((
-            g.study,
-            _space(g.space),
-            str(g.points),
-            str(len(g.missing)) if not g.ambiguous else f"{len(g.missing)}+?",
-            f"{len(g.duplicated)} ({extra})",
-            str(len(g.failed_only)),
-            f"{c['grid']}/{c['enqueued']}/{c['other']}",
-        ))
+        rows.append(
+            (
+                g.study,
+                _space(g.space),
+                str(g.points),
+                str(len(g.missing)) if not g.ambiguous else f"{len(g.missing)}+?",
+                f"{len(g.duplicated)} ({extra})",
+                str(len(g.failed_only)),
+                f"{c['grid']}/{c['enqueued']}/{c['other']}",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     for g in audit.grids:
@@ -127,24 +138,32 @@ def render(audit: Audit, missing_only: bool = False) -> str:
         if g.queued:
             lines.append(f"{name}: already enqueued, not yet run: {_points(g.queued)}")
         for d in g.duplicated[:SHOWN]:
-            lines.append(f"{name}: {json.dumps(d.params)} evaluated by trials "
-                         f"{', '.join(map(str, d.trials))}")
+            lines.append(
+                f"{name}: {json.dumps(d.params)} evaluated by trials "
+                f"{', '.join(map(str, d.trials))}"
+            )
         if len(g.duplicated) > SHOWN:
             lines.append(f"{name}: ... {len(g.duplicated) - SHOWN} more repeated points")
         for f in g.failed_only[:SHOWN]:
-            lines.append(f"{name}: {json.dumps(f.params)} reached only by {f.states[0]} trial "
-                         f"{f.trials[0]}")
+            lines.append(
+                f"{name}: {json.dumps(f.params)} reached only by {f.states[0]} trial {f.trials[0]}"
+            )
         for a in g.ambiguous:
             if a.evaluations != a.points:
-                lines.append(f"{name}: {a.points} points recorded as {json.dumps(a.params)}, "
-                             f"{a.evaluations} finished trials there")
+                lines.append(
+                    f"{name}: {a.points} points recorded as {json.dumps(a.params)}, "
+                    f"{a.evaluations} finished trials there"
+                )
     for study, numbers in audit.outside.items():
-        lines.append(f"{study}: {len(numbers)} finished trials at no grid point "
-                     f"(trials {', '.join(map(str, numbers[:SHOWN]))}"
-                     f"{', ...' if len(numbers) > SHOWN else ''})")
+        lines.append(
+            f"{study}: {len(numbers)} finished trials at no grid point "
+            f"(trials {', '.join(map(str, numbers[:SHOWN]))}"
+            f"{', ...' if len(numbers) > SHOWN else ''})"
+        )
     if audit.without_grid:
-        lines.append(f"studies without GridSampler trials (not audited): "
-                     f"{', '.join(audit.without_grid)}")
+        lines.append(
+            f"studies without GridSampler trials (not audited): {', '.join(audit.without_grid)}"
+        )
     lines += [f"warning: {w}" for w in audit.warnings]
     lines.append(verdict(audit, missing_only))
     return "\n".join(lines)
@@ -159,9 +178,15 @@ def verdict(audit: Audit, missing_only: bool = False) -> str:
         return f"exact: every point of {grids} evaluated exactly once"
     if not audit.lost(missing_only):
         if audit.exact is None:
-            return (f"cannot tell: nothing seen missing or repeated in {grids}, but some values "
-                    "are recorded alike (see the warnings)")
-        return (f"every point of {grids} evaluated; {repeated} evaluated more than once "
-                f"({extra} extra evaluations), not held against the study (--missing-only)")
-    return (f"points lost: {missing} never evaluated, {repeated} evaluated more than once "
-            f"({extra} extra evaluations) in {grids}")
+            return (
+                f"cannot tell: nothing seen missing or repeated in {grids}, but some values "
+                "are recorded alike (see the warnings)"
+            )
+        return (
+            f"every point of {grids} evaluated; {repeated} evaluated more than once "
+            f"({extra} extra evaluations), not held against the study (--missing-only)"
+        )
+    return (
+        f"points lost: {missing} never evaluated, {repeated} evaluated more than once "
+        f"({extra} extra evaluations) in {grids}"
+    )
