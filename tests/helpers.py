@@ -161,3 +161,22 @@ def link_targets(text: str) -> list[str]:
         if token.type == "html_block":
             targets += re.findall(r'(?:href|src)="([^"]*)"', token.content)
     return targets
+
+
+def run_main(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m repro ARGS` inside this process (repro.cli.main, output captured): the same
+    code path as ``run_cli`` without the interpreter and Optuna import each call costs, for
+    tests that make many calls on one study. A ReproError is its one line and exit 2 here too;
+    an argparse error (SystemExit) its status."""
+    import contextlib
+    import io
+
+    from repro.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return subprocess.CompletedProcess(["repro", *args], code, out.getvalue(), err.getvalue())

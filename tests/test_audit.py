@@ -26,7 +26,7 @@ from repro import _compat, expectations, services
 from repro.audit import read, report
 from repro.scenarios import DEFAULT_SPACE, PER_WORKER_SEED_BASE, SHARED_SEED
 
-from .helpers import require_service, run_cli
+from .helpers import require_service, run_cli, run_main
 
 Space = dict[str, list[Any]]
 Opener = Callable[[], optuna.storages.BaseStorage]
@@ -159,8 +159,9 @@ def expected_loss(space: Space, points: list[dict[str, Any]]) -> tuple[list[Any]
     return missing, repeated
 
 
-def audit_json(url: str, *args: str) -> tuple[int, dict[str, Any]]:
-    done = run_cli("audit", url, "--json", *args)
+def audit_json(url: str, *args: str, fresh: bool = False) -> tuple[int, dict[str, Any]]:
+    """`audit URL --json ARGS`: in this process, or with ``fresh`` as a user runs it."""
+    done = (run_cli if fresh else run_main)("audit", url, "--json", *args)
     assert done.returncode in (0, 1), done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -188,7 +189,7 @@ def test_the_5489_pattern_by_seed_policy(kind: str, tmp_path: Path) -> None:
         for policy, policy_seeds in seeds.items():
             workers(opener, policy, DEFAULT, policy_seeds)
         before = digest(tmp_path / ("study.db" if kind == "sqlite" else "journal.log"))
-        status, out = audit_json(url, "--all-studies", *extra)
+        status, out = audit_json(url, "--all-studies", *extra, fresh=True)
         assert digest(tmp_path / ("study.db" if kind == "sqlite" else "journal.log")) == before
         lost = []
         for grid in out["grids"]:
@@ -278,13 +279,13 @@ def test_varied_studies_in_one_storage(kind: str, tmp_path: Path) -> None:
         assert done.returncode == 1, done.stderr
         assert "points lost: 3 never evaluated" in done.stdout
         assert "random-only" in done.stdout
-        one_line_error(run_cli("audit", url, "--study", "random-only"), "has no GridSampler")
-        done = run_cli("audit", url, "--study", "alike", "--json")
+        one_line_error(run_main("audit", url, "--study", "random-only"), "has no GridSampler")
+        done = run_main("audit", url, "--study", "alike", "--json")
         assert done.returncode == 0, done.stderr
         out = json.loads(done.stdout)
         assert out["exact"] is None
         assert len(out["warnings"]) == 1
-        done = run_cli("audit", url, "--study", "big", "--enqueue-missing")
+        done = run_main("audit", url, "--study", "big", "--enqueue-missing")
         assert done.returncode == 0
         assert done.stdout.startswith("nothing to enqueue")
         assert digest(path) == before
@@ -301,14 +302,14 @@ def repair_round_trip(url: str, opener: Opener, extra: list[str], path: Path | N
     status, out = audit_json(url, "--study", "lost", *extra)
     assert status == 1
     assert out["grids"][0]["missing"] == missing
-    done = run_cli("audit", url, "--study", "lost", "--enqueue-missing", *extra)
+    done = run_main("audit", url, "--study", "lost", "--enqueue-missing", *extra)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == len(missing)
     if path:
         assert digest(path) == before
-    done = run_cli("audit", url, "--study", "lost", "--enqueue-missing", "--yes", *extra)
+    done = run_main("audit", url, "--study", "lost", "--enqueue-missing", "--yes", *extra)
     assert done.returncode == 0, done.stderr
-    again = run_cli("audit", url, "--study", "lost", "--enqueue-missing", "--yes", *extra)
+    again = run_main("audit", url, "--study", "lost", "--enqueue-missing", "--yes", *extra)
     assert again.returncode == 0
     assert again.stdout.startswith("nothing to enqueue")
     code = textwrap.dedent(
@@ -317,7 +318,7 @@ def repair_round_trip(url: str, opener: Opener, extra: list[str], path: Path | N
     assert f"n_trials={len(missing)}" in code
     assert "RandomSampler" in code
     exec(code, {"objective": objective(SMALL)})  # the user's script, as printed
-    status, out = audit_json(url, "--study", "lost", "--missing-only", *extra)
+    status, out = audit_json(url, "--study", "lost", "--missing-only", *extra, fresh=True)
     assert status == 0, out
     grid = out["grids"][0]
     assert grid["missing"] == []
@@ -352,7 +353,7 @@ def test_an_empty_server_storage_is_bad_input_and_stays_empty(kind: str, tmp_pat
     require_service(kind)
     with services.isolated(kind, "empty", owner=os.getpid()) as spec:
         extra = ["--redis-prefix", spec.namespace] if kind == "redis" else []
-        done = run_cli("audit", spec.location, "--study", "s", *extra)
+        done = run_main("audit", spec.location, "--study", "s", *extra)
         one_line_error(done)
         if kind == "redis":
             assert services.delete_keys(spec.location, spec.namespace) == 0
@@ -369,16 +370,20 @@ def test_an_empty_server_storage_is_bad_input_and_stays_empty(kind: str, tmp_pat
 def test_bad_input_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
     """A URL of no known storage, a missing file, a study that is not there."""
     db = tmp_path / "none.db"
-    for url in (f"sqlite:///{db}", f"journal:{tmp_path / 'none.log'}", "foo://x/y"):
-        done = run_cli("audit", url, "--study", "s")
-        one_line_error(done)
+    one_line_error(run_cli("audit", "foo://x/y", "--study", "s"), "unsupported storage scheme")
+    for url in (f"sqlite:///{db}", f"journal:{tmp_path / 'none.log'}"):
+        one_line_error(run_main("audit", url, "--study", "s"), "there is no file")
     assert list(tmp_path.iterdir()) == []
     url = f"sqlite:///{db}"
     optuna.create_study(study_name="there", storage=url)
     before = digest(db)
-    done = run_cli("audit", url, "--study", "not-there")
+    done = run_main("audit", url, "--study", "not-there")
     one_line_error(done, "no study 'not-there'")
     assert "(studies: 'there')" in done.stderr
-    one_line_error(run_cli("audit", url, "--study", "there"), "has no GridSampler trials")
+    one_line_error(run_main("audit", url, "--study", "there"), "has no GridSampler trials")
     assert digest(db) == before
-    assert sorted(os.listdir(tmp_path)) == ["none.db"]
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database")
+    one_line_error(run_main("audit", f"sqlite:///{junk}", "--all-studies"), "not a database")
+    assert junk.read_bytes() == b"not a database"
+    assert sorted(os.listdir(tmp_path)) == ["junk.db", "none.db"]

@@ -21,7 +21,7 @@ import yaml
 
 from repro import _compat, expectations, services
 
-from .helpers import ROOT
+from .helpers import ROOT, run_cli, run_main
 
 pytestmark = pytest.mark.xdist_group("processes")
 
@@ -151,44 +151,38 @@ def test_the_installed_script_runs_anywhere_and_names_itself(venv: Path, tmp_pat
 
 
 def test_several_hosts_recipe_with_an_own_space(tmp_path: Path) -> None:
-    """`list`, `worker` and `collect` with --space/--workers: workers started by hand run the
-    user's grid, and collect words its verdict per point, with points as {param: value}."""
-    from .helpers import run_cli
-
+    """`list`, `worker` and `collect` with --space/--workers: workers started by hand (each a
+    process of its own) run the user's grid, and collect words its verdict per point, with
+    points as {param: value}; `audit` agrees with it."""
     shape = ["--space", SPACE, "--workers", "2"]
-    listed = run_cli("list", "--storage", "sqlite", "--remedies", "none", *shape)
-    scenario = next(s for s in listed.stdout.split() if s.startswith("sequential-none-"))
+    listed = run_main("list", "--storage", "sqlite", "--remedies", "none", *shape)
+    scenario = next(s for s in listed.stdout.split() if s.startswith("sequential-per-worker-"))
     url = f"sqlite:///{tmp_path / 'hosts.db'}"
-    for index in range(2):
+    for index in ("0", "1"):
         done = run_cli(
-            "worker",
-            "--storage",
-            url,
-            "--study",
-            "s",
-            "--scenario",
-            scenario,
-            "--worker-index",
-            str(index),
-            *shape,
-        )
+            "worker", "--storage", url, "--study", "s", "--scenario", scenario,
+            "--worker-index", index, *shape,
+        )  # fmt: skip
         assert done.returncode == 0, done.stderr
-    done = run_cli("collect", "--storage", url, "--study", "s")
+    done = run_main("collect", "--storage", url, "--study", "s")
     assert done.returncode == 2
     assert "--workers" in done.stderr
-    done = run_cli("collect", "--storage", url, "--study", "s", "--workers", "2")
+    done = run_main("collect", "--storage", url, "--study", "s", "--workers", "2")
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["scenario"] == scenario
     assert record["grid_size"] == 8
-    if record["duplicates"]:
-        points = len(record["duplicated_points"])
+    audit = json.loads(run_main("audit", url, "--study", "s", "--json").stdout)["grids"][0]
+    assert len(audit["missing"]) == record["missing"]
+    assert len(audit["duplicated"]) == len(record["duplicated_points"])
+    if record["duplicates"]:  # per-worker seeds: from 3.4.0 on (3.2.0 is exact)
         assert (
-            f"{points} points evaluated more than once ({record['duplicates']} extra evaluations)"
+            f"{len(audit['duplicated'])} points evaluated more than once "
+            f"({record['duplicates']} extra evaluations)"
         ) in done.stderr
-        assert 'never evaluated: {"x": ' in done.stderr
-    audit = run_cli("audit", url, "--study", "s", "--json")
-    assert json.loads(audit.stdout)["grids"][0]["missing"].__len__() == record["missing"]
+        assert f"never evaluated: {json.dumps(audit['missing'][0])}" in done.stderr
+    else:
+        assert "every grid point evaluated exactly once" in done.stderr
 
 
 def guard(bin_dir: Path, tmp_path: Path, **inputs: str) -> tuple[int, str]:
@@ -216,20 +210,19 @@ def guard(bin_dir: Path, tmp_path: Path, **inputs: str) -> tuple[int, str]:
 
 
 def test_the_action_script_gives_the_verdict(venv: Path) -> None:
-    """A shared seed is exact on every pinned release; per-worker seeds on the default grid
-    lose points where the expectation table says so (false-positive bound 7.0e-9,
-    repro/scenarios.py). The exit status is the verdict, and the summary says it."""
-    with tempfile.TemporaryDirectory(dir=services.scratch_dir()) as tmp:
-        status, summary = guard(venv, Path(tmp), seed_policy="shared", space=SPACE, workers="2")
-    assert status == 0
-    assert summary.startswith("### GridSampler guard: every grid point evaluated exactly once")
-    assert "sequential-shared-sqlite-w2-custom-" in summary
+    """Four workers with their own seeds on the default grid: exact on 3.2.0, points lost from
+    3.4.0 on, as the expectation table says (false-positive bound 7.0e-9, repro/scenarios.py).
+    The exit status is the verdict, and the step summary says it with the audit's table."""
     row = expectations.expected(_compat.OPTUNA_VERSION, "sequential", "per-worker")
     with tempfile.TemporaryDirectory(dir=services.scratch_dir()) as tmp:
         status, summary = guard(venv, Path(tmp), seed_policy="per-worker")
     assert status == (1 if row.outcome == "loses-points" else 0)
-    assert ("grid points lost" in summary) == (status == 1)
-    assert "points lost:" in summary or "exact:" in summary
+    verdict = "grid points lost" if status else "every grid point evaluated exactly once"
+    assert summary.startswith(f"### GridSampler guard: {verdict}\n")
+    assert f"Optuna {_compat.OPTUNA_VERSION}: scenario `sequential-per-worker-sqlite-w4-g24`" in (
+        summary
+    )
+    assert ("points lost: " if status else "exact: every point of 1 grid") in summary
 
 
 def test_the_action_is_lint_clean(tmp_path: Path) -> None:

@@ -133,13 +133,30 @@ def _read_only_url(spec: StorageSpec) -> str:
 
 
 @contextmanager
+def _translated(spec: StorageSpec) -> Iterator[None]:
+    """A database or journal error becomes one line naming the storage and the cause."""
+    try:
+        yield
+    except RuntimeError as exc:  # the schema check: a database this Optuna cannot read
+        raise StorageError(f"{spec.redacted}: {str(exc).splitlines()[0]}") from None
+    except ValueError as exc:  # json: a file or key that holds no Optuna journal
+        if spec.kind not in ("journal", "redis") or isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"{spec.redacted} is not an Optuna journal ({exc})") from None
+    except Exception as exc:
+        if services.driver_error(exc) is None:
+            raise
+        raise StorageError(f"{spec.redacted}: {services.one_line(exc)}") from exc
+
+
+@contextmanager
 def opened(spec: StorageSpec, *, write: bool = False) -> Iterator[Any]:
     """The Optuna storage of a checked ``spec``: read-only unless ``write`` (repair)."""
     from repro import _compat
 
-    check_present(spec)
     _compat.quiet_optuna()
-    try:
+    with _translated(spec):
+        check_present(spec)
         if spec.kind in ("sqlite", "postgresql", "mysql"):
             url = spec.location if write else _read_only_url(spec)
             storage = _compat.rdb_reader(url, _driver_options(spec))
@@ -147,16 +164,10 @@ def opened(spec: StorageSpec, *, write: bool = False) -> Iterator[Any]:
             storage = _compat.journal_file_storage(spec.location)
         else:
             storage = _compat.journal_redis_storage(spec.location, spec.namespace)
-    except RuntimeError as exc:  # the schema check: a database this Optuna cannot read
-        raise StorageError(f"{spec.redacted}: {str(exc).splitlines()[0]}") from None
-    except Exception as exc:
-        if services.driver_error(exc) is None:
-            raise
-        raise StorageError(f"{spec.redacted}: {services.one_line(exc)}") from exc
-    try:
-        yield storage
-    finally:
-        _compat.dispose(storage)
+        try:
+            yield storage
+        finally:
+            _compat.dispose(storage)
 
 
 def study_names(storage: Any) -> list[str]:
