@@ -617,21 +617,22 @@ def cmd_collect(args: argparse.Namespace) -> int:
         else f"{record.missing} grid points never evaluated, {len(record.duplicated_points)} "
         f"points evaluated more than once ({record.duplicates} extra evaluations)"
     )
-    points = _grid_points(scenario.search_space)
-    for key in record.missing_points:
-        print(f"  never evaluated: {json.dumps(points[key])}", file=sys.stderr)
-    for dup in record.duplicated_points:
-        print(
-            f"  evaluated more than once: {json.dumps(points[dup['point']])} by trials "
-            f"{', '.join(map(str, dup['trials']))}",
-            file=sys.stderr,
-        )
     workers_seen = sorted({t.worker for t in study.trials if t.worker is not None})
     print(
         f"{args.study} ({record.scenario}, workers {workers_seen}): "
         f"{record.complete} complete trials; {verdict}",
         file=sys.stderr,
     )
+    points = _grid_points(scenario.search_space)
+    if record.missing_points:
+        missing = ", ".join(json.dumps(points[key]) for key in record.missing_points)
+        print(f"  never evaluated: {missing}", file=sys.stderr)
+    for dup in record.duplicated_points:
+        print(
+            f"  evaluated more than once: {json.dumps(points.get(dup['point'], dup['point']))} "
+            f"by trials {', '.join(map(str, dup['trials']))}",
+            file=sys.stderr,
+        )
     # The run record as `run` writes it (RunRecord.from_json reads it back), plus what only
     # collect knows; "study" is the key this output had before it was a run record, kept for
     # the scripts that read it.

@@ -210,4 +210,8 @@ def test_collect_prints_the_run_record_of_the_study(tmp_path: Path) -> None:
     assert (record.trials, record.complete, record.distinct) == (6, 6, 6)
     assert (record.missing, record.duplicates, record.error) == (18, 0, None)
     assert {t["worker"] for t in record.trial_log} == {1}
-    assert "6 complete trials; 18 grid points never evaluated, 0 evaluated" in done.stderr
+    assert (
+        "6 complete trials; 18 grid points never evaluated, 0 points evaluated more than once "
+        "(0 extra evaluations)"
+    ) in done.stderr
+    assert 'never evaluated: {"x": 0, "y": "a"}, {"x": 0, "y": "b"}' in done.stderr

@@ -187,6 +187,6 @@ def verdict(audit: Audit, missing_only: bool = False) -> str:
             f"({extra} extra evaluations), not held against the study (--missing-only)"
         )
     return (
-        f"points lost: {missing} never evaluated, {repeated} evaluated more than once "
-        f"({extra} extra evaluations) in {grids}"
+        f"{'points lost' if missing else 'not exact'}: {missing} never evaluated, {repeated} "
+        f"evaluated more than once ({extra} extra evaluations) in {grids}"
     )
