@@ -206,8 +206,9 @@ def test_the_5489_pattern_by_seed_policy(kind: str, tmp_path: Path) -> None:
 @pytest.mark.xdist_group("processes")
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_varied_studies_in_one_storage(kind: str, tmp_path: Path) -> None:
-    """Two spaces in one study, FAIL and PRUNED trials, enqueued trials, another sampler's
-    trials, a study without GridSampler trials, values recorded alike, a grid of 121 points."""
+    """Two spaces in one study, FAIL, PRUNED and RUNNING trials, enqueued trials, another
+    sampler's trials, a study without GridSampler trials, values recorded alike, a grid of 121
+    points."""
     big: Space = {"x": list(range(11)), "y": list(range(11))}
     alike: Space = {"x": [0, False, 1], "y": ["a"]}
     with storage(kind, tmp_path, "varied") as (url, opener, _):
@@ -217,6 +218,8 @@ def test_varied_studies_in_one_storage(kind: str, tmp_path: Path) -> None:
         other: Space = {"u": [0, 1], "z": [0.5, 1.5, 2.5]}
         workers(opener, "two-spaces", other, [None], budget=len(SMALL["x"]) * 3 + 3)
         workers(opener, "fail-prune", SMALL, [None], fail=1, prune=2)
+        # A worker that died inside its trial leaves it RUNNING.
+        optuna.load_study(study_name="fail-prune", storage=opener()).ask()
         s = optuna.create_study(study_name="enqueued", storage=opener())
         s.enqueue_trial({"x": 0, "y": "a"})
         s.enqueue_trial({"x": 3, "y": "c"})
@@ -246,6 +249,8 @@ def test_varied_studies_in_one_storage(kind: str, tmp_path: Path) -> None:
         assert sorted((f.params["x"], f.states[0]) for f in failing.failed_only) == sorted(
             [(1, "FAIL")] * 3 + [(2, "PRUNED")] * 3
         )
+        assert audit.running == {"fail-prune": 1}
+        assert any(w.startswith("study 'fail-prune' has 1 RUNNING") for w in audit.warnings)
 
         queued = by["enqueued", ("x", "y")]
         assert queued.counted["enqueued"] == 2

@@ -26,6 +26,8 @@ class Audit:
     outside: dict[str, list[int]]
     # Studies with no GridSampler trial (only with --all-studies; else it is an error).
     without_grid: list[str]
+    # RUNNING trials per study: a worker still at work, or one that died with its trial.
+    running: dict[str, int]
 
     @property
     def exact(self) -> bool | None:
@@ -44,7 +46,11 @@ class Audit:
 
     @property
     def warnings(self) -> list[str]:
-        out = []
+        out = [
+            f"study {study!r} has {count} RUNNING trials, whose points count as not evaluated: "
+            "audit once its workers have finished (a worker that died leaves its trial RUNNING)"
+            for study, count in self.running.items()
+        ]
         for g in self.grids:
             for name, values in g.alike.items():
                 shown = ", ".join(json.dumps(v) for v in values)
@@ -71,12 +77,16 @@ def build(storage: str, studies: list[StudyTrials], *, all_studies: bool) -> Aud
     grids: list[GridAudit] = []
     outside_any: dict[str, list[int]] = {}
     without: list[str] = []
+    running: dict[str, int] = {}
     for study in studies:
         found = audit_study(study)
         if not found:
             without.append(study.name)
             continue
         grids += found
+        busy = sum(t.state == "RUNNING" for t in study.trials)
+        if busy:
+            running[study.name] = busy
         rest = outside(study, found)
         if rest:
             outside_any[study.name] = rest
@@ -90,7 +100,7 @@ def build(storage: str, studies: list[StudyTrials], *, all_studies: bool) -> Aud
             if not all_studies
             else f"no study in {storage} has GridSampler trials ({len(studies)} studies read)"
         )
-    return Audit(storage, grids, outside_any, without)
+    return Audit(storage, grids, outside_any, without, running)
 
 
 def _points(points: list[Point]) -> str:
