@@ -214,4 +214,5 @@ def test_collect_prints_the_run_record_of_the_study(tmp_path: Path) -> None:
         "6 complete trials; 18 grid points never evaluated, 0 points evaluated more than once "
         "(0 extra evaluations)"
     ) in done.stderr
-    assert 'never evaluated: {"x": 0, "y": "a"}, {"x": 0, "y": "b"}' in done.stderr
+    listed = next(line for line in done.stderr.splitlines() if "never evaluated: " in line)
+    assert listed.count('{"x": ') == 18
