@@ -201,6 +201,32 @@ def test_the_5489_pattern_by_seed_policy(kind: str, tmp_path: Path) -> None:
             lost.append(not grid["exact"])
         assert status == (1 if any(lost) else 0)
         assert out["warnings"] == []
+        for grid in out["grids"]:
+            if grid["missing"]:
+                gridsampler_stops_after_one_enqueued_trial(opener, grid["study"], url)
+
+
+def gridsampler_stops_after_one_enqueued_trial(opener: Opener, study: str, url: str) -> None:
+    """Why the repair runs under RandomSampler: once every grid id is used (here, all 24 by
+    the four workers), GridSampler runs one enqueued trial and stops the study
+    (optuna/optuna#6073). The rest then run as the printed instructions say."""
+    done = run_main("audit", url, "--study", study, "--enqueue-missing", "--yes")
+    assert done.returncode == 0, done.stderr
+    waiting = len(json.loads(run_main("audit", url, "--study", study, "--json").stdout)[
+        "grids"][0]["queued"])  # fmt: skip
+    storage = opener()
+    try:
+        s = optuna.load_study(
+            study_name=study, storage=storage, sampler=_compat.grid_sampler(DEFAULT, None)
+        )
+        still = optuna.trial.TrialState.WAITING
+        s.optimize(objective(DEFAULT), n_trials=waiting)
+        assert len(s.get_trials(states=(still,))) == waiting - 1
+        s.sampler = optuna.samplers.RandomSampler()
+        s.optimize(objective(DEFAULT), n_trials=waiting - 1)
+    finally:
+        _compat.dispose(storage)
+    assert run_main("audit", url, "--study", study, "--missing-only").returncode == 0
 
 
 @pytest.mark.xdist_group("processes")

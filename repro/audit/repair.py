@@ -70,8 +70,9 @@ def instructions(spec: StorageSpec, study: str, waiting: int, audit_command: str
     return "\n".join(
         [
             f"Run the {waiting} waiting trials of {study!r} once, in one process, with your "
-            "objective and a sampler that is not GridSampler (GridSampler would stop the study "
-            "after the first of them, since every grid id has been used):",
+            "objective and a sampler that is not GridSampler: GridSampler gives enqueued "
+            "trials no grid id and stops the study once every grid id has been used, which "
+            "in a study that lost points that way is after the first of them:",
             "",
             "    import optuna",
             f"    storage = {storage_expression(spec)}",
