@@ -210,18 +210,19 @@ def guard(bin_dir: Path, tmp_path: Path, **inputs: str) -> tuple[int, str]:
 
 
 def test_the_action_script_gives_the_verdict(venv: Path) -> None:
-    """Four workers with their own seeds on the default grid: exact on 3.2.0, points lost from
-    3.4.0 on, as the expectation table says (false-positive bound 7.0e-9, repro/scenarios.py).
-    The exit status is the verdict, and the step summary says it with the audit's table."""
+    """Two workers with their own seeds on the default grid: exact on 3.2.0, points lost from
+    3.4.0 on, as the expectation table says. False-positive bound: from 3.4.0 the run is exact
+    only if the second worker's 12 grid ids name exactly the 12 points the first one's did not,
+    1 / C(24, 12) = 3.7e-7. The exit status is the verdict, and the step summary says it with
+    the audit's table."""
     row = expectations.expected(_compat.OPTUNA_VERSION, "sequential", "per-worker")
     with tempfile.TemporaryDirectory(dir=services.scratch_dir()) as tmp:
-        status, summary = guard(venv, Path(tmp), seed_policy="per-worker")
+        status, summary = guard(venv, Path(tmp), seed_policy="per-worker", workers="2")
     assert status == (1 if row.outcome == "loses-points" else 0)
     verdict = "grid points lost" if status else "every grid point evaluated exactly once"
     assert summary.startswith(f"### GridSampler guard: {verdict}\n")
-    assert f"Optuna {_compat.OPTUNA_VERSION}: scenario `sequential-per-worker-sqlite-w4-g24`" in (
-        summary
-    )
+    scenario = "sequential-per-worker-sqlite-w2-g24"
+    assert f"Optuna {_compat.OPTUNA_VERSION}: scenario `{scenario}`" in summary
     assert ("points lost: " if status else "exact: every point of 1 grid") in summary
 
 
