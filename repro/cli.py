@@ -44,7 +44,7 @@ from repro.scenarios import (
     select,
     validate_space,
 )
-from repro.storages import StorageError, StorageSpec
+from repro.storages import StorageError, StorageSpec, redact
 
 DEFAULT_GRID = " x ".join(str(len(values)) for _, values in DEFAULT_SPACE)
 
@@ -597,7 +597,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     spec = _shared_storage(args.storage, args.study)
     workers.require_study(spec, args.study)
-    study = workers.read_study(spec, args.study)
+    try:
+        study = workers.read_study(spec, args.study)
+    except StorageError as exc:  # a study of the user's own scripts, most likely
+        raise StorageError(
+            f"{exc}; `audit {redact(args.storage)} --study {args.study}` reads any GridSampler "
+            "study"
+        ) from None
     # Measured against the grid the study recorded, which its workers were given.
     args.space = validate_space({name: values for name, values in study.search_space})
     scenario = _worker_scenario(study.scenario_id, args)
@@ -687,7 +693,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"would enqueue {total} points (dry run); --yes enqueues them", file=sys.stderr)
         return 0
     waiting = repair.apply(spec, todo)
-    command = f"{args.prog} audit {args.storage}"
+    command = f"{args.prog} audit {redact(args.storage)}"
     for study, count in waiting.items():
         print(f"enqueued {len(todo.points[study])} points in {study!r}", file=sys.stderr)
         print(repair.instructions(spec, study, count, f"{command} --study {study}"))

@@ -83,4 +83,5 @@ def instructions(spec: StorageSpec, study: str, waiting: int, audit_command: str
             f"Then `{audit_command} --missing-only` exits 0 (points evaluated more than once "
             "stay so: a repair cannot undo an evaluation).",
         ]
+        + (["(Put your password back where *** stands.)"] if spec.redacted != spec.location else [])
     )
