@@ -201,9 +201,9 @@ def test_the_5489_pattern_by_seed_policy(kind: str, tmp_path: Path) -> None:
             lost.append(not grid["exact"])
         assert status == (1 if any(lost) else 0)
         assert out["warnings"] == []
-        for grid in out["grids"]:
-            if grid["missing"]:
-                gridsampler_stops_after_one_enqueued_trial(opener, grid["study"], url)
+        lossy = [grid["study"] for grid in out["grids"] if grid["missing"]]
+        if lossy:  # from 3.4.0 on
+            gridsampler_stops_after_one_enqueued_trial(opener, lossy[0], url)
 
 
 def gridsampler_stops_after_one_enqueued_trial(opener: Opener, study: str, url: str) -> None:
