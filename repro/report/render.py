@@ -683,7 +683,8 @@ def _setup_section(found: Findings) -> list[str]:
             f.python,
             f.platform,
             ", ".join(f"{k} {v}" for k, v in sorted(f.packages.items())),
-            str(f.run_count),
+            # Every run in the file (the JSON's run_count), remedy and corpus runs too.
+            str(next(x.runs + x.other_runs for x in found.shapes if x.version == f.optuna_version)),
             str(f.repetitions),
             str(f.forced_runs),
             str(f.jobs),
