@@ -60,10 +60,9 @@ def test_report_command_writes_every_file_beside_the_report(tmp_path: Path) -> N
     readme_before = (ROOT / "README.md").read_bytes()
     done = run_cli("report", "--results", str(RESULTS), "--out", str(tmp_path / "report.md"))
     assert done.returncode == 0, done.stderr
-    drawn = (tmp_path / report.CHART_NAME).exists()
+    expected = report.render_files(RESULTS, chart=(tmp_path / report.CHART_NAME).exists())
     for name in report.FILES:
-        expected = report.render_files(RESULTS, chart=drawn)[name]
-        assert (tmp_path / name).read_text(encoding="utf-8") == expected, name
+        assert (tmp_path / name).read_text(encoding="utf-8") == expected[name], name
     assert (ROOT / "README.md").read_bytes() == readme_before
 
 

@@ -134,7 +134,7 @@ def report(
             heading, *body = section
             out += _details(heading.lstrip("# "), body[1:] if body[:1] == [""] else body)
     if found.remedy_advice:
-        out += _details("What works on your version (every remedy, measured)", _remedies(found))
+        out += _details("What works on your version (each remedy measured)", _remedies(found))
     out += _details("Advice checked against the measurements", _advice_checked(found))
     out += _details(
         "Expected behaviour (from the source) and whether it held",
@@ -514,9 +514,10 @@ def _remedy_note(found: Findings, version: str) -> str:
 def _remedies(found: Findings) -> list[str]:
     """Per version, only the remedies measured exact named as fixes; the rest with numbers."""
     return [
-        "Each remedy users are told about (`GridSampler`'s seed policies, `n_jobs` threads, "
-        "`BruteForceSampler`, the grid enqueued and popped by `RandomSampler`, a 1.5x or 2x "
-        "budget without the cap), pooled over launch modes and storages; numbers are runs "
+        "Each remedy users are told about that these runs measured (`GridSampler`'s seed "
+        "policies, `n_jobs` threads, `BruteForceSampler`, the grid enqueued and popped by "
+        "`RandomSampler`, a 1.5x or 2x budget without the cap), pooled over the launch modes "
+        "and storages it ran on; numbers are runs "
         f"that lost points / runs (Wilson 95%). Per storage: {md.code(DETAILS)}.",
         "",
         *(f"- **{a.version}**: {remedies.render_what_to_do(a)}" for a in found.remedy_advice),
