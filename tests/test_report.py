@@ -492,8 +492,8 @@ def test_report_of_a_custom_run_states_only_what_was_run(tmp_path: Path) -> None
     assert grid == {6}
     measured = text.split("Measured: ", 1)[1].split("\n", 1)[0]
     assert measured == (
-        f"Optuna {f.optuna_version}: {len(runs)} GridSampler runs (0 more under the remedies "
-        f"or on random spaces), 3 workers, 6-point grid, on `sqlite`, every launch mode."
+        f"Optuna {f.optuna_version}: {len(runs)} GridSampler runs (0 more under the remedies), "
+        "3 workers, 6-point grid, on `sqlite`, every launch mode."
     )
     assert "The #5489 pattern: 3 worker processes" in text
     assert "of a 6-point grid" in text

@@ -282,8 +282,8 @@ def _measured(found: Findings) -> str:
     for x in found.shapes:
         grids = ", ".join(f"{g}-point" for g in x.grid_sizes)
         parts.append(
-            f"Optuna {x.version}: {x.runs} GridSampler runs ({x.other_runs} more under the "
-            f"remedies or on random spaces), {_numbers(x.workers)} workers, {grids} grid, "
+            f"Optuna {x.version}: {x.runs} GridSampler runs ({x.remedy_runs} more under the "
+            f"remedies), {_numbers(x.workers)} workers, {grids} grid, "
             f"{_coverage_text(x.coverage)}"
         )
     return "; ".join(parts) or "nothing"
@@ -672,7 +672,7 @@ def _setup_section(found: Findings) -> list[str]:
         "Python",
         "platform",
         "packages",
-        "runs",
+        "GridSampler runs",
         "repetitions",
         "forced runs",
         "lanes",
@@ -684,8 +684,7 @@ def _setup_section(found: Findings) -> list[str]:
             f.python,
             f.platform,
             ", ".join(f"{k} {v}" for k, v in sorted(f.packages.items())),
-            # Every run in the file (the JSON's run_count), remedy and corpus runs too.
-            str(next(x.runs + x.other_runs for x in found.shapes if x.version == f.optuna_version)),
+            str(f.run_count),
             str(f.repetitions),
             str(f.forced_runs),
             str(f.jobs),

@@ -146,7 +146,7 @@ class Shape:
 
     version: str
     runs: int
-    other_runs: int  # under a remedy or on a corpus case: their own sections tell them
+    remedy_runs: int  # under a remedy (corpus cases have a section and a file of their own)
     workers: tuple[int, ...]
     grid_sizes: tuple[int, ...]
     # (grid size, [[name, values], ...], workers, trials per worker), one per distinct shape.
@@ -238,7 +238,10 @@ def decide(files: Sequence[ResultsFile]) -> Findings:
     }
     remedy_advice = tuple(remedies.advice(files))
     remedy_coverage = _remedy_coverage(files)
-    all_runs = {f.optuna_version: len(f.runs) for f in files}
+    remedy_runs = {
+        f.optuna_version: sum(1 for r in f.runs if r.case_id is None and r.remedy != "grid")
+        for f in files
+    }
     files = tuple(dataclasses.replace(f, runs=[r for r in f.runs if r.in_matrix]) for f in files)
     summaries = {f.optuna_version: tuple(summarize(f.runs)) for f in files}
     exact_on: dict[tuple[str, str], list[str]] = {}
@@ -260,7 +263,7 @@ def decide(files: Sequence[ResultsFile]) -> Findings:
             for f in files
         ),
         remedy_advice=remedy_advice,
-        shapes=tuple(_shape(f, all_runs[f.optuna_version]) for f in files),
+        shapes=tuple(_shape(f, remedy_runs[f.optuna_version]) for f in files),
         remedy_coverage=remedy_coverage,
         expectations=tuple(_row_verdict(row, files) for row in expectations.TABLE),
         contradictions={f.optuna_version: _contradictions(f) for f in files},
@@ -278,8 +281,8 @@ def _coverage(runs: Iterable[RunRecord]) -> Coverage:
     )
 
 
-def _shape(f: ResultsFile, all_runs: int) -> Shape:
-    """``f`` holds matrix runs only; ``all_runs`` counts every run of its file."""
+def _shape(f: ResultsFile, remedy_runs: int) -> Shape:
+    """``f`` holds matrix runs only; ``remedy_runs``: its file's runs under a remedy."""
     spaces = sorted(
         {(r.grid_size, json.dumps(r.search_space), r.workers, r.trials_per_worker) for r in f.runs}
     )
@@ -287,7 +290,7 @@ def _shape(f: ResultsFile, all_runs: int) -> Shape:
     return Shape(
         version=f.optuna_version,
         runs=len(f.runs),
-        other_runs=all_runs - len(f.runs),
+        remedy_runs=remedy_runs,
         workers=tuple(sorted({r.workers for r in f.runs})),
         grid_sizes=tuple(sorted({r.grid_size for r in f.runs})),
         spaces=tuple(spaces),
