@@ -170,7 +170,8 @@ def readme_block(found: Findings) -> list[str]:
                 [
                     md.bold(v.version),
                     _tally(v.upstream) if v.upstream else "not run",
-                    _what_to_do(v.what_to_do) + _remedy_note(found, v.version),
+                    _what_to_do(v.what_to_do)
+                    + _remedy_note(found, v.version, "`results/report.md`"),
                 ]
                 for v in found.versions
             ),
@@ -497,18 +498,19 @@ ADVICE: tuple[tuple[str, Callable[[AdviceChecked, str], str]], ...] = (
 )
 
 
-def _remedy_note(found: Findings, version: str) -> str:
-    """The summary names only what was measured exact; the fold below gives the rest."""
+def _remedy_note(found: Findings, version: str, rest: str = "below") -> str:
+    """The summary names only what was measured exact, each with where it was measured; the
+    rest, with numbers, is ``rest`` (the fold below, or the report for the README)."""
     advice = next((a for a in found.remedy_advice if a.version == version), None)
     if advice is None:
         return ""
-    exact = "none"
-    if advice.exact:
-        exact = "; ".join(
-            f"{label} ({_coverage_text(found.remedy_coverage[version, label])})"
-            for label in advice.exact
-        )
-    return f" Measured exact: {exact} (others: below)."
+    if not advice.exact:
+        return f" No remedy was measured exact (the numbers: {rest})."
+    exact = "; ".join(
+        f"{label} ({_coverage_text(found.remedy_coverage[version, label])})"
+        for label in advice.exact
+    )
+    return f" Measured exact: {exact} (others: {rest})."
 
 
 def _remedies(found: Findings) -> list[str]:
