@@ -89,7 +89,19 @@ def matrix(session: nox.Session, optuna: str) -> None:
         session.error(f'queued by `nox -s "repro({optuna})"`, which names its environment')
     python, *options = session.posargs
     session.run(python, "-m", "repro", "run", *options, external=True)
-    session.notify("report", posargs=[])
+    # The report renders the folder this run wrote into, `results/` unless `--out` said.
+    session.notify("report", posargs=results_option(options))
+
+
+def results_option(options: list[str]) -> list[str]:
+    """``--results D`` for the report when ``options`` (a `repro run` command line) has
+    ``--out D`` or ``--out=D``; nothing when the run wrote into the default ``results/``."""
+    for i, option in enumerate(options):
+        if option == "--out" and i + 1 < len(options):
+            return ["--results", options[i + 1]]
+        if option.startswith("--out="):
+            return ["--results", option.split("=", 1)[1]]
+    return []
 
 
 @nox.session
@@ -119,10 +131,14 @@ def corpus_generate(session: nox.Session) -> None:
 
 @nox.session
 def report(session: nox.Session) -> None:
-    """Render results/report.md and its chart from the JSON results alone (runs no scenario)."""
+    """Render the report, its chart, the README block and the upstream bundle from the JSON."""
     session.install("matplotlib")
     compile_bytecode(session)
     session.run("python", "-m", "repro", "report", *session.posargs)
+    # results/upstream/ ships results/: rendered again from the JSON there, so that the tree is
+    # consistent after any run. A run into another folder (`--results D`) leaves it alone.
+    if "--results" not in session.posargs:
+        session.run("python", "-m", "repro.upstream", "write")
 
 
 @nox.session

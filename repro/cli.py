@@ -26,6 +26,7 @@ from repro.cmdline import (
 )
 from repro.environment import environment
 from repro.errors import ReproError
+from repro.paths import relativize
 from repro.scenarios import (
     ALL_STORAGES,
     DEFAULT_SPACE,
@@ -131,7 +132,7 @@ def build_parser(prog: str = "python -m repro") -> argparse.ArgumentParser:
         "-r",
         "--repetitions",
         type=positive_int,
-        default=2,
+        default=None,
         help="runs per scenario whose outcome depends on timing (the expectation table says "
         "'racy', or has no row for it, or the shape is not the default grid) (default: 2)",
     )
@@ -198,7 +199,7 @@ def build_parser(prog: str = "python -m repro") -> argparse.ArgumentParser:
         "--remedies",
         choices=REMEDY_SETS,
         default="default",
-        help="remedy scenarios beside the GridSampler matrix (issue 12): 'default' runs "
+        help="remedy scenarios beside the GridSampler matrix: 'default' runs "
         "BruteForceSampler on sqlite, the enqueued grid on sqlite, postgresql and redis (one "
         "storage per way of claiming a trial) and more trials on the #5489 pattern; 'all' "
         "every remedy, seed policy and storage (default: default)",
@@ -378,8 +379,40 @@ def check_out(out: Path) -> None:
         raise ReproError(f"--out {out}: cannot write in {existing} ({exc.strerror})") from None
 
 
+DEFAULT_REPETITIONS = 2
+
+
+def _differs_from_typed(
+    args: argparse.Namespace,
+    typed_repetitions: bool,
+    scenarios: Sequence[Scenario],
+    runs_each: dict[str, int],
+) -> list[str]:
+    """One line for each way what runs differs from what was typed: scenarios whose outcome
+    the code forces run --forced-runs times whatever -r says, and a -s pattern meant for the
+    GridSampler matrix also matches the remedy scenarios."""
+    out = []
+    forced = [s.id for s in scenarios if runs_each[s.id] != args.repetitions]
+    if typed_repetitions and forced:
+        out.append(
+            f"note: {len(forced)} of {len(scenarios)} scenarios have an outcome the code forces "
+            f"and run {args.forced_runs} time(s) each, not -r {args.repetitions} "
+            f"(--forced-runs {args.repetitions} runs them as often), e.g. {forced[0]}"
+        )
+    remedy = [s.id for s in scenarios if s.remedy != "grid"]
+    if args.scenario and remedy and any(s.remedy == "grid" for s in scenarios):
+        out.append(
+            f"note: -s also matched {len(remedy)} remedy scenarios ({', '.join(remedy[:3])}"
+            f"{', ...' if len(remedy) > 3 else ''}); --remedies none leaves them out"
+        )
+    return out
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     check_out(args.out)
+    typed_repetitions = args.repetitions is not None
+    if not typed_repetitions:
+        args.repetitions = DEFAULT_REPETITIONS
     scenarios = _scenarios(args)
     if args.verdict and not scenarios:
         print(f"no #5489 pattern ({UPSTREAM.id}) among the chosen scenarios", file=sys.stderr)
@@ -402,7 +435,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "python": str(env["python"]),
         "platform": str(env["platform"]),
         "packages": dict(env["packages"]),  # type: ignore[call-overload]
-        "command": "python -m repro " + " ".join(sys.argv[1:]),
+        "command": relativize("python -m repro " + " ".join(sys.argv[1:])),
         "repetitions": args.repetitions,
         "forced_runs": args.forced_runs,
         "jobs": args.jobs,
@@ -412,6 +445,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         s.id: expectations.runs_needed(version, s, args.repetitions, args.forced_runs)
         for s in scenarios
     }
+    for line in _differs_from_typed(args, typed_repetitions, scenarios, runs_each):
+        print(line, file=sys.stderr)
     began = time.monotonic()
     interrupted: Interrupted | None = None
     with services.alive_marker():
@@ -715,15 +750,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     if not files and not skipped:
-        raise SystemExit(
-            f"repro: error: no optuna-*.json in {args.results}; run "
-            "`nox -s repro` or `python -m repro run` first"
+        raise ReproError(
+            f"no optuna-*.json in {args.results}; run `nox -s repro` or `python -m repro run` first"
         )
     if not files:
         return EXIT_BAD_INPUT
     out = args.out or args.results / "report.md"
-    report.write_dir(args.results, out, files=files)
-    print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
+    # The chart first: the report names it only when it is there.
     try:
         from repro.report.chart import CHART_NAME, write_chart
 
@@ -734,6 +767,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             "chart not updated: matplotlib is not installed (`nox -s report` has it)",
             file=sys.stderr,
         )
+    report.write_dir(args.results, out, files=files)
+    print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
+    readme = report.update_readme(out, files)
+    if readme:
+        print(f"wrote the findings block of {readme.name}", file=sys.stderr)
     return EXIT_BAD_INPUT if skipped else 0
 
 
@@ -785,7 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "clean": cmd_clean,
         "audit": cmd_audit,
     }
-    return dispatch(prog_name("repro"), handlers, args)
+    return dispatch(prog, handlers, args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
+from repro.paths import relativize
+
 CTX = multiprocessing.get_context("fork")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -82,7 +84,8 @@ def _child_main(
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         conn.send(("ok", fn(*args)))
     except BaseException:
-        conn.send(("error", traceback.format_exc()))
+        # Written from named roots: results files are attached upstream (repro/paths.py).
+        conn.send(("error", relativize(traceback.format_exc())))
     finally:
         conn.close()
 

@@ -285,7 +285,7 @@ def render_what_works(files: Sequence[ResultsFile]) -> list[str]:
     out = [
         "## What works on your version",
         "",
-        "Every remedy users are told about, measured per version and storage (issue 12). "
+        "Every remedy users are told about, measured per version and storage. "
         "**exact**: no run lost or repeated a point and no worker crashed; **covers**: no "
         "point lost, some evaluated twice; **racy**: some runs lost points or a worker "
         "crashed; **loses-points**: every run lost points. The interval is the Wilson 95% "

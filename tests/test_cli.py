@@ -32,13 +32,74 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert message in done.stderr
+    # One prefix for argparse's usage errors and the commands' own errors alike.
+    assert done.stderr.startswith("python -m repro: error: "), done.stderr
 
 
 def test_report_without_results_says_what_to_run(tmp_path: Path) -> None:
+    """Nothing to render is bad input: one line with the command prefix, exit 2, nothing
+    written."""
     done = run_cli("report", "--results", str(tmp_path))
-    assert done.returncode == 1
+    assert done.returncode == 2
+    assert done.stderr.startswith("python -m repro: error: no optuna-*.json in ")
     assert "nox -s repro" in done.stderr
     assert done.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    """`python -m repro list | head -1`: the reader goes away; the command stops without a
+    BrokenPipeError traceback, with the status a shell gives a tool stopped by SIGPIPE. The
+    read end is closed before the command writes, so every write meets the closed pipe."""
+    import os
+    import subprocess
+    import sys
+
+    from .helpers import ROOT
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "repro", "list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141
+
+
+def test_run_says_when_what_runs_differs_from_what_was_typed() -> None:
+    """-r on a scenario whose outcome the code forces runs it --forced-runs times, and a -s
+    pattern also matches the remedy scenarios: each is one line before the run starts."""
+    from repro import cli, expectations
+
+    def notes(*argv: str) -> list[str]:
+        args = cli.build_parser().parse_args(["run", *argv])
+        typed = args.repetitions is not None
+        args.repetitions = args.repetitions or cli.DEFAULT_REPETITIONS
+        scenarios = cli._scenarios(args)
+        runs_each = {
+            s.id: expectations.runs_needed(
+                _compat.OPTUNA_VERSION, s, args.repetitions, args.forced_runs
+            )
+            for s in scenarios
+        }
+        return cli._differs_from_typed(args, typed, scenarios, runs_each)
+
+    forced = notes("-s", UPSTREAM.id, "-r", "5")
+    assert len(forced) == 1
+    assert "run 1 time(s) each, not -r 5" in forced[0]
+    assert notes("-s", UPSTREAM.id) == []
+    (matched,) = notes("-s", "sequential-none-sqlite-*", "--forced-runs", "2", "-r", "2")
+    assert matched.startswith("note: -s also matched 4 remedy scenarios")
+    assert notes("-s", "sequential-none-sqlite-*", "--remedies", "none") == []
 
 
 @pytest.mark.xdist_group("processes")
@@ -179,7 +240,7 @@ def test_unreachable_server_is_an_error_when_asked_for_or_in_ci(
     )
     assert done.returncode == 2
     assert done.stderr.startswith(
-        "repro: error: cannot use postgresql+psycopg2://u:***@127.0.0.1:1/x"
+        "python -m repro: error: cannot use postgresql+psycopg2://u:***@127.0.0.1:1/x"
     )
     assert done.stderr.count("\n") == 1
     assert not list(tmp_path.iterdir())

@@ -58,3 +58,40 @@ def test_versions_sort_numerically(tmp_path: Path) -> None:
         "3.10.0",
         "5.0.0rc1",
     ]
+
+
+def test_machine_paths_are_written_from_named_roots(tmp_path: Path) -> None:
+    """Tracebacks and headers name no folder of the machine that ran them; web addresses and
+    relative paths stay as they are; a results file is rewritten in the tool's layout."""
+    import json
+    import sysconfig
+
+    from repro import paths
+    from repro.jsonfile import dumps
+
+    site = sysconfig.get_paths()["purelib"]
+    cases = {
+        f'File "{site}/optuna/samplers/_grid.py", line 3': (
+            'File "<site-packages>/optuna/samplers/_grid.py", line 3'
+        ),
+        'File "/home/u/wt/.nox/t/lib/python3.11/site-packages/optuna/x.py"': (
+            'File "<site-packages>/optuna/x.py"'
+        ),
+        "/root/.pyenv/versions/3.11.7/lib/python3.11/json/decoder.py": "<stdlib>/json/decoder.py",
+        f"{paths.CHECKOUT}/repro/fork.py": "<checkout>/repro/fork.py",
+        "/work/wt-x/repro/fork.py": "<checkout>/repro/fork.py",
+        "python -m repro run --out /tmp/abc": "python -m repro run --out <tmp>/abc",
+        "sqlite:////dev/shm/grid-repro-1/a.db": "sqlite:///<tmp>/grid-repro-1/a.db",
+        "https://github.com/optuna/optuna/blob/v4.0.0/tests/x.py": (
+            "https://github.com/optuna/optuna/blob/v4.0.0/tests/x.py"
+        ),
+        ".nox/target-cache/tests/optuna-5.0.0": ".nox/target-cache/tests/optuna-5.0.0",
+    }
+    for text, expected in cases.items():
+        assert paths.relativize(text) == expected, text
+    path = tmp_path / "r.json"
+    path.write_text(dumps({"error": f"File {site}/optuna/x.py", "n": 1}))
+    assert paths.rewrite(path)
+    assert path.read_text() == dumps({"error": "File <site-packages>/optuna/x.py", "n": 1})
+    assert not paths.rewrite(path)
+    assert json.loads(path.read_text())["n"] == 1

@@ -248,7 +248,7 @@ def _file(cases: list[CaseRecord]) -> RollingFile:
 def test_json_round_trip_is_strict_and_schema_checked(tmp_path: Path) -> None:
     data = _file(_pair_cases(6, 0))
     path = tmp_path / records.FILENAME
-    records.save(path, data)
+    verdict.save(path, data)
 
     def no_constants(token: str) -> None:
         raise AssertionError(f"non-strict JSON token {token}")
@@ -272,7 +272,7 @@ def test_a_partial_run_keeps_the_other_cases(tmp_path: Path) -> None:
 
 def test_section_renders_from_the_json_alone(tmp_path: Path) -> None:
     path = tmp_path / records.FILENAME
-    records.save(path, _file(_pair_cases(6, 0)))
+    verdict.save(path, _file(_pair_cases(6, 0)))
     lines = section.section_from_json(path)
     text = "\n".join(lines)
     assert lines[0] == section.TITLE

@@ -69,7 +69,7 @@ def test_unusable_out_is_refused_before_any_run(
     else:
         out = afile if where == "a file" else afile / "sub"
     done = run_cli("run", "--out", str(out), *CHEAP_RUN)
-    _one_error_line(done, f"repro: error: --out {out}")
+    _one_error_line(done, f"python -m repro: error: --out {out}")
     assert afile.read_text() == ""
 
 
@@ -194,7 +194,7 @@ def test_collect_of_a_missing_study_is_one_line_and_creates_nothing(
         call(_make_study, storage, "another", timeout=60)
     before = _digest_tree(tmp_path)
     done = run_cli("collect", "--storage", storage, "--study", "missing")
-    _one_error_line(done, f"repro: error: no study 'missing' in {storage}")
+    _one_error_line(done, f"python -m repro: error: no study 'missing' in {storage}")
     assert _digest_tree(tmp_path) == before
 
 
@@ -256,7 +256,7 @@ def test_collect_of_a_missing_study_creates_nothing_on_a_server(kind: str) -> No
     require_service(kind)
     with services.isolated(kind, "collect-missing") as spec:
         done = run_cli("collect", "--storage", spec.location, "--study", "collect-missing")
-        _one_error_line(done, "repro: error: no study 'collect-missing' in ")
+        _one_error_line(done, "python -m repro: error: no study 'collect-missing' in ")
         assert call(_left_on_server, spec, timeout=30) == []
 
 

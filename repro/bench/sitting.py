@@ -1,4 +1,4 @@
-"""A before/after sitting for the time to a verdict (issue 16): warm ``nox -s repro`` in two
+"""A before/after sitting for the time to a verdict: warm ``nox -s repro`` in two
 checkouts of this repository, alternating (before, after, before, after, ...), on one machine in
 one sitting, so that both sides see the same load. For each command: its wall time, and from
 the results files it wrote, per Optuna version the lanes' wall time, the runs, the seconds the
@@ -82,7 +82,7 @@ class Command:
 
 @dataclass(frozen=True)
 class Sitting:
-    checkouts: dict[str, str]  # label -> path, in the order they alternate
+    checkouts: dict[str, str]  # label -> checkout_label(label), in the order they alternate
     commits: dict[str, str]
     command: str
     commands: list[Command]
@@ -132,6 +132,12 @@ def version_times(f: results.ResultsFile) -> VersionTimes:
         violations=sum(1 for r in f.runs if expectations.violations(r, version)),
         forced=forced,
     )
+
+
+def checkout_label(label: str) -> str:
+    """How the sitting names a checkout in its JSON: by its label (the commit is beside it),
+    never by the folder it was in on the machine that ran it."""
+    return f"<checkout {label}>"
 
 
 def _git_commit(path: Path) -> str:
@@ -252,7 +258,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             sitting = Sitting(
-                checkouts={k: str(v) for k, v in checkouts.items()},
+                # Labels, not this machine's folders: the commits say which code ran.
+                checkouts={k: checkout_label(k) for k in checkouts},
                 commits={k: _git_commit(v) for k, v in checkouts.items()},
                 command=" ".join(command),
                 commands=commands,

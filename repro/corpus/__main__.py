@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay",
         help="run the corpus on the installed Optuna; merge into results/optuna-<version>.json",
         description="Run every corpus case once on the installed Optuna, under GridSampler and "
-        "under each remedy (issue 12) that applies to it. The runs replace earlier runs of the "
+        "under each remedy that applies to it. The runs replace earlier runs of the "
         "same cases and remedies; the default matrix runs and other cases' runs are kept. Exit "
         "status 1 if a run recorded an error that is not a known Optuna fault, or a remedy run "
         "contradicts its remedy row.",

@@ -281,9 +281,10 @@ def _sampler(remedy: str) -> str:
 def _remedy_intro(storage: str) -> str:
     return (
         "Each case whose workers are processes (sequential or concurrent) runs once more under "
-        "each remedy of issue 12, as the harness's remedy scenarios run it: `BruteForceSampler` "
-        "in every worker, and the whole grid enqueued once before the workers start and popped by "
-        "`RandomSampler`. A remedy run is judged by its own row of `REMEDY_TABLE` "
+        "each remedy users are told about, as the harness's remedy scenarios run it: "
+        "`BruteForceSampler` in every worker, and the whole grid enqueued once before the "
+        "workers start and popped by `RandomSampler`. A remedy run is judged by its own row of "
+        "`REMEDY_TABLE` "
         f"(`repro/expectations.py`; `expected` is that row's outcome on the {storage} storage), "
         "never by a GridSampler row. **exact**: every grid point, as Optuna records it, "
         "evaluated and no worker crashed (trials beyond the grid size, which `MaxTrialsCallback` "

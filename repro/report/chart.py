@@ -12,7 +12,7 @@ from pathlib import Path
 
 from repro.report.verdicts import Findings, decide, pooled, pooled_mean
 from repro.results import ResultsFile
-from repro.scenarios import MODES, SEED_POLICIES
+from repro.scenarios import ALL_STORAGES, MODES, SEED_POLICIES
 
 CHART_NAME = "report-chart.png"
 TITLES = {
@@ -69,8 +69,11 @@ def write_chart(files: Sequence[ResultsFile], path: Path) -> None:
             if col == 0:
                 ax.set_ylabel(YLABELS[field])
             ax.grid(axis="y", alpha=0.3)
+    measured = found.coverage.storages
+    storages = "every storage" if set(measured) == set(ALL_STORAGES) else ", ".join(measured)
     fig.suptitle(
-        f"GridSampler, {found.grid_size}-point grid: points never evaluated / evaluated twice"
+        f"GridSampler, {found.grid_size}-point grid, pooled over {storages}: points never "
+        "evaluated / evaluated twice"
     )
     axes[0][-1].legend(fontsize=8, loc="upper right")
     fig.tight_layout()

@@ -3,6 +3,8 @@ nothing. Same records in, same lines out: everything is sorted and nothing reads
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Sequence
 
 from repro import markdown as md
@@ -13,6 +15,7 @@ from repro.report.chart import CHART_NAME
 from repro.report.fix import FixFindings, coverage_probability
 from repro.report.verdicts import (
     AdviceChecked,
+    Coverage,
     Examples,
     Findings,
     RowVerdict,
@@ -21,8 +24,8 @@ from repro.report.verdicts import (
     Tally,
     WhatToDo,
 )
-from repro.results import ResultsFile, ScenarioSummary
-from repro.scenarios import UPSTREAM
+from repro.results import ScenarioSummary
+from repro.scenarios import ALL_STORAGES, DEFAULT_SPACE, MODES, UPSTREAM
 from repro.timeline.render import MARKDOWN_NAME as TIMELINE
 
 LEGEND = (
@@ -52,10 +55,14 @@ def report(
     corpus_section: Sequence[str] = (),
     fix: FixFindings | None = None,
     rolling_section: Sequence[str] = (),
+    chart: bool = False,
+    corpus_file: bool = False,
 ) -> str:
     """``report.md``: the summary, the SQLite table, the short sections; ``timeline_section``
     and ``corpus_section`` are those parts in short, ``fix`` the candidate fix, if measured,
-    ``rolling_section`` the rolling upgrades, if measured."""
+    ``rolling_section`` the rolling upgrades, if measured. ``chart`` and ``corpus_file``: the
+    chart and ``corpus.md`` are written beside it (the report names only what is there)."""
+    table_storage = _table_storage(found)
     out: list[str] = [
         _title(found),
         "",
@@ -86,21 +93,27 @@ def report(
             ),
         ),
         "",
-        f"The #5489 pattern: {UPSTREAM.workers} worker processes started one after another on "
-        "one SQLite file, each building `GridSampler(search_space)` without a seed and running "
-        f"its share of a {found.grid_size}-point grid, the study capped at the grid size with "
-        f"`MaxTrialsCallback` as in the report.{_why_in_short(found)} Details, source lines and "
-        "the other modes are below.",
+        _pattern_line(found),
+        "",
+        f"Measured: {_measured(found)}.",
         "",
         "Rendered from the same JSON, next to this file (attach them when pasting it):",
         "",
-        f"- {md.code(CHART_NAME)}: the mean missing and duplicate points per run, by version "
-        "and launch mode.",
-        f"- {md.code(DETAILS)}: every scenario on every storage, and the uncertainty over "
-        "repetitions.",
-        f"- {md.code(CORPUS)}: the random search spaces, by launch mode, grid size and "
-        "workers, the minimal failing spaces and every case.",
     ]
+    if chart:
+        out.append(
+            f"- {md.code(CHART_NAME)}: the mean missing and duplicate points per run, by version "
+            f"and launch mode, pooled {_coverage_text(found.coverage)}."
+        )
+    out.append(
+        f"- {md.code(DETAILS)}: every scenario on every storage measured, and the uncertainty "
+        "over repetitions."
+    )
+    if corpus_file:
+        out.append(
+            f"- {md.code(CORPUS)}: the random search spaces, by launch mode, grid size and "
+            "workers, the minimal failing spaces and every case."
+        )
     if timeline_section:
         out.append(
             f"- {md.code(TIMELINE)}: every release measured, per scenario, and the source change "
@@ -108,19 +121,20 @@ def report(
         )
     out += [
         "",
-        f"## By launch mode and seed policy, on {md.code(UPSTREAM.storage)} as in #5489",
+        f"## By launch mode and seed policy, on {md.code(table_storage)}"
+        + (" as in #5489" if table_storage == UPSTREAM.storage else ""),
         "",
         f"Every storage: {md.code(DETAILS)}.",
         "",
     ]
-    out += _scenario_table(found, UPSTREAM.storage)
+    out += _scenario_table(found, table_storage)
     for section in (timeline_section, corpus_section, rolling_section):
         if section:
             # The heading becomes the fold's title; the fold already opens with a blank line.
             heading, *body = section
             out += _details(heading.lstrip("# "), body[1:] if body[:1] == [""] else body)
     if found.remedy_advice:
-        out += _details("What works on your version (every remedy, measured)", _remedies(found))
+        out += _details("What works on your version (each remedy measured)", _remedies(found))
     out += _details("Advice checked against the measurements", _advice_checked(found))
     out += _details(
         "Expected behaviour (from the source) and whether it held",
@@ -129,8 +143,8 @@ def report(
     out += _details("Why the versions differ", _why_section(found))
     if fix:
         out += _details(render_fix.TITLE, render_fix.section(fix, DETAILS))
-    out += _details("Minimal reproductions", _scripts_section())
-    out += _details("What was run, and on what", _setup_section(found.files))
+    out += _details("Minimal reproductions", _scripts_section(found))
+    out += _details("What was run, and on what", _setup_section(found))
     out += _faults_section(found)
     problems = [
         p
@@ -143,6 +157,31 @@ def report(
         out += [f"- {p}" for p in problems]
         out.append("")
     return _text(out)
+
+
+def readme_block(found: Findings) -> list[str]:
+    """The README's findings: per version the #5489 pattern and what to do, and what was
+    measured; links are relative to the README, which sits beside ``results/``."""
+    return [
+        "",
+        *md.table(
+            ["Optuna", "#5489 pattern: runs that lost points", "what to do"],
+            (
+                [
+                    md.bold(v.version),
+                    _tally(v.upstream) if v.upstream else "not run",
+                    _what_to_do(v.what_to_do)
+                    + _remedy_note(found, v.version, "`results/report.md`"),
+                ]
+                for v in found.versions
+            ),
+        ),
+        "",
+        _pattern_line(found, more=""),
+        "",
+        f"Measured: {_measured(found)}. The whole report: [results/report.md](results/report.md).",
+        "",
+    ]
 
 
 def details(found: Findings, fix: FixFindings | None = None, what_works: Sequence[str] = ()) -> str:
@@ -189,6 +228,66 @@ def corpus(found: Findings, corpus_section: Sequence[str]) -> str:
 def _title(found: Findings) -> str:
     versions = ", ".join(v.version for v in found.versions)
     return f"# GridSampler with several workers on Optuna {versions}"
+
+
+def _table_storage(found: Findings) -> str:
+    """The summary's table is on SQLite as in #5489, or on the first storage measured."""
+    storages = found.coverage.storages
+    return UPSTREAM.storage if UPSTREAM.storage in storages or not storages else storages[0]
+
+
+def _coverage_text(c: Coverage) -> str:
+    """What a claim covers, e.g. "over every storage and launch mode", "on `sqlite`,
+    sequential only"."""
+    every_storage, every_mode = set(c.storages) == set(ALL_STORAGES), set(c.modes) == set(MODES)
+    if every_storage and every_mode:
+        return "over every storage and launch mode"
+    storages = "every storage" if every_storage else ", ".join(md.code(s) for s in c.storages)
+    if every_mode:
+        modes = "every launch mode"
+    elif len(c.modes) == 1:
+        modes = f"{c.modes[0]} only"
+    else:
+        modes = " and ".join(c.modes)
+    return f"on {storages}, {modes}"
+
+
+def _pooled_over(c: Coverage) -> str:
+    """Where pooled counts come from: "over every storage", "on `sqlite`" (the modes are
+    the table's rows)."""
+    if set(c.storages) == set(ALL_STORAGES):
+        return "over every storage"
+    return "on " + ", ".join(md.code(s) for s in c.storages)
+
+
+def _numbers(values: Sequence[int]) -> str:
+    return " or ".join(str(v) for v in values) if values else "no"
+
+
+def _pattern_line(
+    found: Findings, more: str = " Details, source lines and the other modes are below."
+) -> str:
+    """The #5489 pattern as these runs had it: their workers and grid, from the JSON."""
+    grids = sorted({g for x in found.shapes for g in x.grid_sizes})
+    return (
+        f"The #5489 pattern: {_numbers(found.upstream_workers)} worker processes started one "
+        "after another on one SQLite file, each building `GridSampler(search_space)` without a "
+        f"seed and running its share of a {_numbers(grids)}-point grid, the study capped at the "
+        f"grid size with `MaxTrialsCallback` as in the report.{_why_in_short(found)}{more}"
+    )
+
+
+def _measured(found: Findings) -> str:
+    """How many matrix runs per version, with how many workers, on which storages and modes."""
+    parts = []
+    for x in found.shapes:
+        grids = ", ".join(f"{g}-point" for g in x.grid_sizes)
+        parts.append(
+            f"Optuna {x.version}: {x.runs} GridSampler runs ({x.remedy_runs} more under the "
+            f"remedies), {_numbers(x.workers)} workers, {grids} grid, "
+            f"{_coverage_text(x.coverage)}"
+        )
+    return "; ".join(parts) or "nothing"
 
 
 def _part_heading(found: Findings, what: str) -> list[str]:
@@ -318,7 +417,7 @@ def _uncertainty_table(found: Findings) -> list[str]:
     ]
     return [
         "Per version and scenario: the mean over repetitions with its 95% Student-t interval "
-        "(clipped at 0; with 2 repetitions it is wide), and the share of repetitions that lost "
+        "(clipped at 0; with few repetitions it is wide), and the share of repetitions that lost "
         "any point with its 95% Wilson interval.",
         "",
         *md.table(headers, rows),
@@ -341,7 +440,7 @@ def _seed_check(c: SeedCheck) -> str:
     return f"not needed: no seed policy lost points ({_tally(c.none)} without seed)"
 
 
-def _single_job_check(c: SingleJobCheck) -> str:
+def _single_job_check(c: SingleJobCheck, jobs: str) -> str:
     if c.verdict == "does-not-hold":
         return (
             f"does not hold: every worker ran `n_jobs=1` and {_tally(c.sequential_none)} "
@@ -349,11 +448,11 @@ def _single_job_check(c: SingleJobCheck) -> str:
         )
     if c.verdict == "within-one-process":
         return (
-            f"holds within one process: `n_jobs=4` lost points in {_tally(c.threads)} "
+            f"holds within one process: `n_jobs={jobs}` lost points in {_tally(c.threads)} "
             f"runs, `n_jobs=1` workers one after another in {_tally(c.sequential_none)}"
         )
     return (
-        f"not needed: `n_jobs=4` lost points in {_tally(c.threads)} runs, "
+        f"not needed: `n_jobs={jobs}` lost points in {_tally(c.threads)} runs, "
         f"`n_jobs=1` sequential workers in {_tally(c.sequential_none)}"
     )
 
@@ -369,47 +468,58 @@ def _dedup_check(a: AdviceChecked) -> str:
 
 def _budget_check(a: AdviceChecked) -> str:
     return (
-        f"not what happens under a capped budget: {a.over_grid}/{a.finished} runs had more "
+        f"not what happens under a capped budget: {a.over_grid}/{a.finished} GridSampler runs "
+        "had more "
         f"trials than the grid; with `MaxTrialsCallback` at the grid size (as in #5489) "
         f"each duplicate costs a grid point instead ({a.still_missing} runs lost points)"
     )
 
 
-# The advice as it is commonly given, and how one version's measurements answer it.
-ADVICE: tuple[tuple[str, Callable[[AdviceChecked], str]], ...] = (
+# The advice as it is commonly given, and how one version's measurements answer it (the second
+# argument: the workers of the runs, as `n_jobs` of the threads mode).
+ADVICE: tuple[tuple[str, Callable[[AdviceChecked, str], str]], ...] = (
     (
         "1. Set an explicit seed in `GridSampler` to get 3.2.0's behaviour back",
-        lambda a: _seed_check(a.seed),
+        lambda a, _: _seed_check(a.seed),
     ),
-    ("2. Use `n_jobs=1` to avoid the problem", lambda a: _single_job_check(a.single_job)),
-    ("3. Deduplicate the results afterwards", _dedup_check),
+    ("2. Use `n_jobs=1` to avoid the problem", lambda a, j: _single_job_check(a.single_job, j)),
+    ("3. Deduplicate the results afterwards", lambda a, _: _dedup_check(a)),
     (
         "4. Expect slightly more trials than the grid size in distributed runs",
-        lambda a: f"{_budget_check(a)}. Uncapped, measured: {remedies.render_cells(a.more_trials)}",
+        lambda a, _: (
+            f"{_budget_check(a)}. Uncapped, measured: {remedies.render_cells(a.more_trials)}"
+        ),
     ),
     (
         "5. Use another sampler if grid search is not required (the `GridSampler` docstring "
         "names `BruteForceSampler`; or enqueue the grid)",
-        lambda a: remedies.render_cells(a.other_sampler),
+        lambda a, _: remedies.render_cells(a.other_sampler),
     ),
 )
 
 
-def _remedy_note(found: Findings, version: str) -> str:
-    """The summary names only what was measured exact; the fold below gives the rest."""
+def _remedy_note(found: Findings, version: str, rest: str = "below") -> str:
+    """The summary names only what was measured exact, each with where it was measured; the
+    rest, with numbers, is ``rest`` (the fold below, or the report for the README)."""
     advice = next((a for a in found.remedy_advice if a.version == version), None)
     if advice is None:
         return ""
-    exact = "; ".join(advice.exact) if advice.exact else "none"
-    return f" Measured exact over every storage and launch mode: {exact} (others: below)."
+    if not advice.exact:
+        return f" No remedy was measured exact (the numbers: {rest})."
+    exact = "; ".join(
+        f"{label} ({_coverage_text(found.remedy_coverage[version, label])})"
+        for label in advice.exact
+    )
+    return f" Measured exact: {exact} (others: {rest})."
 
 
 def _remedies(found: Findings) -> list[str]:
     """Per version, only the remedies measured exact named as fixes; the rest with numbers."""
     return [
-        "Each remedy users are told about (`GridSampler`'s seed policies, `n_jobs` threads, "
-        "`BruteForceSampler`, the grid enqueued and popped by `RandomSampler`, a 1.5x or 2x "
-        "budget without the cap), pooled over launch modes and storages; numbers are runs "
+        "Each remedy users are told about that these runs measured (`GridSampler`'s seed "
+        "policies, `n_jobs` threads, `BruteForceSampler`, the grid enqueued and popped by "
+        "`RandomSampler`, a 1.5x or 2x budget without the cap), pooled over the launch modes "
+        "and storages it ran on; numbers are runs "
         f"that lost points / runs (Wilson 95%). Per storage: {md.code(DETAILS)}.",
         "",
         *(f"- **{a.version}**: {remedies.render_what_to_do(a)}" for a in found.remedy_advice),
@@ -420,14 +530,21 @@ def _remedies(found: Findings) -> list[str]:
 def _advice_checked(found: Findings) -> list[str]:
     return [
         "Common advice, tested against these runs. `k/n` counts runs that lost grid points, "
-        "over every storage; run ids name examples in the JSON.",
+        f"{_pooled_over(found.coverage)}; run ids name examples in the JSON.",
         "",
         *md.table(
             ["advice", *(a.version for a in found.advice)],
-            ([title, *(cell(a) for a in found.advice)] for title, cell in ADVICE),
+            (
+                [title, *(cell(a, _numbers(_workers_of(found, a.version))) for a in found.advice)]
+                for title, cell in ADVICE
+            ),
         ),
         "",
     ]
+
+
+def _workers_of(found: Findings, version: str) -> tuple[int, ...]:
+    return next((x.workers for x in found.shapes if x.version == version), ())
 
 
 def _releases(row: Expectation) -> str:
@@ -488,7 +605,14 @@ def _sources(urls: Sequence[str]) -> str:
     return ", ".join(f"[{url.rsplit('#', 1)[-1]}]({url})" for url in urls)
 
 
-def _scripts_section() -> list[str]:
+def _scripts_section(found: Findings) -> list[str]:
+    if not all(x.default_shape for x in found.shapes):
+        grid = math.prod(len(values) for _, values in DEFAULT_SPACE)
+        return [
+            f"Left out: the scripts reproduce the default {grid}-point grid with "
+            f"{UPSTREAM.workers} workers, and these runs had another shape ({_shapes(found)}).",
+            "",
+        ]
     out = [
         "Single-file scripts with inline metadata (PEP 723) in optuna-grid-repro's "
         "`results/scripts/`: run `uv run NAME` for the Optuna they pin, or `python NAME` with "
@@ -501,15 +625,25 @@ def _scripts_section() -> list[str]:
     return out
 
 
-def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
+def _shapes(found: Findings) -> str:
+    """Each distinct grid and worker count the runs had, in words."""
+    seen = sorted({s for x in found.shapes for s in x.spaces})
+    parts = []
+    for grid, space, workers, trials in seen:
+        names = ", ".join(f"`{name}`: {len(values)} values" for name, values in json.loads(space))
+        parts.append(
+            f"a grid of {grid} points ({names}), {workers} workers of {trials} trials each"
+        )
+    return "; ".join(parts)
+
+
+def _setup_section(found: Findings) -> list[str]:
+    files = found.files
     out = []
-    if files and files[0].runs:
-        r = files[0].runs[0]
-        space = ", ".join(f"`{name}`: {len(values)} values" for name, values in r.search_space)
+    if found.shapes and any(x.runs for x in found.shapes):
         out.append(
-            f"Grid of {r.grid_size} points ({space}); {r.workers} workers of "
-            f"{r.trials_per_worker} trials each (the `threads` mode: one process, "
-            f"`n_jobs={r.workers}`). `sequential`: worker processes one after another. "
+            f"Runs had {_shapes(found)} (the `threads` mode: one process, `n_jobs` = the "
+            "workers). `sequential`: worker processes one after another. "
             "`concurrent`: worker processes at once, every objective call waits on a barrier "
             "so all workers hold a RUNNING trial together. Seed policies: `none` = "
             "`GridSampler(space)`, `shared` = the same seed in every worker, `per-worker` = "
@@ -518,15 +652,21 @@ def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
             "imported."
         )
         out.append("")
-        chance = float(coverage_probability(r.grid_size, r.workers, r.trials_per_worker))
+        chances = sorted(
+            {
+                render_fix.sci(float(coverage_probability(grid, workers, trials)))
+                for x in found.shapes
+                for grid, _, workers, trials in x.spaces
+            }
+        )
         out.append(
             "How many runs: where the expectation table says the code forces the outcome "
             "(`exact`, `loses-points`), one run of the default grid decides it (`python -m repro "
             "run --forced-runs`, default 1): workers that disagree on the grid order still "
-            f"cover this grid by chance with probability {render_fix.sci(chance)} per run. Where "
-            "the outcome depends on timing (`racy`), or for another shape, a scenario runs "
-            "`--repetitions` times (default 2) and the rate is measured. Below, `forced runs` "
-            "0 means every scenario ran `repetitions` times."
+            f"cover the grid run here by chance with probability {' or '.join(chances)} per "
+            "run. Where the outcome depends on timing (`racy`), or for another shape, a "
+            "scenario runs `--repetitions` times (default 2) and the rate is measured. Below, "
+            "`forced runs` 0 means every scenario ran `repetitions` times."
         )
         out.append("")
     headers = [
@@ -534,7 +674,7 @@ def _setup_section(files: Sequence[ResultsFile]) -> list[str]:
         "Python",
         "platform",
         "packages",
-        "runs",
+        "GridSampler runs",
         "repetitions",
         "forced runs",
         "lanes",

@@ -9,6 +9,7 @@ No Markdown is made here (the upstream change records carry their own, cited tex
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -16,7 +17,7 @@ from typing import Literal
 from repro import expectations, remedies
 from repro.expectations import Expectation
 from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize
-from repro.scenarios import SEED_POLICIES, UPSTREAM
+from repro.scenarios import ALL_STORAGES, DEFAULT_SPACE, MODES, SEED_POLICIES, UPSTREAM
 from repro.timeline import changes as upstream_changes
 from repro.timeline.changes import SourceChange
 
@@ -130,6 +131,32 @@ class FaultHits:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """What a claim covers: the storages and launch modes of the runs behind it."""
+
+    storages: tuple[str, ...]
+    modes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The shapes one version's matrix runs had: how many runs, with how many workers, on
+    which grids, storages and launch modes. Every figure the report gives about what was run
+    comes from here, never from the defaults."""
+
+    version: str
+    runs: int
+    remedy_runs: int  # under a remedy (corpus cases have a section and a file of their own)
+    workers: tuple[int, ...]
+    grid_sizes: tuple[int, ...]
+    # (grid size, [[name, values], ...], workers, trials per worker), one per distinct shape.
+    spaces: tuple[tuple[int, str, int, int], ...]
+    coverage: Coverage
+    upstream_workers: tuple[int, ...]  # the #5489 pattern's runs
+    default_shape: bool  # every run on the default grid with the default workers
+
+
+@dataclass(frozen=True)
 class Findings:
     files: tuple[ResultsFile, ...]  # matrix runs only: corpus runs have a section of their own
     summaries: Mapping[str, tuple[ScenarioSummary, ...]]  # by version
@@ -142,8 +169,27 @@ class Findings:
     # then the upstream changes that move its outcomes up to the newest.
     baseline: tuple[Expectation, ...]
     changes: tuple[SourceChange, ...]
-    # Per version, the remedies measured exact and the others with their numbers (issue 12).
+    # Per version, the remedies measured exact and the others with their numbers.
     remedy_advice: tuple[remedies.Advice, ...] = ()
+    shapes: tuple[Shape, ...] = ()
+    # (version, remedy label) -> where the remedy's runs were measured.
+    remedy_coverage: Mapping[tuple[str, str], Coverage] = dataclasses.field(default_factory=dict)
+
+    @property
+    def coverage(self) -> Coverage:
+        """Every storage and launch mode of the matrix runs, over every version."""
+        return Coverage(
+            tuple(s for s in ALL_STORAGES if any(s in x.coverage.storages for x in self.shapes)),
+            tuple(m for m in MODES if any(m in x.coverage.modes for x in self.shapes)),
+        )
+
+    @property
+    def workers(self) -> tuple[int, ...]:
+        return tuple(sorted({w for x in self.shapes for w in x.workers}))
+
+    @property
+    def upstream_workers(self) -> tuple[int, ...]:
+        return tuple(sorted({w for x in self.shapes for w in x.upstream_workers}))
 
     @property
     def grid_size(self) -> int:
@@ -191,6 +237,11 @@ def decide(files: Sequence[ResultsFile]) -> Findings:
         for f in files
     }
     remedy_advice = tuple(remedies.advice(files))
+    remedy_coverage = _remedy_coverage(files)
+    remedy_runs = {
+        f.optuna_version: sum(1 for r in f.runs if r.case_id is None and r.remedy != "grid")
+        for f in files
+    }
     files = tuple(dataclasses.replace(f, runs=[r for r in f.runs if r.in_matrix]) for f in files)
     summaries = {f.optuna_version: tuple(summarize(f.runs)) for f in files}
     exact_on: dict[tuple[str, str], list[str]] = {}
@@ -212,12 +263,67 @@ def decide(files: Sequence[ResultsFile]) -> Findings:
             for f in files
         ),
         remedy_advice=remedy_advice,
+        shapes=tuple(_shape(f, remedy_runs[f.optuna_version]) for f in files),
+        remedy_coverage=remedy_coverage,
         expectations=tuple(_row_verdict(row, files) for row in expectations.TABLE),
         contradictions={f.optuna_version: _contradictions(f) for f in files},
         faults=_faults(files),
         baseline=_baseline(versions[0]) if versions else (),
         changes=_changes(versions[0], versions[-1]) if versions else (),
     )
+
+
+def _coverage(runs: Iterable[RunRecord]) -> Coverage:
+    runs = list(runs)
+    return Coverage(
+        tuple(s for s in ALL_STORAGES if any(r.storage == s for r in runs)),
+        tuple(m for m in MODES if any(r.mode == m for r in runs)),
+    )
+
+
+def _shape(f: ResultsFile, remedy_runs: int) -> Shape:
+    """``f`` holds matrix runs only; ``remedy_runs``: its file's runs under a remedy."""
+    spaces = sorted(
+        {(r.grid_size, json.dumps(r.search_space), r.workers, r.trials_per_worker) for r in f.runs}
+    )
+    default_space = json.dumps([[name, list(values)] for name, values in DEFAULT_SPACE])
+    return Shape(
+        version=f.optuna_version,
+        runs=len(f.runs),
+        remedy_runs=remedy_runs,
+        workers=tuple(sorted({r.workers for r in f.runs})),
+        grid_sizes=tuple(sorted({r.grid_size for r in f.runs})),
+        spaces=tuple(spaces),
+        coverage=_coverage(f.runs),
+        upstream_workers=tuple(
+            sorted(
+                {
+                    r.workers
+                    for r in f.runs
+                    if (r.mode, r.seed_policy, r.storage)
+                    == (UPSTREAM.mode, UPSTREAM.seed_policy, UPSTREAM.storage)
+                }
+            )
+        ),
+        default_shape=all(s[1:3] == (default_space, UPSTREAM.workers) for s in spaces),
+    )
+
+
+def _remedy_coverage(files: Sequence[ResultsFile]) -> dict[tuple[str, str], Coverage]:
+    """Where each remedy of each version was measured: the storages and modes of its cells."""
+    storages: dict[tuple[str, str], set[str]] = {}
+    modes: dict[tuple[str, str], set[str]] = {}
+    for cell in remedies.cells(files):
+        key = (cell.version, cell.strategy.remedy_label)
+        storages.setdefault(key, set()).update(cell.storages)
+        modes.setdefault(key, set()).add(cell.strategy.mode)
+    return {
+        key: Coverage(
+            tuple(s for s in ALL_STORAGES if s in storages[key]),
+            tuple(m for m in MODES if m in modes[key]),
+        )
+        for key in storages
+    }
 
 
 def _verdict(

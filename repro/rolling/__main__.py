@@ -20,7 +20,7 @@ from pathlib import Path
 from repro.cmdline import Parser, dispatch, positive_int, positive_seconds
 from repro.errors import ReproError
 from repro.results import version_key
-from repro.rolling import plan, records
+from repro.rolling import plan, records, verdict
 from repro.rolling.launch import Limits, run_case
 from repro.timeline import envs
 
@@ -187,7 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             # Only this thread appends and writes. Written after every case: an interrupt
             # loses the cases in flight, not the run.
             done.append(case)
-            records.save(path, snapshot())
+            verdict.save(path, snapshot())
             if not args.quiet:
                 print(
                     f"  [{len(done)}/{len(todo)}] {case.case_id}: {case.outcome} "
@@ -195,10 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
     final = snapshot()
-    records.save(path, final)
-    from repro.rolling.verdict import verdicts
-
-    judged = verdicts(final.cases, final.pairs)
+    verdict.save(path, final)
+    judged = verdict.verdicts(final.cases, final.pairs)
     for v in judged:
         print(f"{v.older} + {v.newer}: {v.verdict} ({v.advice})", file=sys.stderr)
         for problem in v.violations:

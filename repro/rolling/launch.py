@@ -21,6 +21,7 @@ from typing import Any
 
 from repro import services
 from repro.expectations import rolling_expected, storage_expected
+from repro.paths import relativize
 from repro.rolling.plan import Case
 from repro.rolling.records import CaseRecord, WorkerRun
 from repro.scenarios import SERVER_STORAGES
@@ -40,7 +41,7 @@ class Limits:
 
 def tail(text: str) -> str:
     """The last non-empty lines of a process's stderr, each cut to a readable length."""
-    kept = [line[:TAIL_CHARS] for line in text.splitlines() if line.strip()]
+    kept = [line[:TAIL_CHARS] for line in relativize(text).splitlines() if line.strip()]
     return "\n".join(kept[-TAIL_LINES:])
 
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro.jsonfile import FormatError, from_fields, load_json, shallow_fields, write_json
+from repro.jsonfile import FormatError, from_fields, load_json, shallow_fields
 
 SCHEMA = 1
 FILENAME = "rolling.json"
@@ -156,12 +156,11 @@ class RollingFile:
     pairs: list[list[str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        from repro.rolling.verdict import verdicts
-
+        """The measurements; ``verdict.save`` adds the verdicts decided from them (this
+        module, which the verdicts read, does not decide)."""
         data = shallow_fields(self)
         data["cases"] = [c.to_json() for c in self.cases]
         data["environments"] = [e.to_json() for e in self.environments]
-        data["verdicts"] = [v.to_json() for v in verdicts(self.cases, self.pairs)]
         return data
 
     @classmethod
@@ -195,10 +194,6 @@ def merge(earlier: RollingFile | None, fresh: RollingFile, replaced: set[str]) -
         else fresh.wall_seconds,
         pairs=pairs,
     )
-
-
-def save(path: Path, data: RollingFile) -> None:
-    write_json(path, data.to_json(), schema=SCHEMA)
 
 
 def load(path: Path) -> RollingFile:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from repro.rolling.records import EXACT, REFUSED, CaseRecord
+from repro.jsonfile import write_json
+from repro.rolling.records import EXACT, REFUSED, SCHEMA, CaseRecord, RollingFile
 
 SAFE = "safe"  # every case exact: upgrade one worker at a time
 SAFE_WITH_SEED = "safe-with-shared-seed"  # exact only when every worker passes the same seed
@@ -104,3 +106,10 @@ def verdicts(cases: Sequence[CaseRecord], pairs: Sequence[Sequence[str]]) -> lis
         if group:
             out.append(verdict_of(group))
     return out
+
+
+def save(path: Path, data: RollingFile) -> None:
+    """``rolling.json``: the case records and, decided from them, the verdict per pair."""
+    out = data.to_json()
+    out["verdicts"] = [v.to_json() for v in verdicts(data.cases, data.pairs)]
+    write_json(path, out, schema=SCHEMA)

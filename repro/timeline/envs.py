@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro import targets
+from repro.paths import relativize
 
 # The repository root: the harness runs from here inside every environment.
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -68,7 +69,7 @@ def install_commands(env: Path, version: str, python: str, uv: str | None) -> li
 
 
 def last_lines(text: str, lines: int = 3) -> str:
-    kept = [line for line in text.strip().splitlines() if line.strip()]
+    kept = [line for line in relativize(text).strip().splitlines() if line.strip()]
     return "\n".join(kept[-lines:]) or "no output"
 
 
