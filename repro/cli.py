@@ -8,6 +8,7 @@ import fnmatch
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -71,13 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run scenarios with the installed Optuna and write results/optuna-<version>.json",
         description="Run scenarios against the Optuna installed in this environment. Each "
         "finished run is appended at once (fsync'd) to OUT/optuna-<version>.<id>.log.jsonl; "
-        "the JSON file is derived from it at the end, on Ctrl-C or SIGTERM (exit 130 / 143), "
-        "or by the next run or report after a crash. Merge rule, per scenario: runs that "
-        "measured something replace the earlier runs of that scenario; runs that measured "
-        "nothing (an error and no trial read) never replace measured ones; other scenarios' "
-        "runs are kept, also those of a concurrent run into the same folder. Exit status 1 "
-        "if any run recorded an error or could not remove its storage, 2 for bad input or an "
-        "unreadable results file (left untouched).",
+        "the JSON file is derived from it at the end, on Ctrl-C or SIGTERM, or by the next "
+        f"run or report after a crash. {results.REPLACEMENT_RULE} Before the first run, the "
+        "workers x lanes must fit each server's free connections. Exit status: 0 every run "
+        "measured; 1 a run recorded an error or could not remove its storage; 2 bad input, an "
+        "unreadable results file (left untouched) or a server that cannot take the run, "
+        "before any run; 3 the results could not be written (the line says what was kept); "
+        "130 / 143 interrupted by SIGINT / SIGTERM (finished runs kept).",
     )
     run.add_argument(
         "-s",
@@ -309,7 +310,30 @@ def check_out(out: Path) -> None:
         raise ReproError(f"--out {out}: cannot write in {existing} ({exc.strerror})") from None
 
 
+# Exit statuses of `run` and `report` beyond 0 and 2 (bad input): docs/faults.md has the table.
+EXIT_RUN_ERRORS = 1
+EXIT_UNWRITTEN = 3
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from repro.fork import STOP_SIGNALS, Interrupted, note_signals, raise_on_signals
+
+    raise_on_signals()
+    try:
+        return _run(args)
+    except Interrupted as exc:
+        note_signals()  # this line is the last word: a second Ctrl-C cannot cut it short
+        print(f"{exc} before the first run: nothing written", file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        # The run is over and its status decided. Ignored, not noted: Python restores the
+        # default action of a signal it handles while it exits, and a Ctrl-C then would kill
+        # the process and replace the status.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+def _run(args: argparse.Namespace) -> int:
     check_out(args.out)
     scenarios = _scenarios(args)
     if args.verdict and not scenarios:
@@ -317,13 +341,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     # Imported here so that `list` and `report` work without Optuna installed.
     from repro import _compat, execution, expectations, services
-    from repro.fork import Interrupted, check_interrupted, interruptible
+    from repro.fork import Interrupted, check_interrupted, note_signals
 
     version = _compat.OPTUNA_VERSION
     path = results.results_path(args.out, version)
     # Before anything runs: fold what a dead run left, and refuse a results file this code
     # cannot read (corrupt, or a newer schema) with one line, leaving it untouched.
-    results.recover(args.out)
+    try:
+        results.recover(args.out)
+    except OSError as exc:
+        return _unwritten(
+            f"cannot fold the log a dead run left in {args.out} ({_why(exc)}): nothing ran; "
+            "the log stays for the next run or report"
+        )
     if path.exists():
         results.load(path)
     env = environment()
@@ -343,10 +373,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         s.id: expectations.runs_needed(version, s, args.repetitions, args.forced_runs)
         for s in scenarios
     }
+    _check_connections(scenarios, min(args.jobs, sum(runs_each.values())))
     began = time.monotonic()
     interrupted: Interrupted | None = None
+    unsaved: OSError | None = None
     with services.alive_marker():
-        journal = results.Journal.start(args.out, version, header)
+        try:
+            journal = results.Journal.start(args.out, version, header)
+        except OSError as exc:
+            return _unwritten(
+                f"cannot write the run's log in {args.out} ({_why(exc)}): nothing ran, "
+                "nothing written"
+            )
         versions = ", ".join(f"{k} {v}" for k, v in sorted(header["packages"].items()))
         print(
             f"Optuna {version} (python {env['python']}, {versions}): "
@@ -355,36 +393,51 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         try:
-            with interruptible():
-                runs = execution.run_all(
-                    scenarios,
-                    runs_each,
-                    jobs=args.jobs,
-                    timeout=args.timeout,
-                    progress=not args.quiet,
-                    journal=journal,
-                )
-                check_interrupted()
+            runs = execution.run_all(
+                scenarios,
+                runs_each,
+                jobs=args.jobs,
+                timeout=args.timeout,
+                progress=not args.quiet,
+                journal=journal,
+            )
+            check_interrupted()
         except Interrupted as exc:
             interrupted = exc
             runs = journal.runs()
-        # Never interrupted: the runs are in the log; a signal now would only delay the fold
-        # to the next `run` or `report`.
-        results.fold(
-            args.out,
-            version,
-            journal,
-            order=[s.id for s in scenarios],
-            wall_seconds=round(time.monotonic() - began, 1),
-        )
+        except OSError as exc:
+            # The log could not take a finished run (disk full): what it holds is kept.
+            unsaved = exc
+            runs = journal.runs()
+        # The write, once begun, finishes, and so do the lines after it: a signal from now
+        # on is reported by them.
+        noted = note_signals()
+        try:
+            folded = results.fold(
+                args.out,
+                version,
+                journal,
+                order=[s.id for s in scenarios],
+                wall_seconds=round(time.monotonic() - began, 1),
+            )
+        except OSError as exc:
+            journal.close()
+            return _unwritten(
+                f"cannot write {path} ({_why(exc)}): the {len(runs)} finished runs of this "
+                f"invocation stay in {journal.path.name}, which the next run or report "
+                f"into {args.out} folds in"
+            )
         journal.close()
     from repro.expectations import known_fault
 
     failed = [r for r in runs if r.error and not known_fault(r, version)]
     untidy = [r for r in runs if r.teardown_error]
+    where = f"{folded.results.run_count if folded.results else 0} runs in the file"
     print(
-        f"wrote {path} ({len(runs)} runs, {len(failed)} with errors, "
-        f"{time.monotonic() - began:.1f}s)",
+        f"wrote {path} (kept {folded.kept} of this invocation's {folded.fresh} runs, "
+        f"{len(failed)} with errors, {where}, {time.monotonic() - began:.1f}s)"
+        if folded.written
+        else f"{path} unchanged (this invocation kept no run)",
         file=sys.stderr,
     )
     for r in runs:
@@ -396,14 +449,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         if r.teardown_error:
             last = r.teardown_error.strip().splitlines()[-1]
             print(f"  TEARDOWN: {r.scenario} r{r.repetition}: {last}", file=sys.stderr)
-    if interrupted is not None:
-        print(
-            f"{interrupted}: kept the {len(runs)} finished runs, removed the storages of the "
-            "runs under way",
-            file=sys.stderr,
+    if unsaved is not None:
+        return _unwritten(
+            f"cannot append to the run's log ({_why(unsaved)}): kept the {len(runs)} runs it "
+            f"holds in {path}; the runs measured after that are lost"
         )
+    if interrupted is None and noted:
+        interrupted = Interrupted(noted[0])
+        print(f"{interrupted} during the final write, which completed", file=sys.stderr)
+    if interrupted is not None:
+        kept = (
+            f"kept the {folded.kept} finished runs in {path}"
+            if folded.kept
+            else f"no run had finished: nothing written ({path} unchanged)"
+        )
+        print(f"{interrupted}: {kept}, removed the storages of the runs under way", file=sys.stderr)
         return 128 + interrupted.signum
-    return 1 if failed or untidy else 0
+    return EXIT_RUN_ERRORS if failed or untidy else 0
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _unwritten(line: str) -> int:
+    print(f"repro: {line}", file=sys.stderr)
+    return EXIT_UNWRITTEN
+
+
+def _check_connections(scenarios: Sequence[Scenario], lanes: int) -> None:
+    """Workers x lanes must fit each server's free connections (asked of the server), so
+    that no run fails with "too many clients" and no other client of the server is refused."""
+    from repro import services
+
+    needs: dict[str, tuple[int, int]] = {}
+    for s in scenarios:
+        if s.storage in SERVER_STORAGES:
+            needs[s.storage] = (max(lanes, 1), max(needs.get(s.storage, (0, 0))[1], s.workers))
+    services.check_connections(needs)
 
 
 def services_required() -> bool:
@@ -553,7 +636,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from repro import report
 
-    results.recover(args.results)
+    try:
+        results.recover(args.results)
+    except OSError as exc:
+        print(
+            f"not folded: the log a dead run left in {args.results} ({_why(exc)}); it stays "
+            "for the next run or report",
+            file=sys.stderr,
+        )
     skipped: list[str] = []
     files = results.load_all(args.results, skipped)
     for reason in skipped:
@@ -566,13 +656,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not files:
         return EXIT_BAD_INPUT
     out = args.out or args.results / "report.md"
-    report.write_dir(args.results, out, files=files)
-    print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
     try:
+        report.write_dir(args.results, out, files=files)
+        print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
         from repro.report.chart import CHART_NAME, write_chart
 
         write_chart(files, out.parent / CHART_NAME)
         print(f"wrote {out.parent / CHART_NAME}", file=sys.stderr)
+    except OSError as exc:
+        # Each file is written whole or not at all; the results are only read.
+        return _unwritten(
+            f"cannot write the report in {out.parent} ({_why(exc)}): the files it could not "
+            f"write are as they were; the results in {args.results} are unchanged"
+        )
     except ImportError:
         print(
             "chart not updated: matplotlib is not installed (`nox -s report` has it)",
@@ -593,9 +689,19 @@ def cmd_clean(args: argparse.Namespace) -> int:
             continue
         found += [(kind, name) for name in services.leftovers(kind)]
     found += [("scratch", name) for name in services.scratch_leftovers()]
+    alive = services.live_runs()
+    # What a live run on this machine holds is in use, not left behind.
+    live = services.live_pids()
+    in_use = [(k, n) for k, n in found if services.owner_of(n) in live]
+    found = [item for item in found if item not in in_use]
     for kind, name in found:
         print(f"{kind}\t{name}")
-    alive = services.live_runs()
+    if in_use:
+        owners = sorted({str(services.owner_of(n)) for _, n in in_use})
+        print(
+            f"{len(in_use)} in use by live runs (pid {', '.join(owners)}), not listed",
+            file=sys.stderr,
+        )
     if not found:
         print("nothing left behind", file=sys.stderr)
         return 0
