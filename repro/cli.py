@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="list (and with --yes remove) what interrupted runs left behind",
         description="List the databases repro_* (PostgreSQL, MariaDB/MySQL), the Redis keys "
         "repro:* and the scratch folders grid-repro-* that runs did not remove (a run killed "
-        "with SIGKILL, a server that died). Removes them only with --yes, and then only "
+        "with SIGKILL, a server that died); what a live run on this machine holds (its pid is "
+        "in the name) is not listed. Removes them only with --yes, and then only "
         "while no run is alive on this machine (each run holds a lock file in the scratch "
         "dir's repro-runs/ while it lives).",
     )
@@ -486,7 +487,8 @@ def _check_connections(scenarios: Sequence[Scenario], lanes: int) -> None:
     for s in scenarios:
         if s.storage in SERVER_STORAGES:
             needs[s.storage] = (max(lanes, 1), max(needs.get(s.storage, (0, 0))[1], s.workers))
-    services.check_connections(needs)
+    for reason in services.check_connections(needs):
+        print(f"connections not checked: {reason}", file=sys.stderr)
 
 
 def services_required() -> bool:

@@ -404,25 +404,35 @@ def _connection_limit(kind: str, url: str) -> ConnectionLimit:
         engine.dispose()
 
 
+class LimitUnknown(StorageError):
+    """The server would not say how many connections it accepts."""
+
+
 def connection_limit(kind: str) -> ConnectionLimit:
-    """Ask the server of ``kind`` how many more connections it accepts; StorageError when it
+    """Ask the server of ``kind`` how many more connections it accepts; LimitUnknown when it
     will not say (e.g. CONFIG is disabled on a managed Redis)."""
     url = server_url(kind)
     try:
         limit: ConnectionLimit = call(_connection_limit, kind, url, timeout=CONNECT_TIMEOUT)
     except ChildFailed as exc:
-        raise StorageError(
+        raise LimitUnknown(
             f"cannot read the connection limit of {redact(url)}: {_cause(exc) or 'no answer'}"
         ) from None
     return limit
 
 
-def check_connections(needs: dict[str, tuple[int, int]]) -> None:
+def check_connections(needs: dict[str, tuple[int, int]]) -> list[str]:
     """Before the first run: ``needs`` maps a server kind to (lanes, workers per run at
     most); raise StorageError, one line naming the limit and how to lower ``-j`` or
-    ``--workers``, when lanes x (workers + LANE_CONNECTIONS) connections would not fit."""
+    ``--workers``, when lanes x (workers + LANE_CONNECTIONS) connections would not fit. The
+    one-line reasons of the servers that would not say their limit are returned."""
+    unknown = []
     for kind, (lanes, workers) in sorted(needs.items()):
-        limit = connection_limit(kind)
+        try:
+            limit = connection_limit(kind)
+        except LimitUnknown as exc:
+            unknown.append(str(exc))
+            continue
         need = lanes * (workers + LANE_CONNECTIONS)
         if need <= limit.free:
             continue
@@ -437,3 +447,4 @@ def check_connections(needs: dict[str, tuple[int, int]]) -> None:
             f"({limit.detail}), but {lanes} lane(s) x ({workers} workers + "
             f"{LANE_CONNECTIONS}) need {need}: use {advice}, or raise the server's limit"
         )
+    return unknown
