@@ -32,6 +32,9 @@ processes = pytest.mark.xdist_group("processes")
 servers = pytest.mark.xdist_group("servers")
 
 VERSION = _compat.OPTUNA_VERSION
+# A committed results file, as a file of earlier runs (of any release: the installed one,
+# e.g. a new latest, may have none yet).
+COMMITTED = max(RESULTS.glob("optuna-*.json"), key=lambda p: results.version_key(p.stem[7:]))
 JOURNAL = ["-s", "sequential-none-journal-*", *NO_REMEDIES]
 
 
@@ -157,8 +160,10 @@ def test_a_full_disk_under_out_is_one_line_and_keeps_the_file(tmp_path: Path) ->
     for the log but not for the results file, the log stays and the next report folds it."""
     with mounted(tmp_path / "out", "size=2m") as out:
         path = results.results_path(out, VERSION)
-        earlier = results.load(RESULTS / f"optuna-{VERSION}.json")
-        results.save(path, dataclasses.replace(earlier, runs=earlier.runs[:40]))
+        earlier = results.load(COMMITTED)
+        results.save(
+            path, dataclasses.replace(earlier, optuna_version=VERSION, runs=earlier.runs[:40])
+        )
         before = path.read_bytes()
         fill(out, leave_kb=0)
         refused = run_cli("run", "--out", str(out), *JOURNAL, "-r", "1", *SMALL)
@@ -214,7 +219,7 @@ def test_a_dropped_dead_log_leaves_the_file_as_it_is(tmp_path: Path) -> None:
     included, stays exactly as it was."""
     path = results.results_path(tmp_path, VERSION)
     scenario = "sequential-none-sqlite-w4-g24"
-    committed = results.load(RESULTS / f"optuna-{VERSION}.json")
+    committed = results.load(COMMITTED)
     run = next(r for r in committed.runs if r.scenario == scenario)
     # This process is the run that will be killed: its log is held open while the next
     # run starts, measures and folds.
@@ -290,7 +295,7 @@ def test_a_storm_of_sigints_ends_in_one_line_and_keeps_the_finished_runs(tmp_pat
 def test_a_field_of_the_wrong_type_is_refused_before_any_run(tmp_path: Path) -> None:
     """A file that parses but holds a field of the wrong type: `run` refuses it before any
     run and `report` skips it, each in one line naming the file and the field."""
-    data = json.loads((RESULTS / f"optuna-{VERSION}.json").read_text())
+    data = json.loads(COMMITTED.read_text())
     path = results.results_path(tmp_path, VERSION)
     for field, value in [("trial_log", {"x": 1}), ("repetition", None), ("missing", "3")]:
         doctored = json.loads(json.dumps(data))
@@ -316,16 +321,14 @@ def test_report_into_a_folder_it_cannot_write(tmp_path: Path) -> None:
     """A read-only bind mount (we are root: permissions alone would not stop us)."""
     folder = tmp_path / "results"
     folder.mkdir()
-    (folder / f"optuna-{VERSION}.json").write_bytes(
-        (RESULTS / f"optuna-{VERSION}.json").read_bytes()
-    )
+    (folder / COMMITTED.name).write_bytes(COMMITTED.read_bytes())
     with mounted(folder, "bind"):
         done = run_cli("report", "--results", str(folder))
     assert done.returncode == 3, done.stderr
     one_line_fault(done.stderr)
     assert "Read-only file system" in last_line(done.stderr)
     assert "unchanged" in last_line(done.stderr)
-    assert sorted(p.name for p in folder.iterdir()) == [f"optuna-{VERSION}.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [COMMITTED.name]
 
 
 @processes
