@@ -694,14 +694,14 @@ def cmd_clean(args: argparse.Namespace) -> int:
     alive = services.live_runs()
     # What a live run on this machine holds is in use, not left behind.
     live = services.live_pids()
-    in_use = [(k, n) for k, n in found if services.owner_of(n) in live]
+    in_use = [(k, n) for k, n in found if services.owner_of(n) in live or services.in_use(n)]
     found = [item for item in found if item not in in_use]
     for kind, name in found:
         print(f"{kind}\t{name}")
     if in_use:
         owners = sorted({str(services.owner_of(n)) for _, n in in_use})
         print(
-            f"{len(in_use)} in use by live runs (pid {', '.join(owners)}), not listed",
+            f"{len(in_use)} in use by live processes (pid {', '.join(owners)}), not listed",
             file=sys.stderr,
         )
     if not found:

@@ -326,6 +326,22 @@ def live_pids() -> set[int]:
     return {int(name.split("-")[0]) for name in live_runs()}
 
 
+def in_use(name: str) -> bool:
+    """Whether the process that made ``name`` (its pid is in the name) is still alive: a
+    run started in-process by a test or a script holds no marker, and a run whose scratch
+    dir differs from ours has its marker elsewhere, but its pid is alive all the same."""
+    owner = owner_of(name)
+    if owner is None:
+        return False
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
 def scratch_leftovers() -> list[str]:
     """Scratch folders of embedded storages (``grid-repro-*``) in the scratch dir."""
     folder = Path(scratch_dir() or tempfile.gettempdir())

@@ -413,5 +413,5 @@ def test_clean_does_not_list_a_live_runs_databases(tmp_path: Path) -> None:
     assert holding, "the run held no database while clean looked"
     assert dry.returncode == 0, dry.stderr
     assert not any(str(run.proc.pid) in line for line in dry.stdout.splitlines()), dry.stdout
-    (line,) = [line for line in dry.stderr.splitlines() if "in use by live runs" in line]
+    (line,) = [line for line in dry.stderr.splitlines() if "in use by live processes" in line]
     assert str(run.proc.pid) in line
