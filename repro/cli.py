@@ -386,14 +386,15 @@ def _run(args: argparse.Namespace) -> int:
                 f"cannot write the run's log in {args.out} ({_why(exc)}): nothing ran, "
                 "nothing written"
             )
-        versions = ", ".join(f"{k} {v}" for k, v in sorted(header["packages"].items()))
-        print(
-            f"Optuna {version} (python {env['python']}, {versions}): "
-            f"{len(scenarios)} scenarios, {sum(runs_each.values())} runs ({args.forced_runs} "
-            f"per forced outcome, {args.repetitions} per timing-dependent one), {args.jobs} lanes",
-            file=sys.stderr,
-        )
         try:
+            # Inside the try: from the log's start on, an interrupt goes to the fold below.
+            versions = ", ".join(f"{k} {v}" for k, v in sorted(header["packages"].items()))
+            print(
+                f"Optuna {version} (python {env['python']}, {versions}): {len(scenarios)} "
+                f"scenarios, {sum(runs_each.values())} runs ({args.forced_runs} per forced "
+                f"outcome, {args.repetitions} per timing-dependent one), {args.jobs} lanes",
+                file=sys.stderr,
+            )
             runs = execution.run_all(
                 scenarios,
                 runs_each,

@@ -198,17 +198,16 @@ def database_prefix(owner: int, prefix: str = DATABASE_PREFIX) -> str:
 
 def owner_of(name: str) -> int | None:
     """The pid of the `run` that made a database, Redis key or scratch folder ``name``
-    (``repro_<tag><pid>_...``, ``repro:<tag><pid>_...``, ``grid-repro-<pid>-...``), if it
-    names one."""
+    (``repro_[<tag>_]<pid>_...``, ``repro:[<tag>_]<pid>_...``, ``grid-repro-<pid>-...``),
+    if it names one; any run tag, so that a clean without one still sees the owner."""
     base = os.path.basename(name)
-    for prefix, sep in (
-        (SCRATCH_PREFIX, "-"),
-        (DATABASE_PREFIX + run_tag(), "_"),
-        (REDIS_PREFIX + run_tag(), "_"),
-    ):
+    if base.startswith(SCRATCH_PREFIX):
+        head = base[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        return int(head) if head.isdigit() else None
+    for prefix in (DATABASE_PREFIX, REDIS_PREFIX):
         if base.startswith(prefix):
-            head = base[len(prefix) :].split(sep, 1)[0]
-            return int(head) if head.isdigit() else None
+            pieces = base[len(prefix) :].split("_", 2)
+            return next((int(p) for p in pieces[:2] if p.isdigit()), None)
     return None
 
 
