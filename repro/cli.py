@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -20,6 +21,7 @@ from repro.cmdline import (
     EXIT_BAD_INPUT,
     Parser,
     dispatch,
+    error_line,
     positive_int,
     positive_seconds,
     prog_name,
@@ -112,13 +114,13 @@ def build_parser(prog: str = "python -m repro") -> argparse.ArgumentParser:
         help="run scenarios with the installed Optuna and write results/optuna-<version>.json",
         description="Run scenarios against the Optuna installed in this environment. Each "
         "finished run is appended at once (fsync'd) to OUT/optuna-<version>.<id>.log.jsonl; "
-        "the JSON file is derived from it at the end, on Ctrl-C or SIGTERM (exit 130 / 143), "
-        "or by the next run or report after a crash. Merge rule, per scenario: runs that "
-        "measured something replace the earlier runs of that scenario; runs that measured "
-        "nothing (an error and no trial read) never replace measured ones; other scenarios' "
-        "runs are kept, also those of a concurrent run into the same folder. Exit status 1 "
-        "if any run recorded an error or could not remove its storage, 2 for bad input or an "
-        "unreadable results file (left untouched).",
+        "the JSON file is derived from it at the end, on Ctrl-C or SIGTERM, or by the next "
+        f"run or report after a crash. {results.REPLACEMENT_RULE} Before the first run, the "
+        "workers x lanes must fit each server's free connections. Exit status: 0 every run "
+        "measured; 1 a run recorded an error or could not remove its storage; 2 bad input, an "
+        "unreadable results file (left untouched) or a server that cannot take the run, "
+        "before any run; 3 the results could not be written (the line says what was kept); "
+        "130 / 143 interrupted by SIGINT / SIGTERM (finished runs kept).",
     )
     run.add_argument(
         "-s",
@@ -316,7 +318,8 @@ def build_parser(prog: str = "python -m repro") -> argparse.ArgumentParser:
         help="list (and with --yes remove) what interrupted runs left behind",
         description="List the databases repro_* (PostgreSQL, MariaDB/MySQL), the Redis keys "
         "repro:* and the scratch folders grid-repro-* that runs did not remove (a run killed "
-        "with SIGKILL, a server that died). Removes them only with --yes, and then only "
+        "with SIGKILL, a server that died); what a live run on this machine holds (its pid is "
+        "in the name) is not listed. Removes them only with --yes, and then only "
         "while no run is alive on this machine (each run holds a lock file in the scratch "
         "dir's repro-runs/ while it lives).",
     )
@@ -379,6 +382,11 @@ def check_out(out: Path) -> None:
         raise ReproError(f"--out {out}: cannot write in {existing} ({exc.strerror})") from None
 
 
+# Exit statuses of `run` and `report` beyond 0 and 2 (bad input): docs/faults.md has the table.
+EXIT_RUN_ERRORS = 1
+EXIT_UNWRITTEN = 3
+
+
 DEFAULT_REPETITIONS = 2
 
 
@@ -409,6 +417,24 @@ def _differs_from_typed(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from repro.fork import STOP_SIGNALS, Interrupted, note_signals, raise_on_signals
+
+    raise_on_signals()
+    try:
+        return _run(args)
+    except Interrupted as exc:
+        note_signals()  # this line is the last word: a second Ctrl-C cannot cut it short
+        print(f"{exc} before the first run: nothing written", file=sys.stderr)
+        return 128 + exc.signum
+    finally:
+        # The run is over and its status decided. Ignored, not noted: Python restores the
+        # default action of a signal it handles while it exits, and a Ctrl-C then would kill
+        # the process and replace the status.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+def _run(args: argparse.Namespace) -> int:
     check_out(args.out)
     typed_repetitions = args.repetitions is not None
     if not typed_repetitions:
@@ -419,13 +445,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     # Imported here so that `list` and `report` work without Optuna installed.
     from repro import _compat, execution, expectations, services
-    from repro.fork import Interrupted, check_interrupted, interruptible
+    from repro.fork import Interrupted, check_interrupted, note_signals
 
     version = _compat.OPTUNA_VERSION
     path = results.results_path(args.out, version)
     # Before anything runs: fold what a dead run left, and refuse a results file this code
     # cannot read (corrupt, or a newer schema) with one line, leaving it untouched.
-    results.recover(args.out)
+    try:
+        results.recover(args.out)
+    except OSError as exc:
+        return _unwritten(
+            args.prog,
+            f"cannot fold the log a dead run left in {args.out} ({_why(exc)}): nothing ran; "
+            "the log stays for the next run or report",
+        )
     if path.exists():
         results.load(path)
     env = environment()
@@ -445,50 +478,76 @@ def cmd_run(args: argparse.Namespace) -> int:
         s.id: expectations.runs_needed(version, s, args.repetitions, args.forced_runs)
         for s in scenarios
     }
+    _check_connections(scenarios, min(args.jobs, sum(runs_each.values())))
     for line in _differs_from_typed(args, typed_repetitions, scenarios, runs_each):
         print(line, file=sys.stderr)
     began = time.monotonic()
     interrupted: Interrupted | None = None
+    unsaved: OSError | None = None
     with services.alive_marker():
-        journal = results.Journal.start(args.out, version, header)
-        versions = ", ".join(f"{k} {v}" for k, v in sorted(header["packages"].items()))
-        print(
-            f"Optuna {version} (python {env['python']}, {versions}): "
-            f"{len(scenarios)} scenarios, {sum(runs_each.values())} runs ({args.forced_runs} "
-            f"per forced outcome, {args.repetitions} per timing-dependent one), {args.jobs} lanes",
-            file=sys.stderr,
-        )
         try:
-            with interruptible():
-                runs = execution.run_all(
-                    scenarios,
-                    runs_each,
-                    jobs=args.jobs,
-                    timeout=args.timeout,
-                    progress=not args.quiet,
-                    journal=journal,
-                )
-                check_interrupted()
+            journal = results.Journal.start(args.out, version, header)
+        except OSError as exc:
+            return _unwritten(
+                args.prog,
+                f"cannot write the run's log in {args.out} ({_why(exc)}): nothing ran, "
+                "nothing written",
+            )
+        try:
+            # Inside the try: from the log's start on, an interrupt goes to the fold below.
+            versions = ", ".join(f"{k} {v}" for k, v in sorted(header["packages"].items()))
+            print(
+                f"Optuna {version} (python {env['python']}, {versions}): {len(scenarios)} "
+                f"scenarios, {sum(runs_each.values())} runs ({args.forced_runs} per forced "
+                f"outcome, {args.repetitions} per timing-dependent one), {args.jobs} lanes",
+                file=sys.stderr,
+            )
+            runs = execution.run_all(
+                scenarios,
+                runs_each,
+                jobs=args.jobs,
+                timeout=args.timeout,
+                progress=not args.quiet,
+                journal=journal,
+            )
+            check_interrupted()
         except Interrupted as exc:
             interrupted = exc
             runs = journal.runs()
-        # Never interrupted: the runs are in the log; a signal now would only delay the fold
-        # to the next `run` or `report`.
-        results.fold(
-            args.out,
-            version,
-            journal,
-            order=[s.id for s in scenarios],
-            wall_seconds=round(time.monotonic() - began, 1),
-        )
+        except OSError as exc:
+            # The log could not take a finished run (disk full): what it holds is kept.
+            unsaved = exc
+            runs = journal.runs()
+        # The write, once begun, finishes, and so do the lines after it: a signal from now
+        # on is reported by them.
+        noted = note_signals()
+        try:
+            folded = results.fold(
+                args.out,
+                version,
+                journal,
+                order=[s.id for s in scenarios],
+                wall_seconds=round(time.monotonic() - began, 1),
+            )
+        except OSError as exc:
+            journal.close()
+            return _unwritten(
+                args.prog,
+                f"cannot write {path} ({_why(exc)}): the {len(runs)} finished runs of this "
+                f"invocation stay in {journal.path.name}, which the next run or report "
+                f"into {args.out} folds in",
+            )
         journal.close()
     from repro.expectations import known_fault
 
     failed = [r for r in runs if r.error and not known_fault(r, version)]
     untidy = [r for r in runs if r.teardown_error]
+    where = f"{folded.results.run_count if folded.results else 0} runs in the file"
     print(
-        f"wrote {path} ({len(runs)} runs, {len(failed)} with errors, "
-        f"{time.monotonic() - began:.1f}s)",
+        f"wrote {path} (kept {folded.kept} of this invocation's {folded.fresh} runs, "
+        f"{len(failed)} with errors, {where}, {time.monotonic() - began:.1f}s)"
+        if folded.written
+        else f"{path} unchanged (this invocation kept no run)",
         file=sys.stderr,
     )
     for r in runs:
@@ -501,35 +560,76 @@ def cmd_run(args: argparse.Namespace) -> int:
             last = r.teardown_error.strip().splitlines()[-1]
             print(f"  TEARDOWN: {r.scenario} r{r.repetition}: {last}", file=sys.stderr)
     print(_loss_table(runs), file=sys.stderr)
-    if interrupted is not None:
-        print(
-            f"{interrupted}: kept the {len(runs)} finished runs, removed the storages of the "
-            "runs under way",
-            file=sys.stderr,
+    if unsaved is not None:
+        return _unwritten(
+            args.prog,
+            f"cannot append to the run's log ({_why(unsaved)}): kept the {len(runs)} runs it "
+            f"holds in {path}; the runs measured after that are lost",
         )
+    if interrupted is None and noted:
+        interrupted = Interrupted(noted[0])
+        print(f"{interrupted} during the final write, which completed", file=sys.stderr)
+    if interrupted is not None:
+        kept = (
+            f"kept the {folded.kept} finished runs in {path}"
+            if folded.kept
+            else f"no run had finished: nothing written ({path} unchanged)"
+        )
+        print(f"{interrupted}: {kept}, removed the storages of the runs under way", file=sys.stderr)
         return 128 + interrupted.signum
-    lossy = args.fail_on_loss and any(r.missing or r.duplicates for r in runs)
-    return 1 if failed or untidy or lossy else 0
+    # A run that recorded an error is never counted as lost points (docs/faults.md).
+    lossy = args.fail_on_loss and any(_lost(r) for r in runs)
+    return EXIT_RUN_ERRORS if failed or untidy or lossy else 0
+
+
+def _lost(run: results.RunRecord) -> bool:
+    """Whether a run that measured without an error missed or repeated a point."""
+    return not run.error and bool(run.missing or run.duplicates)
 
 
 def _loss_table(runs: Sequence[results.RunRecord]) -> str:
-    """Per scenario, in run order: runs that lost points (missed or repeated any) and the mean
-    number of points never evaluated."""
+    """Per scenario, in run order: of the runs that finished without an error, those that lost
+    points (missed or repeated any) and the mean number of points never evaluated; runs that
+    recorded an error are counted apart, never as lost points."""
     by: dict[str, list[results.RunRecord]] = {}
     for r in runs:
         by.setdefault(r.scenario, []).append(r)
-    rows = [("scenario", "runs that lost points", "mean missing")]
+    rows = [("scenario", "runs that lost points", "mean missing", "runs with errors")]
     for scenario, group in by.items():
-        lost = sum(1 for r in group if r.missing or r.duplicates)
+        measured = [r for r in group if not r.error]
+        mean = f"{sum(r.missing for r in measured) / len(measured):.1f}" if measured else "-"
         rows.append(
             (
                 scenario,
-                f"{lost} of {len(group)}",
-                f"{sum(r.missing for r in group) / len(group):.1f}",
+                f"{sum(1 for r in measured if _lost(r))} of {len(measured)}",
+                mean,
+                str(len(group) - len(measured)),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _unwritten(prog: str, line: str) -> int:
+    print(error_line(prog, line), file=sys.stderr)
+    return EXIT_UNWRITTEN
+
+
+def _check_connections(scenarios: Sequence[Scenario], lanes: int) -> None:
+    """Workers x lanes must fit each server's free connections (asked of the server), so
+    that no run fails with "too many clients" and no other client of the server is refused."""
+    from repro import services
+
+    needs: dict[str, tuple[int, int]] = {}
+    for s in scenarios:
+        if s.storage in SERVER_STORAGES:
+            needs[s.storage] = (max(lanes, 1), max(needs.get(s.storage, (0, 0))[1], s.workers))
+    for reason in services.check_connections(needs):
+        print(f"connections not checked: {reason}", file=sys.stderr)
 
 
 def services_required() -> bool:
@@ -744,7 +844,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from repro import report
 
-    results.recover(args.results)
+    try:
+        results.recover(args.results)
+    except OSError as exc:
+        print(
+            f"not folded: the log a dead run left in {args.results} ({_why(exc)}); it stays "
+            "for the next run or report",
+            file=sys.stderr,
+        )
     skipped: list[str] = []
     files = results.load_all(args.results, skipped)
     for reason in skipped:
@@ -756,22 +863,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not files:
         return EXIT_BAD_INPUT
     out = args.out or args.results / "report.md"
-    # The chart first: the report names it only when it is there.
     try:
-        from repro.report.chart import CHART_NAME, write_chart
+        # The chart first: the report names it only when it is there.
+        try:
+            from repro.report.chart import CHART_NAME, write_chart
 
-        write_chart(files, out.parent / CHART_NAME)
-        print(f"wrote {out.parent / CHART_NAME}", file=sys.stderr)
-    except ImportError:
-        print(
-            "chart not updated: matplotlib is not installed (`nox -s report` has it)",
-            file=sys.stderr,
+            write_chart(files, out.parent / CHART_NAME)
+            print(f"wrote {out.parent / CHART_NAME}", file=sys.stderr)
+        except ImportError:
+            print(
+                "chart not updated: matplotlib is not installed (`nox -s report` has it)",
+                file=sys.stderr,
+            )
+        report.write_dir(args.results, out, files=files)
+        print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
+        readme = report.update_readme(out, files)
+        if readme:
+            print(f"wrote the findings block of {readme.name}", file=sys.stderr)
+    except OSError as exc:
+        # Each file is written whole or not at all; the results are only read.
+        return _unwritten(
+            args.prog,
+            f"cannot write the report in {out.parent} ({_why(exc)}): the files it could not "
+            f"write are as they were; the results in {args.results} are unchanged",
         )
-    report.write_dir(args.results, out, files=files)
-    print(f"wrote {out} from {len(files)} results files", file=sys.stderr)
-    readme = report.update_readme(out, files)
-    if readme:
-        print(f"wrote the findings block of {readme.name}", file=sys.stderr)
     return EXIT_BAD_INPUT if skipped else 0
 
 
@@ -787,9 +902,19 @@ def cmd_clean(args: argparse.Namespace) -> int:
             continue
         found += [(kind, name) for name in services.leftovers(kind)]
     found += [("scratch", name) for name in services.scratch_leftovers()]
+    alive = services.live_runs()
+    # What a live run on this machine holds is in use, not left behind.
+    live = services.live_pids()
+    in_use = [(k, n) for k, n in found if services.owner_of(n) in live or services.in_use(n)]
+    found = [item for item in found if item not in in_use]
     for kind, name in found:
         print(f"{kind}\t{name}")
-    alive = services.live_runs()
+    if in_use:
+        owners = sorted({str(services.owner_of(n)) for _, n in in_use})
+        print(
+            f"{len(in_use)} in use by live processes (pid {', '.join(owners)}), not listed",
+            file=sys.stderr,
+        )
     if not found:
         print("nothing left behind", file=sys.stderr)
         return 0

@@ -25,7 +25,15 @@ from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 from repro import runner, services, workers
-from repro.fork import CTX, Child, ChildFailed, call, check_interrupted, interruptible
+from repro.fork import (
+    CTX,
+    STOP_SIGNALS,
+    Child,
+    ChildFailed,
+    call,
+    check_interrupted,
+    interruptible,
+)
 from repro.results import Journal, RunRecord
 from repro.scenarios import UPSTREAM, Scenario
 from repro.storages import StorageError, StorageSpec, embedded, sqlite_file
@@ -254,13 +262,18 @@ def sqlite_template(kinds: set[str], stack: ExitStack) -> dict[str, str]:
     before and records why if that fails too."""
     if "sqlite" not in kinds:
         return {}
+    # Signals wait until the folder's removal is registered: a Ctrl-C in between left an
+    # empty template folder behind.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         folder = tempfile.mkdtemp(
             prefix=f"{services.scratch_prefix(os.getpid())}template-", dir=services.scratch_dir()
         )
+        stack.callback(shutil.rmtree, folder, ignore_errors=True)
     except OSError:
         return {}
-    stack.callback(shutil.rmtree, folder, ignore_errors=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     spec = embedded("sqlite", folder)
     try:
         call(workers.create_schema, spec, timeout=SCHEMA_TIMEOUT)

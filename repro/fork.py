@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -27,6 +28,24 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class ChildFailed(RuntimeError):
     """A child raised, crashed or timed out; the message carries its traceback or exit code."""
+
+
+class ChildTimedOut(ChildFailed):
+    """A child gave no result by its deadline (it was killed then); ``stopped``: it was
+    stopped by a signal (SIGSTOP, a debugger) when the deadline came."""
+
+    def __init__(self, message: str, stopped: bool) -> None:
+        super().__init__(message)
+        self.stopped = stopped
+
+
+def stopped(pid: int | None) -> bool:
+    """Whether process ``pid`` is stopped (state T or t in /proc)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("T", "t")
 
 
 class Interrupted(BaseException):
@@ -60,6 +79,24 @@ def interruptible() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def raise_on_signals() -> None:
+    """For a command that is the whole life of its process (`run`): from now on SIGINT and
+    SIGTERM raise ``Interrupted``, once; see ``note_signals`` for its end."""
+    _received.clear()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _raise_interrupted)
+
+
+def note_signals() -> list[int]:
+    """From now on SIGINT and SIGTERM are only noted in the list returned, never raised nor
+    restored to Python's default: for a command's final write and its last lines, which
+    must finish once begun (also under a second Ctrl-C); the exit status then reports them."""
+    noted: list[int] = []
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda received, _: noted.append(received))
+    return noted
 
 
 def check_interrupted() -> None:
@@ -134,10 +171,12 @@ class Child:
         try:
             remaining = max(0.0, deadline - time.monotonic())
             if not self._recv.poll(remaining):
+                halted = stopped(self.process.pid)
                 self.kill()
-                raise ChildFailed(
+                raise ChildTimedOut(
                     f"{self.name} pid {self.process.pid} timed out (no result within the run "
-                    "timeout)"
+                    f"timeout{'; it was stopped by a signal' if halted else ''})",
+                    halted,
                 )
             try:
                 status, payload = self._recv.recv()
@@ -151,6 +190,10 @@ class Child:
             if status == "error":
                 raise ChildFailed(payload)
             return payload
+        except BaseException as exc:
+            if not isinstance(exc, ChildFailed):
+                self.kill()  # interrupted while waiting: the child's work is not wanted
+            raise
         finally:
             self._recv.close()
 

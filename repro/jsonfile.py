@@ -8,10 +8,13 @@ Nothing here imports Optuna: the report and the tests read results without it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import tempfile
+import types
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -164,3 +167,69 @@ def from_fields(cls: type[T], data: dict[str, Any], **override: Any) -> T:
     also stores derived keys such as summaries); ``override`` replaces converted fields."""
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     return cls(**{**{k: v for k, v in data.items() if k in known}, **override})
+
+
+def check_types(cls: Any, data: Any) -> dict[str, Any]:
+    """``data`` as it is, once it is an object whose keys that name fields of dataclass
+    ``cls`` hold values of the fields' types (an int is a float too; lists and dicts are
+    checked to their items); FormatError naming the first field that does not. A file that
+    parses but holds, say, ``"missing": "3"`` is refused when read, before anything runs on
+    it, instead of failing later with a TypeError deep in a summary."""
+    if not isinstance(data, dict):
+        raise FormatError(f"a {cls.__name__} is an object, not {type(data).__name__}")
+    hints = _hints(cls)
+    for name, value in data.items():
+        hint = hints.get(name)
+        if hint is not None and not _conforms(value, hint):
+            raise FormatError(
+                f"field {name!r} of a {cls.__name__} is {_shown(value)}, expected "
+                f"{_shown_hint(hint)}"
+            )
+    return data
+
+
+@functools.cache
+def _hints(cls: Any) -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in typing.get_type_hints(cls).items() if k in fields}
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        # A list of records (e.g. runs) is checked by the record's own reader.
+        if not isinstance(value, list):
+            return False
+        item = args[0] if args else Any
+        if item is Any or dataclasses.is_dataclass(item):
+            return True
+        return all(_conforms(v, item) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            return False
+        item = args[1] if args else Any
+        # JSON keys are strings already; the values are checked unless any value will do.
+        return item is Any or all(_conforms(v, item) for v in value.values())
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+def _shown_hint(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from repro.results import ResultsFile, RunRecord
 from repro.scenarios import ALL_STORAGES, SEED_POLICIES
 from repro.stats import wilson95
+
+if TYPE_CHECKING:
+    # Only for annotations: results imports this module to store the remedy cells beside
+    # the runs it writes, so a run-time import back would close a circle.
+    from repro.results import ResultsFile, RunRecord
 
 ANY_SEED = "any"
 PROCESSES = "processes"  # sequential and concurrent pooled: the remedy a user picks

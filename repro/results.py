@@ -4,13 +4,15 @@ A finished run is durable the moment it finishes: the lane that ran it appends i
 to a write-ahead log next to the results file (``Journal``), and ``fold`` derives
 ``optuna-<version>.json`` from the log, atomically, under a lock, at the end of a run, on an
 interrupt, and at the start of any later ``run`` or ``report`` that finds the log of a dead
-run (crash recovery). See ``merge`` for which runs a fold keeps.
+run (crash recovery). See ``REPLACEMENT_RULE`` (and ``merge``, which applies it) for which
+runs a fold keeps.
 
 Nothing here imports Optuna: the report and the tests read results without it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import functools
@@ -19,14 +21,16 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from repro import remedies
 from repro.jsonfile import (
     FormatError,
+    check_types,
     from_fields,
     load_json,
     shallow_fields,
@@ -76,6 +80,9 @@ class RunRecord:
     # Removing the run's storage failed (e.g. the server died): kept apart from ``error``
     # because the measurement itself is complete.
     teardown_error: str | None = None
+    # The `run` invocation that measured it (``Invocation.id``); "" in files written before
+    # invocations were recorded, which the merge treats as one invocation long ago.
+    invocation: str = ""
 
     @property
     def in_matrix(self) -> bool:
@@ -92,13 +99,46 @@ class RunRecord:
         # NaN and the infinities (grid values, params) as ["float", "nan"]: strict JSON.
         # No nested dataclass here, and tag_nonfinite builds new lists and dicts throughout.
         data: dict[str, Any] = tag_nonfinite(shallow_fields(self))
+        # Files written before these fields existed stay as they are.
         if data["teardown_error"] is None:
-            del data["teardown_error"]  # files written before the field existed stay as they are
+            del data["teardown_error"]
+        if not data["invocation"]:
+            del data["invocation"]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
-        return from_fields(cls, untag_nonfinite(data))
+        return from_fields(cls, untag_nonfinite(check_types(cls, data)))
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One `run` invocation whose runs a results file holds: what it was asked, where, and
+    when it ran (Unix seconds). The file's header fields are derived from these."""
+
+    id: str
+    command: str
+    started: float
+    ended: float
+    python: str = ""
+    platform: str = ""
+    packages: dict[str, str] = field(default_factory=dict)
+    repetitions: int = 0
+    forced_runs: int = 0
+    jobs: int = 1
+    wall_seconds: float = 0.0
+    target: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Invocation:
+        return from_fields(cls, check_types(cls, data))
+
+    def precedes(self, other: Invocation) -> bool:
+        """Whether this invocation had ended before ``other`` started (no overlap)."""
+        return self.ended < other.started
 
 
 @dataclass(frozen=True)
@@ -117,23 +157,33 @@ class ResultsFile:
     wall_seconds: float = 0.0
     # Provenance of a non-release build measured via `nox -s target` (repro/targets.py).
     target: dict[str, Any] = field(default_factory=dict)
+    # The invocations whose runs the file holds; the fields above are derived from them.
+    invocations: list[Invocation] = field(default_factory=list)
     schema: int = SCHEMA
 
     def to_json(self) -> dict[str, Any]:
         data = shallow_fields(self)
         data["runs"] = [r.to_json() for r in self.runs]
+        if self.invocations:
+            data["invocations"] = [i.to_json() for i in self.invocations]
+        else:
+            del data["invocations"]  # files written before invocations were recorded
         # Derived from the runs, stored so that every figure the report prints is in the JSON.
         data["summary"] = [s.to_json() for s in summarize(self.runs)]
         data["run_count"] = self.run_count
         if any(r.remedy != "grid" for r in self.runs):
-            from repro import remedies  # it reads these records; imported here, not at the top
-
             data["remedy_cells"] = remedies.derived(self)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ResultsFile:
-        return from_fields(cls, data, runs=[RunRecord.from_json(r) for r in data.get("runs", [])])
+        check_types(cls, data)
+        return from_fields(
+            cls,
+            data,
+            runs=[RunRecord.from_json(r) for r in data.get("runs", [])],
+            invocations=[Invocation.from_json(i) for i in data.get("invocations", [])],
+        )
 
     @property
     def run_count(self) -> int:
@@ -156,7 +206,7 @@ def load(path: Path) -> ResultsFile:
     data = load_json(path, schema=SCHEMA)
     try:
         return ResultsFile.from_json(data)
-    except (TypeError, KeyError, ValueError) as exc:
+    except (TypeError, KeyError, ValueError, FormatError) as exc:
         raise FormatError(f"{path}: not a results file ({exc}); move it away") from None
 
 
@@ -175,26 +225,56 @@ def load_all(directory: Path, skipped: list[str] | None = None) -> list[ResultsF
     return sorted(files, key=lambda r: version_key(r.optuna_version))
 
 
-def merge(earlier: Sequence[RunRecord], fresh: Sequence[RunRecord]) -> list[RunRecord]:
-    """The runs a results file keeps when ``fresh`` runs are folded into ``earlier`` ones.
+REPLACEMENT_RULE = (
+    "Which runs a results file keeps, per scenario: the runs of one `run` invocation replace "
+    "the earlier runs of that scenario only when every one of its runs of it finished without "
+    "an error and the earlier invocation had ended before it started. Otherwise both are "
+    "kept: a run that recorded an error (a crash, an outage, a full disk, a timeout) replaces "
+    "nothing and is kept beside the measured runs, with the trials it read back, shown as an "
+    "error and never counted as lost points; runs of two invocations that overlap in time "
+    "are both kept; runs of other scenarios are never touched."
+)
 
-    Per scenario: fresh runs replace the earlier runs of that scenario when at least one of
-    them measured something, or when no earlier run did; fresh runs that all measured nothing
-    (an error and no trial read, e.g. a server outage) never replace a measured run and are
-    dropped. Scenarios without fresh runs keep theirs, so concurrent runs of different
-    scenarios into one folder all survive.
-    """
-    by_scenario: dict[str, list[RunRecord]] = {}
-    for run in fresh:
-        by_scenario.setdefault(run.scenario, []).append(run)
-    replaced: set[str] = set()
-    kept: list[RunRecord] = []
-    for scenario, runs in by_scenario.items():
-        old = [r for r in earlier if r.scenario == scenario]
-        if any(r.measured for r in runs) or not any(r.measured for r in old):
-            replaced.add(scenario)
-            kept += runs
-    return [r for r in earlier if r.scenario not in replaced] + kept
+# Runs of files written before invocations were recorded: one invocation long ago.
+LEGACY = ""
+
+
+def merge(runs: Sequence[RunRecord], invocations: Mapping[str, Invocation]) -> list[RunRecord]:
+    """The runs a results file keeps of ``runs`` (earlier and fresh alike, each naming its
+    invocation), in their order: ``REPLACEMENT_RULE``. Depends on nothing but the runs and
+    the invocations' times, so folding logs in any order gives the same file."""
+    by_scenario: dict[str, dict[str, list[RunRecord]]] = {}
+    for run in runs:
+        by_scenario.setdefault(run.scenario, {}).setdefault(run.invocation, []).append(run)
+    dropped: set[tuple[str, str]] = set()
+    for scenario, groups in by_scenario.items():
+        clean = [
+            invocations[i] for i, group in groups.items() if all(r.error is None for r in group)
+        ]
+        for i in groups:
+            if any(invocations[i].precedes(other) for other in clean):
+                dropped.add((scenario, i))
+    return [r for r in runs if (r.scenario, r.invocation) not in dropped]
+
+
+def describe(invocations: Sequence[Invocation]) -> dict[str, Any]:
+    """The header fields of a file holding the runs of ``invocations`` (oldest first): the
+    environment of the latest; the commands in order; the largest counts; the seconds they
+    took together."""
+    if not invocations:
+        return {}
+    latest = invocations[-1]
+    return {
+        "python": latest.python,
+        "platform": latest.platform,
+        "packages": latest.packages,
+        "target": latest.target,
+        "command": " ; ".join(dict.fromkeys(i.command for i in invocations)),
+        "repetitions": max(i.repetitions for i in invocations),
+        "forced_runs": max(i.forced_runs for i in invocations),
+        "jobs": max(i.jobs for i in invocations),
+        "wall_seconds": round(sum(i.wall_seconds for i in invocations), 1),
+    }
 
 
 LOCK_NAME = ".repro.lock"
@@ -285,8 +365,19 @@ class Journal:
         with folder_lock(directory):  # so that no fold sees the log before it is held
             path = directory / f"optuna-{version}.{os.getpid()}-{uuid.uuid4().hex[:8]}.log.jsonl"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            _write_line(fd, {"header": {**header, "optuna_version": version}})
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                entry = {
+                    **header,
+                    "optuna_version": version,
+                    "invocation": path.name.removesuffix(".log.jsonl").split(".", 3)[-1],
+                    "started": time.time(),
+                }
+                _write_line(fd, {"header": entry})
+            except OSError:
+                os.close(fd)  # e.g. a full disk: a log without its header holds nothing
+                path.unlink(missing_ok=True)
+                raise
         return cls(directory, version, path, fd)
 
     def append(self, run: RunRecord) -> None:
@@ -301,6 +392,40 @@ class Journal:
         os.close(self.fd)
 
 
+@dataclass(frozen=True)
+class Folded:
+    """What a fold did: the file as it now is (None: there is none), whether it was
+    rewritten, and how many of the folded logs' runs it keeps."""
+
+    results: ResultsFile | None
+    written: bool
+    fresh: int
+    kept: int
+
+
+def _invocation(log: Path, header: dict[str, Any], ended: float, wall: float | None) -> Invocation:
+    """The invocation a log's header describes; a log written before headers carried an id
+    and a start time is named after its file and dated by it."""
+    started = header.get("started")
+    started = float(started) if isinstance(started, (int, float)) else log.stat().st_mtime
+    ended = max(ended, started)  # a clock set back between the two
+    fields = {k: v for k, v in header.items() if k not in ("invocation", "started")}
+    return from_fields(
+        Invocation,
+        fields,
+        id=str(header.get("invocation") or log.name.removesuffix(".log.jsonl")),
+        started=started,
+        ended=ended,
+        wall_seconds=round(ended - started, 1) if wall is None else wall,
+    )
+
+
+def _legacy(earlier: ResultsFile) -> Invocation:
+    """The one invocation the runs of a file without recorded invocations stand for."""
+    header = {k: v for k, v in vars(earlier).items() if k not in ("runs", "invocations")}
+    return from_fields(Invocation, header, id=LEGACY, started=0.0, ended=0.0)
+
+
 def fold(
     directory: Path,
     version: str,
@@ -308,40 +433,54 @@ def fold(
     *,
     order: Sequence[str] = (),
     wall_seconds: float | None = None,
-) -> ResultsFile | None:
+) -> Folded:
     """Fold ``own`` log (if any) and the logs of dead runs of ``version`` into the results
     file, atomically and under the folder lock, then remove those logs. A re-fold of the
     same log gives the same file, so a crash between the write and the removal is harmless.
-    Raises FormatError, before writing anything, when the results file cannot be read."""
+    The file is rewritten only when the runs it keeps change; its header fields describe the
+    invocations whose runs it keeps. Raises FormatError, before writing anything, when the
+    results file cannot be read, and OSError (the logs then stay) when it cannot be written."""
     with folder_lock(directory):
         path = results_path(directory, version)
         earlier = load(path) if path.exists() else None
         logs = [own.path] if own else []
         dead = _dead_logs(directory)
         logs += [log for log, v in dead.items() if v == version and log not in logs]
-        header: dict[str, Any] = {}
+        if not logs:
+            return Folded(earlier, False, 0, 0)
+        invocations = {i.id: i for i in (earlier.invocations if earlier else [])}
+        base = earlier.runs if earlier else []
+        if any(r.invocation == LEGACY for r in base) and earlier is not None:
+            invocations.setdefault(LEGACY, _legacy(earlier))
+        rank = {scenario: i for i, scenario in enumerate(order)}
         fresh: list[RunRecord] = []
         for log in logs:
             found, runs = _read_log(log)
-            header = {**header, **(found or {})}
-            fresh += runs
-        rank = {scenario: i for i, scenario in enumerate(order)}
-        fresh.sort(key=lambda r: (rank.get(r.scenario, len(rank)), r.repetition))
-        if not logs:
-            return earlier
-        if fresh:
-            if wall_seconds is not None:
-                header["wall_seconds"] = wall_seconds
-            base = earlier or ResultsFile(version, "", "", {}, [])
-            # The header's fields over the earlier file's, records as they are (no JSON).
+            mine = own is not None and log == own.path
+            ended = time.time() if mine else log.stat().st_mtime
+            invocation = _invocation(log, found or {}, ended, wall_seconds if mine else None)
+            invocations[invocation.id] = invocation
+            runs.sort(key=lambda r: (rank.get(r.scenario, len(rank)), r.repetition))
+            fresh += [dataclasses.replace(r, invocation=invocation.id) for r in runs]
+        kept = merge([*base, *fresh], invocations)
+        written = kept != base
+        if written:
+            holding = sorted(
+                (invocations[i] for i in {r.invocation for r in kept}), key=lambda i: i.started
+            )
+            start = earlier or ResultsFile(version, "", "", {}, [])
             record = from_fields(
-                ResultsFile, {**vars(base), **header}, runs=merge(base.runs, fresh)
+                ResultsFile,
+                {**vars(start), **describe(holding)},
+                runs=kept,
+                invocations=holding,
             )
             save(path, record)
             earlier = record
         for log in logs:
             log.unlink(missing_ok=True)
-        return earlier
+        fresh_ids = {r.invocation for r in fresh}
+        return Folded(earlier, written, len(fresh), sum(r.invocation in fresh_ids for r in kept))
 
 
 def _dead_logs(directory: Path) -> dict[Path, str]:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 from repro import _compat, metrics, services, workers
-from repro.fork import CTX, STOP_SIGNALS, Child, ChildFailed, call
+from repro.fork import CTX, STOP_SIGNALS, Child, ChildFailed, ChildTimedOut, call
 from repro.results import RunRecord
 from repro.scenarios import SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec, embedded, sqlite_file
@@ -21,6 +21,8 @@ from repro.workers import WorkerPlan, WorkerResult
 
 DEFAULT_TIMEOUT = 120.0
 BARRIER_TIMEOUT = 30.0
+# How a worker that held its run up is named in the run's error.
+HUNG = "hung"
 
 
 @contextmanager
@@ -103,7 +105,11 @@ def _launch(scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float) ->
         # The run timeout bounds launching too: no worker is forked once it has passed.
         if time.monotonic() >= deadline:
             return None
-        return Child(workers.run_worker, plan, phaser, time.perf_counter())
+        name = f"worker {plan.worker_index}"
+        return Child(workers.run_worker, plan, phaser, time.perf_counter(), name=name)
+
+    timed_out: dict[int, ChildTimedOut] = {}  # worker index -> its timeout
+    waiting: set[int] = set()
 
     def collect(plan: WorkerPlan, child: Child | None, began: float) -> WorkerResult:
         if child is None:
@@ -111,6 +117,12 @@ def _launch(scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float) ->
         try:
             result: WorkerResult = child.result(deadline)
             return result
+        except ChildTimedOut as exc:
+            if not timed_out and phaser is not None:
+                # At the first timeout, before any worker is killed: who waits at the barrier.
+                waiting.update(phaser.waiting())
+            timed_out[plan.worker_index] = exc
+            return failed(plan, child, str(exc), began)
         except ChildFailed as exc:
             return failed(plan, child, str(exc), began)
 
@@ -124,7 +136,33 @@ def _launch(scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float) ->
         for plan in plans:
             began = time.perf_counter()
             results.append(collect(plan, start(plan, None), began))
-    return results
+    return _name_hung(results, timed_out, waiting)
+
+
+def _name_hung(
+    results: list[WorkerResult], timed_out: dict[int, ChildTimedOut], waiting: set[int]
+) -> list[WorkerResult]:
+    """Of the workers that gave no result by the deadline, name the one(s) that held the run
+    up: those stopped by a signal; else those not waiting at the barrier; else all of them.
+    The others say they were held up by it."""
+    pids = {r.index: r.pid for r in results}
+    hung = {i for i, exc in timed_out.items() if exc.stopped}
+    hung = hung or {i for i in timed_out if pids[i] not in waiting} or set(timed_out)
+    named = []
+    for r in results:
+        error: str | None
+        if r.index in hung:
+            how = "stopped by a signal" if timed_out[r.index].stopped else "no progress"
+            error = f"{HUNG} ({how}): pid {r.pid} gave no result within the run timeout"
+        elif r.index in timed_out:
+            error = (
+                f"pid {r.pid} gave no result within the run timeout, held up by worker(s) "
+                f"{', '.join(map(str, sorted(hung)))}"
+            )
+        else:
+            error = r.error
+        named.append(dataclasses.replace(r, error=error))
+    return named
 
 
 def run(
@@ -162,7 +200,13 @@ def run(
             call(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
         plans = worker_plans(scenario, spec, study_name, barrier_timeout)
         worker_results = _launch(scenario, plans, deadline)
-        failures = [f"worker {r.index}: {r.error}" for r in worker_results if r.error]
+        # A hung worker last: the one line a summary shows names it, not a worker that
+        # failed waiting for it.
+        failures = [
+            f"worker {r.index}: {r.error}"
+            for r in sorted(worker_results, key=lambda r: (r.error or "").startswith(HUNG))
+            if r.error
+        ]
         # Under a remedy a worker's crash is an outcome of the remedy: counted, and the
         # other workers' trials are still read and measured.
         if scenario.remedy == "grid":

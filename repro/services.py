@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from repro.fork import CTX, ChildFailed, call
@@ -191,8 +192,23 @@ def _list_leftovers(kind: str, url: str) -> list[str]:
     return sorted(n for n in names if n.startswith(f"{DATABASE_PREFIX}{run_tag()}"))
 
 
-def database_prefix(owner: int) -> str:
-    return f"{DATABASE_PREFIX}{run_tag()}{owner}_"
+def database_prefix(owner: int, prefix: str = DATABASE_PREFIX) -> str:
+    return f"{prefix}{run_tag()}{owner}_"
+
+
+def owner_of(name: str) -> int | None:
+    """The pid of the `run` that made a database, Redis key or scratch folder ``name``
+    (``repro_[<tag>_]<pid>_...``, ``repro:[<tag>_]<pid>_...``, ``grid-repro-<pid>-...``),
+    if it names one; any run tag, so that a clean without one still sees the owner."""
+    base = os.path.basename(name)
+    if base.startswith(SCRATCH_PREFIX):
+        head = base[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        return int(head) if head.isdigit() else None
+    for prefix in (DATABASE_PREFIX, REDIS_PREFIX):
+        if base.startswith(prefix):
+            pieces = base[len(prefix) :].split("_", 2)
+            return next((int(p) for p in pieces[:2] if p.isdigit()), None)
+    return None
 
 
 def sweep_databases(owner: int, kinds: set[str]) -> None:
@@ -221,15 +237,18 @@ def isolated(kind: str, study_name: str, owner: int | None = None) -> Iterator[S
     its holder is killed (default: the parent, the `run` whose lane this is)."""
     admin = server_url(kind)
     timeout = 60.0
+    # The `run` (the lane's parent) in every name, so that `clean` can tell a live run's
+    # databases and keys from leftovers, and the run can sweep its own after stopping lanes.
+    owner = os.getppid() if owner is None else owner
     if kind == "redis":
-        spec = StorageSpec("redis", admin, namespace=f"{REDIS_PREFIX}{run_tag()}{study_name}")
+        spec = StorageSpec(
+            "redis", admin, namespace=f"{database_prefix(owner, REDIS_PREFIX)}{study_name}"
+        )
         try:
             yield spec
         finally:
             call(delete_keys, admin, spec.namespace, timeout=timeout)
         return
-    # The lane's parent (the `run`) in the name: it sweeps its own after stopping its lanes.
-    owner = os.getppid() if owner is None else owner
     name = f"{database_prefix(owner)}{uuid.uuid4().hex[:12]}"
     # FORCE (PostgreSQL 13+) ends sessions a killed worker may still hold open.
     drop = f"DROP DATABASE IF EXISTS {name}{' WITH (FORCE)' if kind == 'postgresql' else ''}"
@@ -301,6 +320,27 @@ def live_runs() -> list[str]:
     return alive
 
 
+def live_pids() -> set[int]:
+    """The pids of the runs alive on this machine (see ``alive_marker``)."""
+    return {int(name.split("-")[0]) for name in live_runs()}
+
+
+def in_use(name: str) -> bool:
+    """Whether the process that made ``name`` (its pid is in the name) is still alive: a
+    run started in-process by a test or a script holds no marker, and a run whose scratch
+    dir differs from ours has its marker elsewhere, but its pid is alive all the same."""
+    owner = owner_of(name)
+    if owner is None:
+        return False
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
 def scratch_leftovers() -> list[str]:
     """Scratch folders of embedded storages (``grid-repro-*``) in the scratch dir."""
     folder = Path(scratch_dir() or tempfile.gettempdir())
@@ -323,3 +363,103 @@ def remove_leftover(kind: str, name: str) -> None:
         shutil.rmtree(name, ignore_errors=True)
         return
     call(_remove_leftover, kind, server_url(kind), name, timeout=60.0)
+
+
+# Connections one worker process holds on a server storage at most (its storage's
+# connection; Optuna's RDB storage and redis-py open one per thread in use, and a threads
+# run's process counts as ``workers`` of them), and the connections a lane holds besides its
+# workers (the helper that reads the study back, or makes it, one at a time).
+LANE_CONNECTIONS = 1
+
+
+@dataclass(frozen=True)
+class ConnectionLimit:
+    """How many more connections a server accepts now, and the settings that say so."""
+
+    free: int
+    detail: str
+
+
+def _connection_limit(kind: str, url: str) -> ConnectionLimit:
+    if kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        limit = int(str(client.config_get("maxclients")["maxclients"]))
+        used = int(client.info("clients")["connected_clients"]) - 1  # less this one
+        return ConnectionLimit(limit - used, f"maxclients {limit}, {used} other clients connected")
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as connection:
+
+            def one(query: str) -> int:
+                return int(connection.execute(sqlalchemy.text(query)).scalar() or 0)
+
+            if kind == "postgresql":
+                limit = one("SHOW max_connections")
+                reserved = one("SHOW superuser_reserved_connections")
+                reserved += one(
+                    "SELECT coalesce((SELECT setting::int FROM pg_settings "
+                    "WHERE name = 'reserved_connections'), 0)"
+                )
+                clients = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                used = one(clients + "'client backend'") - 1  # less this one
+                return ConnectionLimit(
+                    limit - reserved - used,
+                    f"max_connections {limit}, {reserved} reserved, {used} others in use",
+                )
+            limit = one("SELECT @@max_connections")
+            used = one("SELECT COUNT(*) FROM information_schema.PROCESSLIST") - 1
+            return ConnectionLimit(
+                limit - used, f"max_connections {limit}, {used} other connections in use"
+            )
+    finally:
+        engine.dispose()
+
+
+class LimitUnknown(StorageError):
+    """The server would not say how many connections it accepts."""
+
+
+def connection_limit(kind: str) -> ConnectionLimit:
+    """Ask the server of ``kind`` how many more connections it accepts; LimitUnknown when it
+    will not say (e.g. CONFIG is disabled on a managed Redis)."""
+    url = server_url(kind)
+    try:
+        limit: ConnectionLimit = call(_connection_limit, kind, url, timeout=CONNECT_TIMEOUT)
+    except ChildFailed as exc:
+        raise LimitUnknown(
+            f"cannot read the connection limit of {redact(url)}: {_cause(exc) or 'no answer'}"
+        ) from None
+    return limit
+
+
+def check_connections(needs: dict[str, tuple[int, int]]) -> list[str]:
+    """Before the first run: ``needs`` maps a server kind to (lanes, workers per run at
+    most); raise StorageError, one line naming the limit and how to lower ``-j`` or
+    ``--workers``, when lanes x (workers + LANE_CONNECTIONS) connections would not fit. The
+    one-line reasons of the servers that would not say their limit are returned."""
+    unknown = []
+    for kind, (lanes, workers) in sorted(needs.items()):
+        try:
+            limit = connection_limit(kind)
+        except LimitUnknown as exc:
+            unknown.append(str(exc))
+            continue
+        need = lanes * (workers + LANE_CONNECTIONS)
+        if need <= limit.free:
+            continue
+        fixes = []
+        if (fit_lanes := limit.free // (workers + LANE_CONNECTIONS)) >= 1:
+            fixes.append(f"-j {fit_lanes}")
+        if (fit_workers := limit.free // lanes - LANE_CONNECTIONS) >= 1:
+            fixes.append(f"--workers {fit_workers}" + (f" with -j {lanes}" if lanes > 1 else ""))
+        advice = " or ".join(fixes) or "free connections on the server first"
+        raise StorageError(
+            f"{kind} at {redact(server_url(kind))} accepts {max(limit.free, 0)} more connections "
+            f"({limit.detail}), but {lanes} lane(s) x ({workers} workers + "
+            f"{LANE_CONNECTIONS}) need {need}: use {advice}, or raise the server's limit"
+        )
+    return unknown

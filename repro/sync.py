@@ -8,6 +8,7 @@ turns into ``PhaserTimeout`` in the others instead of a hang.
 
 from __future__ import annotations
 
+import os
 import time
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -23,6 +24,9 @@ class Phaser:
         self._parties: Any = ctx.Value("i", parties, lock=False)
         self._arrived: Any = ctx.Value("i", 0, lock=False)
         self._phase: Any = ctx.Value("i", 0, lock=False)
+        # The pids waiting in ``arrive_and_wait`` now, one slot each (0: free): a worker that
+        # gave no result by the run's deadline and is not here is the one the others waited for.
+        self._waiting: Any = ctx.Array("i", parties, lock=False)
 
     @property
     def phase(self) -> int:
@@ -40,13 +44,23 @@ class Phaser:
         with self._cond:
             phase = self._phase.value
             self._arrived.value += 1
-            self._advance_if_complete()
-            if not self._cond.wait_for(lambda: self._phase.value != phase, timeout):
-                raise PhaserTimeout(
-                    f"barrier phase {phase}: {self._arrived.value} of {self._parties.value} "
-                    f"workers arrived within {timeout:g} s"
-                )
-            return int(phase)
+            slot = list(self._waiting).index(0)
+            self._waiting[slot] = os.getpid()
+            try:
+                self._advance_if_complete()
+                if not self._cond.wait_for(lambda: self._phase.value != phase, timeout):
+                    raise PhaserTimeout(
+                        f"barrier phase {phase}: {self._arrived.value} of {self._parties.value} "
+                        f"workers arrived within {timeout:g} s"
+                    )
+                return int(phase)
+            finally:
+                self._waiting[slot] = 0
+
+    def waiting(self) -> set[int]:
+        """The pids waiting at the barrier now. Read without the lock, which a stopped
+        worker may hold: a diagnosis after the deadline, not a synchronisation."""
+        return {pid for pid in self._waiting if pid}
 
     def deregister(self) -> None:
         with self._cond:

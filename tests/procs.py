@@ -118,14 +118,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def redis_server(tmp: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A redis-server of our own on a free loopback port (no persistence), ready to use."""
+def redis_server(tmp: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of our own on a free loopback port (no persistence), ready to use;
+    ``options`` are more redis-server options (e.g. ``--maxclients 8``)."""
     import redis
 
     port = free_port()
     server = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(tmp)],
+         "no", "--dir", str(tmp), *options],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -149,37 +149,53 @@ def test_runs_that_measured_nothing_never_replace_measured_ones(
     failed = run_cli(*base, *args, env=dict(env))
     assert failed.returncode == 1, failed.stderr
     assert "ERROR: sequential-none-journal" in failed.stderr
-    assert results_file(tmp_path)["runs"] == good
+    runs = results_file(tmp_path)["runs"]
+    assert runs[: len(good)] == good
+    assert runs[len(good) :]
+    assert all(r["error"] for r in runs[len(good) :])
 
 
-# Three scenarios of one shape on the journal file, as a small filtered run makes them.
+# Scenarios of one shape on the journal file, as a small filtered run makes them.
 SMALL_SPACE = validate_space({"x": [0, 1, 2, 3]})
 A, B, C = (
     Scenario("sequential", policy, "journal", workers=2, search_space=SMALL_SPACE)
     for policy in ("none", "shared", "per-worker")
 )
+D = Scenario("concurrent", "none", "journal", workers=2, search_space=SMALL_SPACE)
 
 
-def _record(scenario: Scenario, repetition: int, *, measured: bool) -> RunRecord:
+def _record(scenario: Scenario, invocation: str, *, measured: bool) -> RunRecord:
     if measured:
-        return run_record(scenario, repetition=repetition)
+        return run_record(scenario, invocation=invocation)
     # What the runner records of a run that read no trial back.
     nothing = compute([], scenario.search_space)
     return run_record(
-        scenario, repetition=repetition, error="run not measured: outage", measured=nothing
+        scenario, invocation=invocation, error="run not measured: outage", measured=nothing
     )
 
 
 def test_merge_rule() -> None:
-    """Measured fresh runs replace a scenario's runs; unmeasured ones replace only
-    unmeasured ones; other scenarios are kept."""
-    a_old, b_old = _record(A, 0, measured=True), _record(B, 0, measured=True)
-    c_old = _record(C, 0, measured=False)
-    a_new = _record(A, 1, measured=True)
-    a_bad, b_bad = _record(A, 2, measured=False), _record(B, 1, measured=False)
-    c_bad = _record(C, 1, measured=False)
-    merged = results.merge([a_old, b_old, c_old], [a_new, a_bad, b_bad, c_bad])
-    assert merged == [b_old, a_new, a_bad, c_bad]
+    """results.REPLACEMENT_RULE on hand-built runs of four invocations: ``old`` (0-10 s),
+    ``overlap`` (5-15 s), ``clean`` (20-30 s) and ``failing`` (40-50 s)."""
+    invocations = {
+        name: results.Invocation(name, name, started, ended)
+        for name, started, ended in [
+            ("old", 0, 10), ("overlap", 5, 15), ("clean", 20, 30), ("failing", 40, 50),
+        ]
+    }  # fmt: skip
+    a_old, a_clean = _record(A, "old", measured=True), _record(A, "clean", measured=True)
+    b_old, b_failing = _record(B, "old", measured=True), _record(B, "failing", measured=False)
+    c_old, c_overlap = _record(C, "old", measured=True), _record(C, "overlap", measured=True)
+    d_old, d_failing = _record(D, "old", measured=False), _record(D, "failing", measured=False)
+    a_half = _record(A, "failing", measured=True)
+    runs = [a_old, b_old, c_old, d_old, a_clean, b_failing, c_overlap, d_failing]
+    # A later clean invocation replaces; a failing one or an overlapping one does not.
+    assert results.merge(runs, invocations) == [
+        b_old, c_old, d_old, a_clean, b_failing, c_overlap, d_failing,
+    ]  # fmt: skip
+    # An invocation with one failed run of a scenario replaces none of its earlier runs.
+    half = [a_old, a_half, dataclasses.replace(a_half, error="crash")]
+    assert results.merge(half, invocations) == half
 
 
 def test_run_refuses_an_unreadable_results_file(tmp_path: Path) -> None:
@@ -217,7 +233,7 @@ def test_committed_results_are_strict_json() -> None:
 
 def test_nonfinite_values_round_trip_as_tags() -> None:
     record = dataclasses.replace(
-        _record(A, 0, measured=True),
+        _record(A, "", measured=True),
         search_space=[["x", [math.inf, -math.inf, math.nan, 1.0, "float"]]],
         trial_log=[{"params": {"x": -math.inf}}],
     )
