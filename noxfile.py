@@ -191,10 +191,11 @@ TARGET_COMMANDS = {
     "repro": (["python", "-m", "repro", "run"], []),
     "corpus": (["python", "-m", "repro.corpus", "replay"], CORPUS_DEPS),
     "tests": (["pytest", "-n", "auto", "--dist", "loadgroup"], TEST_DEPS),
-    # pytest and fakeredis are what upstream's test_grid.py imports beyond Optuna.
+    # What upstream's samplers tests import beyond Optuna (its `test` group less torch, kaleido,
+    # plotly and moto: no test of the selection needs them but test_gp.py, which needs torch).
     "upstream-tests": (
-        ["python", "-m", "repro.targets", "upstream-tests"],
-        ["pytest", "fakeredis"],
+        ["python", "-m", "repro.upstream_tests"],
+        ["pytest", "pytest-xdist", "fakeredis[lua]", "scipy", "cmaes", "grpcio", "protobuf"],
     ),
 }
 

@@ -566,6 +566,14 @@ _BRUTE_SAMPLE = (
     upstream("v3.6.1", BRUTE, "L178-L242"),
     upstream("v5.0.0", BRUTE, "L332-L390"),
 )
+# BruteForceSampler(avoid_premature_stop=True): the argument (4.3.0: __init__ and both uses),
+# and at 5.0.0 the tree's count of unexpanded leaves, the pick and the stop.
+_BRUTE_STRICT = (
+    upstream("v4.3.0", BRUTE, "L145-L155"),
+    upstream("v4.3.0", BRUTE, "L193-L263"),
+    upstream("v5.0.0", BRUTE, "L172-L190"),
+    upstream("v5.0.0", BRUTE, "L332-L390"),
+)
 _POP = (
     upstream("v3.2.0", STUDY, "L1027-L1037"),
     upstream("v3.6.1", STUDY, "L1036-L1046"),
@@ -676,6 +684,33 @@ REMEDY_TABLE: tuple[RemedyExpectation, ...] = (
         "the grid size each duplicate costs a point; the docstring warns that a seed makes "
         "duplicates likelier in distributed runs",
         _BRUTE_SAMPLE,
+    ),
+    RemedyExpectation(
+        "4.3.0",
+        None,
+        frozenset({"bruteforce-strict"}),
+        SEQUENTIAL,
+        ANY_STORAGE,
+        "exact",
+        "avoid_premature_stop=True only changes how running trials count (exclude_running is "
+        "False in sample_independent and after_trial): a worker that runs alone sees no "
+        "running trial but its own, so it picks and stops as the plain BruteForceSampler does "
+        "(same note on values that compare equal as the plain row)",
+        _BRUTE_STRICT,
+    ),
+    RemedyExpectation(
+        "4.3.0",
+        None,
+        frozenset({"bruteforce-strict"}),
+        CONCURRENT,
+        ANY_STORAGE,
+        "racy",
+        "the pick still reads the storage and writes the chosen value only with the suggest, "
+        "and with exclude_running False a leaf another worker is running counts as unexpanded "
+        "(count_unexpanded), so it can be picked again; the study stops only when no leaf is "
+        "left, running ones included. With the budget at the grid size each duplicate costs a "
+        "point; the docstring warns that the option may increase duplicate sampling",
+        _BRUTE_STRICT,
     ),
     RemedyExpectation(
         "3.2.0",

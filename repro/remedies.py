@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from repro.results import ResultsFile, RunRecord
-from repro.scenarios import ALL_STORAGES, SEED_POLICIES
+from repro.results import ResultsFile, RunRecord, version_key
+from repro.scenarios import ALL_STORAGES, REMEDY_SINCE, SEED_POLICIES
 from repro.stats import wilson95
 
 ANY_SEED = "any"
@@ -37,6 +37,7 @@ class Strategy:
         sampler = {
             "grid": "`GridSampler`",
             "bruteforce": "`BruteForceSampler`",
+            "bruteforce-strict": "`BruteForceSampler(avoid_premature_stop=True)`",
             "enqueued": "grid enqueued, `RandomSampler` pops it",
             "x1.5": "`GridSampler`, budget 1.5x the grid",
             "x2": "`GridSampler`, budget 2x the grid",
@@ -57,7 +58,7 @@ def _strategy(run: RunRecord) -> Strategy:
 
 
 def _rank(s: Strategy) -> tuple[int, int, int]:
-    remedies = ("grid", "bruteforce", "enqueued", "x1.5", "x2")
+    remedies = ("grid", "bruteforce", "bruteforce-strict", "enqueued", "x1.5", "x2")
     seeds = (*SEED_POLICIES, ANY_SEED)
     return remedies.index(s.remedy), seeds.index(s.seed_policy), MODE_ORDER.index(s.mode)
 
@@ -262,10 +263,20 @@ def _numbers(c: Cell) -> str:
     return text
 
 
-def render_cell(c: Cell | None) -> str:
-    """Compact: verdict, lost/runs, Wilson interval, then what else happened."""
+def not_applicable(remedy: str, version: str) -> str | None:
+    """ "not applicable (from X)" when ``version`` predates what ``remedy`` needs, else None."""
+    since = REMEDY_SINCE.get(remedy)  # type: ignore[call-overload]
+    if since is not None and version_key(version) < version_key(since):
+        return f"not applicable (from {since})"
+    return None
+
+
+def render_cell(c: Cell | None, strategy: Strategy | None = None, version: str = "") -> str:
+    """Compact: verdict, lost/runs, Wilson interval, then what else happened; a missing cell
+    says "not applicable" on a release without the remedy, else "not run"."""
     if c is None:
-        return "not run"
+        missing = strategy and not_applicable(strategy.remedy, version)
+        return missing or "not run"
     low, high = c.lost_wilson95
     parts = [f"**{c.verdict}** {c.lost}/{c.runs} ({low:.2f}-{high:.2f})"]
     if c.missing_mean:
@@ -306,7 +317,9 @@ def render_what_works(files: Sequence[ResultsFile]) -> list[str]:
             "|---|" + "---|" * len(versions),
         ]
         out += [
-            f"| {s.label} | " + " | ".join(render_cell(table.get((s, v))) for v in versions) + " |"
+            f"| {s.label} | "
+            + " | ".join(render_cell(table.get((s, v)), s, v) for v in versions)
+            + " |"
             for s in strategies
         ]
         out.append("")

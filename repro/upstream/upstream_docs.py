@@ -1,15 +1,16 @@
-"""What the issue quotes from upstream, and GitHub's limits on what it can post, as data.
+"""What the issue quotes and links from upstream, and GitHub's limits on what it can post, as
+data.
 
 The quotes are verbatim lines of Optuna's repository at ``TAG`` with their line numbers; the
-tests compare them with the repository when a clone is at hand and with the installed Optuna's
-``GridSampler`` docstring.
+code links point into ``optuna/samplers/_grid.py`` at ``CODE_TAG``. The tests compare the quotes
+with a clone when one is named (``$OPTUNA_MIRROR``) and every quoted or linked line of
+``_grid.py`` with the installed 5.0.0 release.
 
-Why ``TAG`` is v5.0.0-rc1 and not v5.0.0: the clone of optuna/optuna read for this report
-(master of 2026-08-21, which still says ``5.0.0.dev``) holds tags up to v5.0.0-rc1, so the
-v5.0.0 tag could not be read. ``optuna/samplers/_grid.py`` at v5.0.0-rc1 is byte-identical to
-the file in the 5.0.0 wheel, and ``docs/source/reference/samplers/index.rst`` is unchanged from
-v5.0.0-rc1 to that master, so the quoted lines are the ones 5.0.0 ships; a permalink must name a
-commit that is known to hold them.
+Why two tags: the clone of optuna/optuna read for this report (master of 2026-08-21, which still
+says ``5.0.0.dev``) holds tags up to v5.0.0-rc1, so the documentation page is quoted at that
+tag (it is unchanged from there to that master). The code is linked at v5.0.0 because its lines
+were read in the 5.0.0 sdist and wheel, which the release tag builds; ``_grid.py`` at
+v5.0.0-rc1 is byte-identical to them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 REPO = "https://github.com/optuna/optuna"
 TAG = "v5.0.0-rc1"
+CODE_TAG = "v5.0.0"
 
 # GitHub refuses a longer issue or comment body: the REST API answers 422 "body is too long
 # (maximum is 65536 characters)" (https://docs.github.com/rest/issues/issues#create-an-issue).
@@ -57,11 +59,8 @@ class Quote:
 GRID_DOCSTRING = Quote(
     "the `GridSampler` docstring, argument `seed`",
     "optuna/samplers/_grid.py",
-    108,
+    111,
     (
-        "        seed:",
-        "            A seed to fix the order of trials as the grid is randomly shuffled. This shuffle is",  # noqa: E501 (verbatim)
-        "            beneficial when the number of grids is larger than ``n_trials`` in",
         "            :meth:`~optuna.Study.optimize` to suppress suggesting similar grids. Please note",  # noqa: E501 (verbatim)
         "            that fixing ``seed`` for each process is strongly recommended in distributed",
         "            optimization to avoid duplicated suggestions.",
@@ -69,13 +68,10 @@ GRID_DOCSTRING = Quote(
 )
 
 SAMPLERS_PAGE = Quote(
-    "the samplers reference page (`optuna.samplers`), the note on seeds",
+    "the samplers reference page, note on seeds",
     "docs/source/reference/samplers/index.rst",
-    64,
+    67,
     (
-        "    Samplers initialize their random number generators by specifying ``seed`` argument at initialization.",  # noqa: E501 (verbatim)
-        "    However, samplers reseed them when ``n_jobs!=1`` of :func:`optuna.study.Study.optimize` to avoid sampling duplicated parameters by using the same generator.",  # noqa: E501 (verbatim)
-        "    Thus we can hardly reproduce the optimization results with ``n_jobs!=1``.",
         "    For the same reason, make sure that use either ``seed=None`` or different ``seed`` values among processes with distributed optimization explained in :ref:`distributed` tutorial.",  # noqa: E501 (verbatim)
     ),
 )
@@ -83,7 +79,11 @@ SAMPLERS_PAGE = Quote(
 QUOTES = (SAMPLERS_PAGE, GRID_DOCSTRING)
 
 GRID_PY = "optuna/samplers/_grid.py"
-# The code behind the loss, at TAG: the shuffle seeded per sampler, and the first len(grid)
-# trials taking grid id = trial number without reading the storage.
-SHUFFLE_LINES = (130, 131)
-TRIAL_NUMBER_LINES = (147, 152)
+# The code behind the loss, at CODE_TAG, each with a word that must be on its lines: the
+# shuffle seeded per sampler; the first len(grid) trials taking grid id = trial number without
+# reading the storage; the id read through this process's order; the stop once no id is left.
+SHUFFLE_LINES = (130, 131, "seed or 0")
+TRIAL_NUMBER_LINES = (147, 152, "trial.number")
+LOOKUP_LINES = (202, 203, "self._all_grids[grid_id]")
+STOP_LINES = (220, 227, "study.stop()")
+CODE_LINES = (SHUFFLE_LINES, TRIAL_NUMBER_LINES, LOOKUP_LINES, STOP_LINES)
