@@ -155,6 +155,43 @@ TARGET_ROWS: tuple[Expectation, ...] = (
         (_V500_SEED, _V500_NUMBER),
         target="5.0.0+grid-shared-order",
     ),
+    Expectation(
+        "5.0.0",
+        "5.0.1",
+        PROCESS_MODES,
+        ALL_POLICIES - {"per-worker"},
+        "exact",
+        "patches/grid-study-order.patch (the alternative design): the first process to sample "
+        "stores its seed as a study system attr and every process shuffles with the stored "
+        "seed; with one seed in every process, or none, whichever process writes it writes the "
+        "same seed",
+        (_V500_SEED, _V500_NUMBER),
+        target="5.0.0+grid-study-order",
+    ),
+    Expectation(
+        "5.0.0",
+        "5.0.1",
+        frozenset({"sequential"}),
+        frozenset({"per-worker"}),
+        "exact",
+        "patches/grid-study-order.patch: a process that starts after another has sampled reads "
+        "the stored seed, so processes one after another share one order",
+        (_V500_SEED, _V500_NUMBER),
+        target="5.0.0+grid-study-order",
+    ),
+    Expectation(
+        "5.0.0",
+        "5.0.1",
+        frozenset({"concurrent"}),
+        frozenset({"per-worker"}),
+        "racy",
+        "patches/grid-study-order.patch: processes that reach their first trial together can "
+        "each read no attr and write their own seed (storages offer no compare-and-set for a "
+        "study attr); the last write wins, and the trials assigned before it used another "
+        "order",
+        (_V500_SEED, _V500_NUMBER),
+        target="5.0.0+grid-study-order",
+    ),
 )
 
 

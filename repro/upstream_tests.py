@@ -73,6 +73,8 @@ class UpstreamTests:
     skipped: int = 0
     outcomes: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    messages: dict[str, str] = field(default_factory=dict)
+    tests_of: str = ""  # the target spec whose tests/ ran
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ def load(path: Path) -> list[UpstreamTests]:
             run.get("skipped", 0),
             run["outcomes"],
             run.get("seconds", 0.0),
+            run.get("messages", {}),
+            run.get("tests_of", ""),
         )
         for label, run in sorted(data["runs"].items())
     ]

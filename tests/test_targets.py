@@ -190,33 +190,128 @@ def test_active_is_empty_outside_a_target_run_and_reads_the_stamp(
 
 
 def test_junit_outcomes_per_test(tmp_path: Path) -> None:
+    """Ids as pytest prints them: a module's test, a class's test (the module is the longest
+    dotted prefix that is a file), a module that failed to collect; with each message."""
+    (tmp_path / "tests" / "samplers_tests").mkdir(parents=True)
+    (tmp_path / "tests" / "samplers_tests" / "test_samplers.py").write_text("")
     junit = tmp_path / "junit.xml"
     junit.write_text(
         '<testsuites><testsuite name="pytest">'
         '<testcase classname="tests.samplers_tests.test_grid" name="test_nan"/>'
         '<testcase classname="tests.samplers_tests.test_grid" name="test_x">'
-        '<failure message="boom"/></testcase>'
+        '<failure message="boom&#10;more"/></testcase>'
+        '<testcase classname="tests.samplers_tests.test_samplers.TestBasic" name="test_y[a]"/>'
+        '<testcase classname="" name="tests.samplers_tests.test_gp">'
+        '<error message="collection failure"/></testcase>'
         "</testsuite></testsuites>"
     )
-    assert upstream_tests.outcomes_from_junit(junit) == {
+    outcomes, messages = upstream_tests.outcomes_from_junit(junit, tmp_path)
+    assert outcomes == {
         "tests/samplers_tests/test_grid.py::test_nan": "passed",
         "tests/samplers_tests/test_grid.py::test_x": "failed",
+        "tests/samplers_tests/test_samplers.py::TestBasic::test_y[a]": "passed",
+        "tests/samplers_tests/test_gp.py::(collection)": "error",
+    }
+    assert messages == {
+        "tests/samplers_tests/test_grid.py::test_x": "boom",
+        "tests/samplers_tests/test_gp.py::(collection)": "collection failure",
     }
 
 
-def test_committed_upstream_test_results_name_their_targets() -> None:
-    """Both builds ran upstream's grid tests, every test passed or failed by name, and each
-    names its provenance (the patched one with the patch's current sha256)."""
-    data = load_json(ROOT / "results" / "upstream-tests.json", schema=upstream_tests.SCHEMA)
-    runs = data["runs"]
-    assert {"5.0.0", FIX} <= set(runs)
-    for label in ("5.0.0", FIX):
-        assert runs[label]["target"]["optuna_version"] == "5.0.0"
-    for run in runs.values():
-        assert run["outcomes"]
-        assert run["passed"] + run["failed"] == len(run["outcomes"])
-    patch = runs[FIX]["target"]["patches"][0]
-    assert patch["sha256"] == hashlib.sha256(PATCH.read_bytes()).hexdigest()
+def test_selection_is_the_samplers_tests_and_every_file_naming_grid_sampler(
+    tmp_path: Path,
+) -> None:
+    for path, text in (
+        ("tests/samplers_tests/test_grid.py", "GridSampler"),
+        ("tests/pruners_tests/test_hyperband.py", "optuna.samplers.GridSampler("),
+        ("tests/study_tests/test_study.py", "RandomSampler"),
+    ):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    assert upstream_tests.select(tmp_path) == [
+        "tests/samplers_tests",
+        "tests/pruners_tests/test_hyperband.py",
+    ]
+
+
+def test_a_prs_patch_splits_per_file_and_its_docs_are_left_out_of_an_sdist(
+    tmp_path: Path,
+) -> None:
+    """Both patches change the code, upstream's test and the documentation page; an sdist has
+    no docs/, so a build applies the other files and names the ones it left out."""
+    for name in ("grid-shared-order.patch", "grid-study-order.patch"):
+        text = (ROOT / "patches" / name).read_text(encoding="utf-8")
+        assert [path for path, _ in targets.file_sections(text)] == [
+            "docs/source/reference/samplers/index.rst",
+            "optuna/samplers/_grid.py",
+            "tests/samplers_tests/test_grid.py",
+        ]
+    tree = tmp_path / "optuna-1.0.0"
+    (tree / "optuna").mkdir(parents=True)
+    (tree / "optuna" / "a.py").write_text("a = 1\n")
+    patch = tmp_path / "two.patch"
+    patch.write_text(
+        "Why.\n\n--- a/docs/x.rst\n+++ b/docs/x.rst\n@@ -1 +1 @@\n-old\n+new\n"
+        "--- a/optuna/a.py\n+++ b/optuna/a.py\n@@ -1 +1 @@\n-a = 1\n+a = 2\n"
+    )
+    spec = targets.Spec(str(patch), "patched", "x", release="1.0.0", patches=(patch,))
+    assert targets.apply_patches(spec, tree) == ["docs/x.rst"]
+    assert (tree / "optuna" / "a.py").read_text() == "a = 2\n"
+    (tree / "optuna").rename(tree / "elsewhere")
+    with pytest.raises(targets.TargetError, match="changes no file"):
+        targets.apply_patches(spec, tree)
+
+
+def test_both_patches_apply_to_the_installed_release(tmp_path: Path) -> None:
+    """The code section of each patch applies to the _grid.py that 5.0.0 ships (no download:
+    the installed wheel's file; its tests and docs are not in a wheel and are left out)."""
+    optuna = pytest.importorskip("optuna")
+    if optuna.__version__ != "5.0.0":
+        pytest.skip(f"Optuna {optuna.__version__} installed; the patches are against 5.0.0")
+    for name in ("grid-shared-order.patch", "grid-study-order.patch"):
+        tree = tmp_path / name / "optuna-5.0.0"
+        (tree / "optuna" / "samplers").mkdir(parents=True)
+        shipped = Path(optuna.__file__).parent / "samplers" / "_grid.py"
+        (tree / "optuna" / "samplers" / "_grid.py").write_bytes(shipped.read_bytes())
+        patch = ROOT / "patches" / name
+        spec = targets.Spec(f"5.0.0+{patch}", "patched", name, release="5.0.0", patches=(patch,))
+        skipped = targets.apply_patches(spec, tree)
+        assert skipped == [
+            "docs/source/reference/samplers/index.rst",
+            "tests/samplers_tests/test_grid.py",
+        ]
+        assert (tree / "optuna" / "samplers" / "_grid.py").read_bytes() != shipped.read_bytes()
+
+
+def test_upstream_test_results_are_whole_and_every_difference_is_a_test_the_patch_adds() -> None:
+    """Every run counts each test once and names its provenance; a patched run names its
+    patches with their current sha256 (else it measured another patch). Where a patched
+    build's outcome differs from the release's, the test is one its patch adds: the release
+    ran the patched build's tests/, so every other test ran on both."""
+    path = ROOT / "results" / upstream_tests.FILENAME
+    if not path.exists():
+        pytest.skip(f"no {path.name}: `nox -s target -- SPEC upstream-tests` writes it")
+    data = load_json(path, schema=upstream_tests.SCHEMA)
+    for label, run in data["runs"].items():
+        assert run["outcomes"], label
+        skipped = run.get("skipped", 0)
+        assert run["passed"] + run["failed"] + skipped == len(run["outcomes"]), label
+        assert run["target"]["label"] == label
+        for patch in run["target"]["patches"]:
+            current = targets.patch_path(targets.PatchRecord(**patch))
+            assert patch["sha256"] == hashlib.sha256(current.read_bytes()).hexdigest(), label
+    by_label = {t.label: t for t in upstream_tests.load(path)}
+    for label, run in data["runs"].items():
+        release = by_label.get(run["target"]["optuna_version"])
+        if not run["target"]["patches"] or release is None:
+            continue
+        added = "".join(
+            targets.patch_path(targets.PatchRecord(**p)).read_text(encoding="utf-8")
+            for p in run["target"]["patches"]
+        )
+        for difference in upstream_tests.compare(release, by_label[label]):
+            name = difference.test.split("::")[-1].split("[")[0]
+            assert f"+def {name}(" in added, (label, difference)
 
 
 def run_workers_one_after_another(seeds: list[int]) -> list[tuple[object, ...]]:

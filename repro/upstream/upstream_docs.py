@@ -53,22 +53,21 @@ class Quote:
 
     @property
     def url(self) -> str:
-        return permalink(self.path, self.first, self.last)
+        return permalink(self.path, self.first, self.last if self.last > self.first else None)
 
 
 GRID_DOCSTRING = Quote(
-    "the `GridSampler` docstring, argument `seed`",
+    "the `GridSampler` docstring of `seed`",
     "optuna/samplers/_grid.py",
-    111,
+    112,
     (
-        "            :meth:`~optuna.Study.optimize` to suppress suggesting similar grids. Please note",  # noqa: E501 (verbatim)
         "            that fixing ``seed`` for each process is strongly recommended in distributed",
         "            optimization to avoid duplicated suggestions.",
     ),
 )
 
 SAMPLERS_PAGE = Quote(
-    "the samplers reference page, note on seeds",
+    "the samplers reference page",
     "docs/source/reference/samplers/index.rst",
     67,
     (
@@ -79,11 +78,26 @@ SAMPLERS_PAGE = Quote(
 QUOTES = (SAMPLERS_PAGE, GRID_DOCSTRING)
 
 GRID_PY = "optuna/samplers/_grid.py"
-# The code behind the loss, at CODE_TAG, each with a word that must be on its lines: the
-# shuffle seeded per sampler; the first len(grid) trials taking grid id = trial number without
-# reading the storage; the id read through this process's order; the stop once no id is left.
-SHUFFLE_LINES = (130, 131, "seed or 0")
-TRIAL_NUMBER_LINES = (147, 152, "trial.number")
-LOOKUP_LINES = (202, 203, "self._all_grids[grid_id]")
-STOP_LINES = (220, 227, "study.stop()")
+
+
+@dataclass(frozen=True)
+class CodeLines:
+    """Lines of ``_grid.py`` at CODE_TAG the issue links, with text that must be on them."""
+
+    first: int
+    last: int
+    holds: str
+
+    @property
+    def url(self) -> str:
+        return permalink(GRID_PY, self.first, self.last, CODE_TAG)
+
+
+# The code behind the loss: the shuffle seeded per sampler; the first len(grid) trials taking
+# grid id = trial number without reading the storage; the id read through this process's
+# order; the stop once no id is left.
+SHUFFLE_LINES = CodeLines(130, 131, "seed or 0")
+TRIAL_NUMBER_LINES = CodeLines(147, 152, "trial.number")
+LOOKUP_LINES = CodeLines(202, 203, "self._all_grids[grid_id]")
+STOP_LINES = CodeLines(220, 227, "study.stop()")
 CODE_LINES = (SHUFFLE_LINES, TRIAL_NUMBER_LINES, LOOKUP_LINES, STOP_LINES)
