@@ -162,7 +162,7 @@ def timeline(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def upstream(session: nox.Session) -> None:
-    """Write results/upstream/ (the new Optuna issue, a #5489 comment, attachments) from JSON."""
+    """Write results/upstream/ (the Optuna issue, attachments, pull request, #5489 comment)."""
     # Standard library only, and no Optuna: the bundle is rendered from the JSON files alone.
     session.run("python", "-c", "import sys; print('python', sys.version.split()[0])")
     # Options go to `write`, e.g. `-- --new-issue N --out /tmp/upstream` once the issue is filed.

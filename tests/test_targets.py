@@ -15,6 +15,7 @@ import pytest
 
 from repro import targets, upstream_tests
 from repro.jsonfile import load_json, write_json
+from repro.upstream import alternatives
 
 from .helpers import ROOT
 
@@ -310,7 +311,7 @@ def test_upstream_test_results_are_whole_and_every_difference_is_a_test_the_patc
             for p in run["target"]["patches"]
         )
         for difference in upstream_tests.compare(release, by_label[label]):
-            name = difference.test.split("::")[-1].split("[")[0]
+            name = alternatives.test_function(difference.test)
             assert f"+def {name}(" in added, (label, difference)
 
 

@@ -72,6 +72,7 @@ class TestCounts:
     failed: int
     skipped: int
     differences: list[Difference]
+    added: list[str]  # the differing tests that the build's patch adds (``+def test_...``)
 
 
 @dataclass(frozen=True)
@@ -165,9 +166,9 @@ def _orders_max(f: ResultsFile) -> int:
     return max(shared, default=0)
 
 
-def _patched(results_dir: Path, release: str) -> list[tuple[str, str, Path, ResultsFile]]:
-    """(patch file name, label, results file, its results) of each one-patch target of the
-    release."""
+def _patched(results_dir: Path, release: str) -> list[tuple[str, str, Path, ResultsFile, str]]:
+    """(patch file name, label, results file, its results, the patch's text or "") of each
+    one-patch target of the release."""
     out = []
     for directory in sorted(results_dir.glob(f"target-{release}+*")):
         provenance = targets.read_provenance(directory)
@@ -175,7 +176,9 @@ def _patched(results_dir: Path, release: str) -> list[tuple[str, str, Path, Resu
         if provenance is None or len(provenance.patches) != 1 or not path.exists():
             continue
         name = Path(provenance.patches[0].path).name
-        out.append((name, provenance.label, path, results.load(path)))
+        patch = targets.patch_path(provenance.patches[0])
+        text = patch.read_text(encoding="utf-8") if patch.is_file() else ""
+        out.append((name, provenance.label, path, results.load(path), text))
     return out
 
 
@@ -188,13 +191,15 @@ def decide(results_dir: Path, release: ResultsFile) -> Alternatives | None:
     tests_path = results_dir / upstream_tests.FILENAME
     tests = {t.label: t for t in upstream_tests.load(tests_path)} if tests_path.exists() else {}
     ids = {case for case, run in _cases(release).items() if not collapses(run)}
-    for _, _, _, f in patched:
+    for _, _, _, f, _ in patched:
         ids &= set(_cases(f))
     release_prints = _fingerprints(release)
     release_tests = tests.get(version)
     source = results.results_path(results_dir, version).relative_to(results_dir).as_posix()
 
-    def row(key: str, label: str, path: str, f: ResultsFile, policies: Sequence[str]) -> Row:
+    def row(
+        key: str, label: str, path: str, f: ResultsFile, policies: Sequence[str], patch: str = ""
+    ) -> Row:
         design, changes = DESIGNS.get(key, (key, ""))
         found = tests.get(label)
         prints = _fingerprints(f)
@@ -208,15 +213,15 @@ def decide(results_dir: Path, release: ResultsFile) -> Alternatives | None:
             corpus=_corpus(f, ids, policies),
             orders_max=_orders_max(f),
             release_order=(prints == release_prints) if prints and release_prints else None,
-            tests=_counts(found, release_tests),
+            tests=_counts(found, release_tests, patch),
         )
 
     rows = [
         row(RELEASE, version, source, release, SEED_POLICIES),
         row(DOCS_ONLY, version, source, release, ("shared",)),
         *(
-            row(name, label, path.relative_to(results_dir).as_posix(), f, SEED_POLICIES)
-            for name, label, path, f in patched
+            row(name, label, path.relative_to(results_dir).as_posix(), f, SEED_POLICIES, text)
+            for name, label, path, f, text in patched
         ),
     ]
     measured = [tests[r.label] for r in rows if r.label in tests]
@@ -234,11 +239,19 @@ def _everywhere(runs: Sequence[UpstreamTests]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _counts(found: UpstreamTests | None, release: UpstreamTests | None) -> TestCounts | None:
+def _counts(
+    found: UpstreamTests | None, release: UpstreamTests | None, patch: str
+) -> TestCounts | None:
     if found is None:
         return None
     differences = upstream_tests.compare(release, found) if release is not None else []
-    return TestCounts(found.passed, found.failed, found.skipped, differences)
+    added = [d.test for d in differences if f"+def {test_function(d.test)}(" in patch]
+    return TestCounts(found.passed, found.failed, found.skipped, differences, added)
+
+
+def test_function(test: str) -> str:
+    """The function of a pytest id: ``path.py::Class::test_x[param]`` -> ``test_x``."""
+    return test.split("::")[-1].split("[")[0]
 
 
 def _recommend(rows: Sequence[Row]) -> str | None:

@@ -129,13 +129,16 @@ def _fix_section(facts: Facts) -> list[str]:
         ),
     ]
     found = facts.alternatives
-    if found is not None:
-        out += ["", "## Alternatives", "", *pr.alternatives_table(found)]
-    for t in fix.tests:
-        out.append(
-            f"- upstream's tests on `{t.label}` (tests of `{t.tests_of or t.label}`): "
-            f"{t.passed} passed, {t.failed} failed, {t.skipped} skipped"
-        )
+    if found is None:
+        return out
+    out += ["", "## Alternatives", "", *pr.alternatives_table(found), ""]
+    labels = {row.label for row in found.rows}
+    out += [
+        f"- upstream's tests on `{t.label}` (the `tests/` of `{t.tests_of or t.label}`): "
+        f"{t.passed} passed, {t.failed} failed, {t.skipped} skipped"
+        for t in fix.tests
+        if t.label in labels
+    ]
     return out
 
 

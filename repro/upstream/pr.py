@@ -109,6 +109,7 @@ def _differences(found: alt.Alternatives) -> list[str]:
         out.append(f"On `{row.label}`, against the release:")
         out += [
             f"- `{d.test}`: {d.release} on the release, {d.patched} here"
+            + (" (a test this patch adds)" if d.test in row.tests.added else "")
             for d in row.tests.differences
         ]
         out.append("")
