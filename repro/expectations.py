@@ -142,56 +142,66 @@ TABLE: tuple[Expectation, ...] = (
 
 # Rows for builds that are not releases, looked up by the label of the target under test
 # ($REPRO_TARGET); what they do not cover falls back to TABLE by the version the build reports.
-TARGET_ROWS: tuple[Expectation, ...] = (
-    Expectation(
-        "5.0.0",
-        "5.0.1",
-        PROCESS_MODES,
-        ALL_POLICIES,
-        "exact",
-        "patches/grid-shared-order.patch shuffles the grid with a seed derived from the search "
-        "space (names and sizes) instead of each worker's seed, so every worker maps a trial "
-        "number to the same point; trial numbers are unique",
-        (_V500_SEED, _V500_NUMBER),
-        target="5.0.0+grid-shared-order",
-    ),
-    Expectation(
-        "5.0.0",
-        "5.0.1",
-        PROCESS_MODES,
-        ALL_POLICIES - {"per-worker"},
-        "exact",
-        "patches/grid-study-order.patch (the alternative design): the first process to sample "
-        "stores its seed as a study system attr and every process shuffles with the stored "
-        "seed; with one seed in every process, or none, whichever process writes it writes the "
-        "same seed",
-        (_V500_SEED, _V500_NUMBER),
-        target="5.0.0+grid-study-order",
-    ),
-    Expectation(
-        "5.0.0",
-        "5.0.1",
-        frozenset({"sequential"}),
-        frozenset({"per-worker"}),
-        "exact",
-        "patches/grid-study-order.patch: a process that starts after another has sampled reads "
-        "the stored seed, so processes one after another share one order",
-        (_V500_SEED, _V500_NUMBER),
-        target="5.0.0+grid-study-order",
-    ),
-    Expectation(
-        "5.0.0",
-        "5.0.1",
-        frozenset({"concurrent"}),
-        frozenset({"per-worker"}),
-        "racy",
-        "patches/grid-study-order.patch: processes that reach their first trial together can "
-        "each read no attr and write their own seed (storages offer no compare-and-set for a "
-        "study attr); the last write wins, and the trials assigned before it used another "
-        "order",
-        (_V500_SEED, _V500_NUMBER),
-        target="5.0.0+grid-study-order",
-    ),
+def _patched_rows(release: str, until: str) -> tuple[Expectation, ...]:
+    """The rows of the two patched builds of ``release`` (``RELEASE+grid-shared-order``, the
+    proposed fix, and ``RELEASE+grid-study-order``, the alternative design); both patches leave
+    the lines they cite as the release has them."""
+    cite = (source(f"v{release}", "L130-L131"), source(f"v{release}", "L147-L152"))
+    return (
+        Expectation(
+            release,
+            until,
+            PROCESS_MODES,
+            ALL_POLICIES,
+            "exact",
+            "patches/grid-shared-order.patch shuffles the grid with a seed derived from the search "
+            "space (names and sizes) instead of each worker's seed, so every worker maps a trial "
+            "number to the same point; trial numbers are unique",
+            cite,
+            target=f"{release}+grid-shared-order",
+        ),
+        Expectation(
+            release,
+            until,
+            PROCESS_MODES,
+            ALL_POLICIES - {"per-worker"},
+            "exact",
+            "patches/grid-study-order.patch (the alternative design): the first process to sample "
+            "stores its seed as a study system attr and every process shuffles with the stored "
+            "seed; with one seed in every process, or none, whichever process writes it writes the "
+            "same seed",
+            cite,
+            target=f"{release}+grid-study-order",
+        ),
+        Expectation(
+            release,
+            until,
+            frozenset({"sequential"}),
+            frozenset({"per-worker"}),
+            "exact",
+            "patches/grid-study-order.patch: a process that starts after another has sampled reads "
+            "the stored seed, so processes one after another share one order",
+            cite,
+            target=f"{release}+grid-study-order",
+        ),
+        Expectation(
+            release,
+            until,
+            frozenset({"concurrent"}),
+            frozenset({"per-worker"}),
+            "racy",
+            "patches/grid-study-order.patch: processes that reach their first trial together can "
+            "each read no attr and write their own seed (storages offer no compare-and-set for a "
+            "study attr); the last write wins, and the trials assigned before it used another "
+            "order",
+            cite,
+            target=f"{release}+grid-study-order",
+        ),
+    )
+
+
+TARGET_ROWS: tuple[Expectation, ...] = _patched_rows("5.0.0", "5.0.1") + _patched_rows(
+    "5.1.0", "5.1.1"
 )
 
 

@@ -204,7 +204,7 @@ def test_issue_renders_as_the_bug_report_form(fresh: Path) -> None:
     for quote in docs.QUOTES:
         assert quote.url in body
         assert " ".join(line.strip() for line in quote.lines) in body
-    for lines in docs.CODE_LINES:
+    for lines in docs.cause(newest.optuna_version).lines:
         assert lines.url in body
 
 
@@ -390,16 +390,17 @@ def add_optional_json(directory: Path) -> None:
     base = next(r for r in newest.runs if r.scenario == "sequential-none-sqlite-w4-g24")
     remedy = replace(base, scenario=base.scenario + "-x1.5", trials=36, missing=3, duplicates=15)
     results.save(path, replace(newest, runs=[*newest.runs, remedy]))
+    v = newest.optuna_version
 
-    target = directory / "target-5.0.0+fix"
+    target = directory / f"target-{v}+fix"
     patch = directory / "fix.patch"
     patch.write_text("--- a/optuna/samplers/_grid.py\n+++ b/optuna/samplers/_grid.py\n")
     provenance = {
-        "label": "5.0.0+fix",
-        "spec": "5.0.0+patches/fix.patch",
+        "label": f"{v}+fix",
+        "spec": f"{v}+patches/fix.patch",
         "kind": "patched",
         "source": "package index sdist, patched",
-        "optuna_version": "5.0.0",
+        "optuna_version": v,
         "patches": [{"path": str(patch), "sha256": "ab" * 32}],
     }
     write_json(target / "target.json", {"provenance": provenance}, schema=1)
@@ -408,15 +409,15 @@ def add_optional_json(directory: Path) -> None:
         for r in newest.runs
         if r.seed_policy == "per-worker"
     ]
-    results.save(results.results_path(target, "5.0.0"), replace(newest, runs=fixed))
+    results.save(results.results_path(target, v), replace(newest, runs=fixed))
     tests = {
-        "5.0.0": {"command": "pytest", "passed": 311, "failed": 1, "outcomes": {"t::a": "failed"}},
-        "5.0.0+fix": {"command": "pytest", "passed": 312, "failed": 0, "outcomes": {}},
+        v: {"command": "pytest", "passed": 311, "failed": 1, "outcomes": {"t::a": "failed"}},
+        f"{v}+fix": {"command": "pytest", "passed": 312, "failed": 0, "outcomes": {}},
     }
     write_json(directory / facts.UPSTREAM_TESTS, {"runs": tests}, schema=1)
     case = {
         "older": "4.0.0",
-        "newer": "5.0.0",
+        "newer": v,
         "creator": "4.0.0",
         "seed_policy": "none",
         "mode": "sequential",
@@ -438,7 +439,7 @@ def test_optional_sections_are_included_and_their_numbers_checked(tmp_path: Path
     assert done.notes == []
     text = (out / bundle.DETAILS).read_text(encoding="utf-8")
     assert all(heading in text for heading in HEADINGS.values())
-    assert "- upstream's tests on `5.0.0`" in text
+    assert f"- upstream's tests on `{results.load_all(doctored)[-1].optuna_version}`" in text
     assert "311 passed, 1 failed" in text
     assert "41 missing" in text
     numbers = known_numbers(out)
@@ -448,7 +449,8 @@ def test_optional_sections_are_included_and_their_numbers_checked(tmp_path: Path
             assert unknown_numbers((out / name).read_text(encoding="utf-8"), numbers) == []
     with zipfile.ZipFile(out / bundle.ZIP) as z:
         names = set(z.namelist())
-    assert {"rolling.json", "upstream-tests.json", "target-5.0.0+fix/target.json"} <= names
+    newest = results.load_all(doctored)[-1].optuna_version
+    assert {"rolling.json", "upstream-tests.json", f"target-{newest}+fix/target.json"} <= names
 
 
 def test_a_stale_script_record_is_refused(tmp_path: Path) -> None:
@@ -512,15 +514,22 @@ def test_quotes_are_verbatim_at_the_tag() -> None:
 
 
 def test_quoted_and_linked_code_is_what_the_installed_release_ships() -> None:
-    """The `seed` docstring quoted and every code line linked are the 5.0.0 release's."""
+    """The `seed` docstring quoted and every code line the issue would link for the installed
+    release are that release's: the file it ships is the sdist's, which its tag builds."""
     optuna = pytest.importorskip("optuna")
-    if optuna.__version__ != "5.0.0":
-        pytest.skip(f"Optuna {optuna.__version__} installed; the lines are 5.0.0's")
+    if optuna.__version__ not in docs.CAUSES:
+        pytest.skip(f"Optuna {optuna.__version__} installed; lines known for {sorted(docs.CAUSES)}")
     source = (Path(optuna.__file__).parent / "samplers" / "_grid.py").read_text().splitlines()
     quote = docs.GRID_DOCSTRING
     assert tuple(source[quote.first - 1 : quote.last]) == quote.lines
-    for lines in docs.CODE_LINES:
+    for lines in docs.cause(optuna.__version__).lines:
         assert lines.holds in "\n".join(source[lines.first - 1 : lines.last]), lines
+        assert lines.tag == f"v{optuna.__version__}"
+
+
+def test_a_release_whose_lines_were_not_read_is_refused() -> None:
+    with pytest.raises(docs.UnknownRelease, match="add them to CAUSES"):
+        docs.cause("0.0.1")
 
 
 def test_record_keeps_each_printed_line_and_the_scripts_hash(tmp_path: Path) -> None:

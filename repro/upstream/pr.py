@@ -164,7 +164,7 @@ def description(facts: Facts, new_issue: int | None) -> str:
         "seeds, as the samplers reference page recommends for distributed optimization, skip "
         "some grid points and evaluate others twice. Each process shuffles the grid with its "
         "own seed, and trial `n < len(grid)` evaluates point `n` of that process's order "
-        f"({link('_grid.py', docs.TRIAL_NUMBER_LINES.url)}).",
+        f"({link('_grid.py', docs.cause(found.release).number.url)}).",
         "",
         f"## {CHANGES}",
         "",

@@ -155,16 +155,16 @@ def _code(lines: docs.CodeLines) -> str:
     return link(f"L{lines.first}-L{lines.last}", lines.url)
 
 
-def _cause_section() -> list[str]:
+def _cause_section(facts: Facts) -> list[str]:
+    c = docs.cause(facts.version)
     return [
         "",
-        f"**Cause** (`_grid.py` at `{docs.CODE_TAG}`): `__init__` shuffles the grid with the "
-        f"sampler's seed ({_code(docs.SHUFFLE_LINES)}); trial `n < len(grid)` gets grid id `n` "
-        f"({_code(docs.TRIAL_NUMBER_LINES)}), read through this process's order "
-        f"({_code(docs.LOOKUP_LINES)}). Different seeds map one trial number to different "
-        f"points; once every id is used `after_trial` stops the study "
-        f"({_code(docs.STOP_LINES)}). {link('PR #5490', docs.PR_5490)} made `seed=None` mean "
-        "seed 0, which fixed processes without a seed only.",
+        f"**Cause** (`_grid.py` at `{c.shuffle.tag}`): `__init__` shuffles the grid with the "
+        f"sampler's seed ({_code(c.shuffle)}); trial `n < len(grid)` gets grid id `n` "
+        f"({_code(c.number)}), read through this process's order ({_code(c.lookup)}). "
+        "Different seeds map one trial number to different points; once every id is used "
+        f"`after_trial` stops the study ({_code(c.stop)}). {link('PR #5490', docs.PR_5490)} "
+        "made `seed=None` mean seed 0, which fixed processes without a seed only.",
     ]
 
 
@@ -180,7 +180,7 @@ def _fix_pointer(facts: Facts) -> list[str]:
 
 
 def additional_context(facts: Facts, attachments: Sequence[str]) -> list[str]:
-    out = _docs_section() + _cause_section() + _fix_pointer(facts)
+    out = _docs_section() + _cause_section(facts) + _fix_pointer(facts)
     out += [
         "",
         "**Related:** " + ", ".join(issue_link(n) for n in (5489, 4627, 2039)) + ".",

@@ -2,24 +2,26 @@
 data.
 
 The quotes are verbatim lines of Optuna's repository at ``TAG`` with their line numbers; the
-code links point into ``optuna/samplers/_grid.py`` at ``CODE_TAG``. The tests compare the quotes
-with a clone when one is named (``$OPTUNA_MIRROR``) and every quoted or linked line of
-``_grid.py`` with the installed 5.0.0 release.
+code links point into ``optuna/samplers/_grid.py`` at the newest release's tag (``CAUSES``). The
+tests compare the quotes with a clone when one is named (``$OPTUNA_MIRROR``) and every quoted or
+linked line of ``_grid.py`` with the installed release.
 
 Why two tags: the clone of optuna/optuna read for this report (master of 2026-08-21, which still
 says ``5.0.0.dev``) holds tags up to v5.0.0-rc1, so the documentation page is quoted at that
-tag (it is unchanged from there to that master). The code is linked at v5.0.0 because its lines
-were read in the 5.0.0 sdist and wheel, which the release tag builds; ``_grid.py`` at
-v5.0.0-rc1 is byte-identical to them.
+tag (it is unchanged from there to that master, and the quoted docstring lines are the same in
+5.0.0 and 5.1.0). The code is linked at each release's own tag because its lines were read in
+that release's sdist, which the tag builds; ``_grid.py`` at v5.0.0-rc1 is byte-identical to
+5.0.0's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from repro.errors import ReproError
+
 REPO = "https://github.com/optuna/optuna"
 TAG = "v5.0.0-rc1"
-CODE_TAG = "v5.0.0"
 
 # GitHub refuses a longer issue or comment body: the REST API answers 422 "body is too long
 # (maximum is 65536 characters)" (https://docs.github.com/rest/issues/issues#create-an-issue).
@@ -82,22 +84,58 @@ GRID_PY = "optuna/samplers/_grid.py"
 
 @dataclass(frozen=True)
 class CodeLines:
-    """Lines of ``_grid.py`` at CODE_TAG the issue links, with text that must be on them."""
+    """Lines of ``_grid.py`` at a release tag that the issue links, with text that must be on
+    them."""
 
+    tag: str
     first: int
     last: int
     holds: str
 
     @property
     def url(self) -> str:
-        return permalink(GRID_PY, self.first, self.last, CODE_TAG)
+        return permalink(GRID_PY, self.first, self.last, self.tag)
 
 
-# The code behind the loss: the shuffle seeded per sampler; the first len(grid) trials taking
-# grid id = trial number without reading the storage; the id read through this process's
-# order; the stop once no id is left.
-SHUFFLE_LINES = CodeLines(130, 131, "seed or 0")
-TRIAL_NUMBER_LINES = CodeLines(147, 152, "trial.number")
-LOOKUP_LINES = CodeLines(202, 203, "self._all_grids[grid_id]")
-STOP_LINES = CodeLines(220, 227, "study.stop()")
-CODE_LINES = (SHUFFLE_LINES, TRIAL_NUMBER_LINES, LOOKUP_LINES, STOP_LINES)
+@dataclass(frozen=True)
+class Cause:
+    """The code behind the loss in one release: the shuffle seeded per sampler; the first
+    len(grid) trials taking grid id = trial number without reading the storage; the id read
+    through this process's order; the stop once no id is left."""
+
+    shuffle: CodeLines
+    number: CodeLines
+    lookup: CodeLines
+    stop: CodeLines
+
+    @property
+    def lines(self) -> tuple[CodeLines, ...]:
+        return (self.shuffle, self.number, self.lookup, self.stop)
+
+
+def _cause(release: str, stop_last: int) -> Cause:
+    tag = f"v{release}"
+    return Cause(
+        CodeLines(tag, 130, 131, "seed or 0"),
+        CodeLines(tag, 147, 152, "trial.number"),
+        CodeLines(tag, 202, 203, "self._all_grids[grid_id]"),
+        CodeLines(tag, 220, stop_last, "study.stop()"),
+    )
+
+
+# Per release, read in its sdist (5.1.0 adds a line to `after_trial`'s stop); the test checks
+# them against the installed release.
+CAUSES = {"5.0.0": _cause("5.0.0", 227), "5.1.0": _cause("5.1.0", 228)}
+
+
+class UnknownRelease(ReproError):
+    """A release whose lines of _grid.py the issue would link unread."""
+
+
+def cause(release: str) -> Cause:
+    if release not in CAUSES:
+        raise UnknownRelease(
+            f"Optuna {release}: which lines of {GRID_PY} to link is not known; read them in its "
+            "sdist and add them to CAUSES in repro/upstream/upstream_docs.py"
+        )
+    return CAUSES[release]
