@@ -102,16 +102,22 @@ def alternatives_table(found: alt.Alternatives) -> list[str]:
 
 
 def _differences(found: alt.Alternatives) -> list[str]:
+    """Per build, the tests whose outcome differs from the release's, one line per test
+    function and change (its parameters in brackets)."""
     out = []
     for row in found.rows:
         if row.tests is None or not row.tests.differences:
             continue
+        groups: dict[tuple[str, str, str, bool], list[str]] = {}
+        for d in row.tests.differences:
+            function, _, param = d.test.partition("[")
+            key = (function, d.release, d.patched, d.test in row.tests.added)
+            groups.setdefault(key, []).append(param.rstrip("]"))
         out.append(f"On `{row.label}`, against the release:")
-        out += [
-            f"- `{d.test}`: {d.release} on the release, {d.patched} here"
-            + (" (a test this patch adds)" if d.test in row.tests.added else "")
-            for d in row.tests.differences
-        ]
+        for (function, before, after, added), params in groups.items():
+            shown = f" [{', '.join(p for p in params if p)}]" if any(params) else ""
+            why = " (a test this patch adds)" if added else ""
+            out.append(f"- `{function}`{shown}: {before} on the release, {after} here{why}")
         out.append("")
     return out
 
@@ -129,7 +135,10 @@ def _tests_section(facts: Facts, found: alt.Alternatives) -> list[str]:
         "`GridSampler`), on the release and on each build.",
     ]
     if alike:
-        out[-1] += f" Failing alike on all of them (the environment, not the patches): {alike}."
+        out[-1] += (
+            " Failing alike on the release and on every build, so none is a patch's doing "
+            f"(`torch` is not installed here): {alike}."
+        )
     out += ["", *_differences(found)]
     return out
 
