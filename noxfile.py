@@ -178,7 +178,7 @@ def timeline(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def upstream(session: nox.Session) -> None:
-    """Write results/upstream/ (the new Optuna issue, a #5489 comment, attachments) from JSON."""
+    """Write results/upstream/ (the Optuna issue, attachments, pull request, #5489 comment)."""
     # Standard library only, and no Optuna: the bundle is rendered from the JSON files alone.
     session.run("python", "-c", "import sys; print('python', sys.version.split()[0])")
     # Options go to `write`, e.g. `-- --new-issue N --out /tmp/upstream` once the issue is filed.
@@ -207,10 +207,11 @@ TARGET_COMMANDS = {
     "repro": (["python", "-m", "repro", "run"], []),
     "corpus": (["python", "-m", "repro.corpus", "replay"], CORPUS_DEPS),
     "tests": (["pytest", "-n", "auto", "--dist", "loadgroup"], TEST_DEPS),
-    # pytest and fakeredis are what upstream's test_grid.py imports beyond Optuna.
+    # What upstream's samplers tests import beyond Optuna (its `test` group less torch, kaleido,
+    # plotly and moto: no test of the selection needs them but test_gp.py, which needs torch).
     "upstream-tests": (
-        ["python", "-m", "repro.targets", "upstream-tests"],
-        ["pytest", "fakeredis"],
+        ["python", "-m", "repro.upstream_tests"],
+        ["pytest", "pytest-xdist", "fakeredis[lua]", "scipy", "cmaes", "grpcio", "protobuf"],
     ),
 }
 

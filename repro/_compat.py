@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -127,9 +128,21 @@ def warm_up() -> None:
         journal_file_storage(f"{tmp}/warmup.log")
 
 
-# Remedies (issue 12). BruteForceSampler exists from 3.1.0 and takes ``seed`` on every pinned
-# release (3.2.0: np.random.RandomState(seed); 3.6.1 on: LazyRandomState(seed)); 4.x added
-# ``avoid_premature_stop``, left at its default as a user would.
+# Remedies. BruteForceSampler exists from 3.1.0 and takes ``seed`` on every pinned release
+# (3.2.0: np.random.RandomState(seed); 3.6.1 on: LazyRandomState(seed)); the "bruteforce"
+# remedy leaves ``avoid_premature_stop`` at its default as a user would, "bruteforce-strict"
+# sets it. The argument exists from 4.3.0 on (optuna#5893; v4.2.1's __init__ takes ``seed``
+# only): ``expectations.REMEDY_SINCE`` holds that bound with its citation.
+AVOID_PREMATURE_STOP: bool = (
+    "avoid_premature_stop" in inspect.signature(optuna.samplers.BruteForceSampler).parameters
+)
+
+
+def remedy_available(remedy: str) -> bool:
+    """Whether the installed Optuna has what ``remedy`` needs."""
+    return remedy != "bruteforce-strict" or AVOID_PREMATURE_STOP
+
+
 def remedy_sampler(
     remedy: str, search_space: Mapping[str, Sequence[Any]], seed: int | None
 ) -> optuna.samplers.BaseSampler:
@@ -139,6 +152,8 @@ def remedy_sampler(
     queue is empty)."""
     if remedy == "bruteforce":
         return optuna.samplers.BruteForceSampler(seed=seed)
+    if remedy == "bruteforce-strict":
+        return optuna.samplers.BruteForceSampler(seed=seed, avoid_premature_stop=True)
     if remedy == "enqueued":
         return optuna.samplers.RandomSampler(seed=seed)
     return grid_sampler(search_space, seed)

@@ -35,6 +35,7 @@ from repro.scenarios import (
     DEFAULT_WORKERS,
     MAX_GRID_POINTS,
     MAX_WORKERS,
+    REMEDY_SINCE,
     SERVER_STORAGES,
     UPSTREAM,
     GridValue,
@@ -464,6 +465,16 @@ def _run(args: argparse.Namespace) -> int:
     env = environment()
     _compat.warm_up()
     scenarios = _reachable(scenarios, explicit=set(args.storage), patterns=args.scenario)
+    absent = sorted({s.remedy for s in scenarios if not _compat.remedy_available(s.remedy)})
+    if absent:
+        print(
+            f"not applicable on Optuna {version}: "
+            + ", ".join(f"{r} (from {REMEDY_SINCE[r]})" for r in absent),
+            file=sys.stderr,
+        )
+        scenarios = [s for s in scenarios if s.remedy not in absent]
+        if not scenarios:
+            return 0
     header = {
         "python": str(env["python"]),
         "platform": str(env["platform"]),

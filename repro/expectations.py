@@ -25,8 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from repro import targets
-from repro.results import RunRecord, version_key
+from repro.results import RunRecord
 from repro.scenarios import DEFAULT_SPACE, DEFAULT_WORKERS, Scenario
+from repro.versions import version_key
 
 GRID = "optuna/samplers/_grid.py"
 
@@ -142,19 +143,66 @@ TABLE: tuple[Expectation, ...] = (
 
 # Rows for builds that are not releases, looked up by the label of the target under test
 # ($REPRO_TARGET); what they do not cover falls back to TABLE by the version the build reports.
-TARGET_ROWS: tuple[Expectation, ...] = (
-    Expectation(
-        "5.0.0",
-        "5.0.1",
-        PROCESS_MODES,
-        ALL_POLICIES,
-        "exact",
-        "patches/grid-shared-order.patch shuffles the grid with a seed derived from the search "
-        "space (names and sizes) instead of each worker's seed, so every worker maps a trial "
-        "number to the same point; trial numbers are unique",
-        (_V500_SEED, _V500_NUMBER),
-        target="5.0.0+grid-shared-order",
-    ),
+def _patched_rows(release: str, until: str) -> tuple[Expectation, ...]:
+    """The rows of the two patched builds of ``release`` (``RELEASE+grid-shared-order``, the
+    proposed fix, and ``RELEASE+grid-study-order``, the alternative design); both patches leave
+    the lines they cite as the release has them."""
+    cite = (source(f"v{release}", "L130-L131"), source(f"v{release}", "L147-L152"))
+    return (
+        Expectation(
+            release,
+            until,
+            PROCESS_MODES,
+            ALL_POLICIES,
+            "exact",
+            "patches/grid-shared-order.patch shuffles the grid with a seed derived from the search "
+            "space (names and sizes) instead of each worker's seed, so every worker maps a trial "
+            "number to the same point; trial numbers are unique",
+            cite,
+            target=f"{release}+grid-shared-order",
+        ),
+        Expectation(
+            release,
+            until,
+            PROCESS_MODES,
+            ALL_POLICIES - {"per-worker"},
+            "exact",
+            "patches/grid-study-order.patch (the alternative design): the first process to sample "
+            "stores its seed as a study system attr and every process shuffles with the stored "
+            "seed; with one seed in every process, or none, whichever process writes it writes the "
+            "same seed",
+            cite,
+            target=f"{release}+grid-study-order",
+        ),
+        Expectation(
+            release,
+            until,
+            frozenset({"sequential"}),
+            frozenset({"per-worker"}),
+            "exact",
+            "patches/grid-study-order.patch: a process that starts after another has sampled reads "
+            "the stored seed, so processes one after another share one order",
+            cite,
+            target=f"{release}+grid-study-order",
+        ),
+        Expectation(
+            release,
+            until,
+            frozenset({"concurrent"}),
+            frozenset({"per-worker"}),
+            "racy",
+            "patches/grid-study-order.patch: processes that reach their first trial together can "
+            "each read no attr and write their own seed (storages offer no compare-and-set for a "
+            "study attr); the last write wins, and the trials assigned before it used another "
+            "order",
+            cite,
+            target=f"{release}+grid-study-order",
+        ),
+    )
+
+
+TARGET_ROWS: tuple[Expectation, ...] = _patched_rows("5.0.0", "5.0.1") + _patched_rows(
+    "5.1.0", "5.1.1"
 )
 
 
@@ -566,6 +614,14 @@ _BRUTE_SAMPLE = (
     upstream("v3.6.1", BRUTE, "L178-L242"),
     upstream("v5.0.0", BRUTE, "L332-L390"),
 )
+# BruteForceSampler(avoid_premature_stop=True): the argument (4.3.0: __init__ and both uses),
+# and at 5.0.0 the tree's count of unexpanded leaves, the pick and the stop.
+_BRUTE_STRICT = (
+    upstream("v4.3.0", BRUTE, "L145-L155"),
+    upstream("v4.3.0", BRUTE, "L193-L263"),
+    upstream("v5.0.0", BRUTE, "L172-L190"),
+    upstream("v5.0.0", BRUTE, "L332-L390"),
+)
 _POP = (
     upstream("v3.2.0", STUDY, "L1027-L1037"),
     upstream("v3.6.1", STUDY, "L1036-L1046"),
@@ -676,6 +732,33 @@ REMEDY_TABLE: tuple[RemedyExpectation, ...] = (
         "the grid size each duplicate costs a point; the docstring warns that a seed makes "
         "duplicates likelier in distributed runs",
         _BRUTE_SAMPLE,
+    ),
+    RemedyExpectation(
+        "4.3.0",
+        None,
+        frozenset({"bruteforce-strict"}),
+        SEQUENTIAL,
+        ANY_STORAGE,
+        "exact",
+        "avoid_premature_stop=True only changes how running trials count (exclude_running is "
+        "False in sample_independent and after_trial): a worker that runs alone sees no "
+        "running trial but its own, so it picks and stops as the plain BruteForceSampler does "
+        "(same note on values that compare equal as the plain row)",
+        _BRUTE_STRICT,
+    ),
+    RemedyExpectation(
+        "4.3.0",
+        None,
+        frozenset({"bruteforce-strict"}),
+        CONCURRENT,
+        ANY_STORAGE,
+        "racy",
+        "the pick still reads the storage and writes the chosen value only with the suggest, "
+        "and with exclude_running False a leaf another worker is running counts as unexpanded "
+        "(count_unexpanded), so it can be picked again; the study stops only when no leaf is "
+        "left, running ones included. With the budget at the grid size each duplicate costs a "
+        "point; the docstring warns that the option may increase duplicate sampling",
+        _BRUTE_STRICT,
     ),
     RemedyExpectation(
         "3.2.0",

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from repro.scenarios import ALL_STORAGES, SEED_POLICIES
+from repro.scenarios import ALL_STORAGES, REMEDY_SINCE, SEED_POLICIES
 from repro.stats import wilson95
+from repro.versions import version_key
 
 if TYPE_CHECKING:
     # Only for annotations: results imports this module to store the remedy cells beside
@@ -41,6 +42,7 @@ class Strategy:
         sampler = {
             "grid": "`GridSampler`",
             "bruteforce": "`BruteForceSampler`",
+            "bruteforce-strict": "`BruteForceSampler(avoid_premature_stop=True)`",
             "enqueued": "grid enqueued, `RandomSampler` pops it",
             "x1.5": "`GridSampler`, budget 1.5x the grid",
             "x2": "`GridSampler`, budget 2x the grid",
@@ -61,7 +63,7 @@ def _strategy(run: RunRecord) -> Strategy:
 
 
 def _rank(s: Strategy) -> tuple[int, int, int]:
-    remedies = ("grid", "bruteforce", "enqueued", "x1.5", "x2")
+    remedies = ("grid", "bruteforce", "bruteforce-strict", "enqueued", "x1.5", "x2")
     seeds = (*SEED_POLICIES, ANY_SEED)
     return remedies.index(s.remedy), seeds.index(s.seed_policy), MODE_ORDER.index(s.mode)
 
@@ -266,10 +268,20 @@ def _numbers(c: Cell) -> str:
     return text
 
 
-def render_cell(c: Cell | None) -> str:
-    """Compact: verdict, lost/runs, Wilson interval, then what else happened."""
+def not_applicable(remedy: str, version: str) -> str | None:
+    """ "not applicable (from X)" when ``version`` predates what ``remedy`` needs, else None."""
+    since = REMEDY_SINCE.get(remedy)  # type: ignore[call-overload]
+    if since is not None and version_key(version) < version_key(since):
+        return f"not applicable (from {since})"
+    return None
+
+
+def render_cell(c: Cell | None, strategy: Strategy | None = None, version: str = "") -> str:
+    """Compact: verdict, lost/runs, Wilson interval, then what else happened; a missing cell
+    says "not applicable" on a release without the remedy, else "not run"."""
     if c is None:
-        return "not run"
+        missing = strategy and not_applicable(strategy.remedy, version)
+        return missing or "not run"
     low, high = c.lost_wilson95
     parts = [f"**{c.verdict}** {c.lost}/{c.runs} ({low:.2f}-{high:.2f})"]
     if c.missing_mean:
@@ -310,7 +322,9 @@ def render_what_works(files: Sequence[ResultsFile]) -> list[str]:
             "|---|" + "---|" * len(versions),
         ]
         out += [
-            f"| {s.label} | " + " | ".join(render_cell(table.get((s, v))) for v in versions) + " |"
+            f"| {s.label} | "
+            + " | ".join(render_cell(table.get((s, v)), s, v) for v in versions)
+            + " |"
             for s in strategies
         ]
         out.append("")

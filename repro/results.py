@@ -15,10 +15,8 @@ from __future__ import annotations
 import dataclasses
 import errno
 import fcntl
-import functools
 import json
 import os
-import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,6 +37,7 @@ from repro.jsonfile import (
     write_json,
 )
 from repro.stats import mean_ci95, wilson95
+from repro.versions import version_key
 
 SCHEMA = 1
 
@@ -505,12 +504,6 @@ def recover(directory: Path) -> list[str]:
     for version in versions:
         fold(directory, version)
     return versions
-
-
-@functools.cache
-def version_key(version: str) -> tuple[int, ...]:
-    """Order release strings numerically by their leading digits ("5.0.0rc1" -> (5, 0, 0))."""
-    return tuple(int(m.group()) if (m := re.match(r"\d+", p)) else 0 for p in version.split("."))
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,20 @@ SeedPolicy = Literal["none", "shared", "per-worker"]
 # What a user changes to get every grid point once (issue 12): "grid" is today's GridSampler;
 # "bruteforce" swaps in BruteForceSampler; "enqueued" enqueues the whole grid before the
 # workers start and lets them pop it with RandomSampler; "x1.5" and "x2" keep GridSampler but
-# give the study 1.5x or 2x the grid size as its budget ("just run a few more trials").
-Remedy = Literal["grid", "bruteforce", "enqueued", "x1.5", "x2"]
+# give the study 1.5x or 2x the grid size as its budget ("just run a few more trials");
+# "bruteforce-strict" is BruteForceSampler(avoid_premature_stop=True), from Optuna 4.3.0 on
+# (``REMEDY_SINCE``; not applicable on earlier releases).
+Remedy = Literal["grid", "bruteforce", "bruteforce-strict", "enqueued", "x1.5", "x2"]
 
 MODES: tuple[Mode, ...] = ("sequential", "concurrent", "threads")
 SEED_POLICIES: tuple[SeedPolicy, ...] = ("none", "shared", "per-worker")
-REMEDIES: tuple[Remedy, ...] = ("grid", "bruteforce", "enqueued", "x1.5", "x2")
+REMEDIES: tuple[Remedy, ...] = ("grid", "bruteforce", "bruteforce-strict", "enqueued", "x1.5", "x2")
+BRUTE_FORCE: tuple[Remedy, ...] = ("bruteforce", "bruteforce-strict")
+# The first release that has what a remedy needs, where that is not every pinned release:
+# `avoid_premature_stop` is absent from BruteForceSampler.__init__ at v4.2.1 and present at
+# v4.3.0 (https://github.com/optuna/optuna/blob/v4.3.0/optuna/samplers/_brute_force.py#L153-L155,
+# optuna#5893). `_compat.remedy_available` asks the installed Optuna itself.
+REMEDY_SINCE: dict[Remedy, str] = {"bruteforce-strict": "4.3.0"}
 BUDGET_FACTORS: dict[Remedy, float] = {"x1.5": 1.5, "x2": 2.0}
 EMBEDDED_STORAGES: tuple[str, ...] = ("sqlite", "journal")
 SERVER_STORAGES: tuple[str, ...] = ("postgresql", "mysql", "redis")
@@ -220,7 +228,7 @@ def matrix(storages: Iterable[str] = ALL_STORAGES) -> list[Scenario]:
 # `--remedies all` measures. The enqueued grid ignores the seed (the queue fixes every point),
 # so it runs with seed None only. `--remedies all`: every remedy, seed policy and storage.
 DEFAULT_REMEDIES: dict[str, tuple[Remedy, ...]] = {
-    "sqlite": ("bruteforce", "enqueued", *BUDGET_FACTORS),
+    "sqlite": (*BRUTE_FORCE, "enqueued", *BUDGET_FACTORS),
     "postgresql": ("enqueued",),
     "redis": ("enqueued",),
 }
@@ -234,9 +242,9 @@ def remedy_matrix(storages: Iterable[str] = ALL_STORAGES, *, full: bool = False)
     for storage in storages:
         chosen = set(REMEDIES) - {"grid"} if full else set(DEFAULT_REMEDIES.get(storage, ()))
         for mode in REMEDY_MODES:
-            if "bruteforce" in chosen:
-                policies: tuple[SeedPolicy, ...] = SEED_POLICIES if full else ("none",)
-                out += [Scenario(mode, p, storage, remedy="bruteforce") for p in policies]
+            policies: tuple[SeedPolicy, ...] = SEED_POLICIES if full else ("none",)
+            for brute in (r for r in BRUTE_FORCE if r in chosen):
+                out += [Scenario(mode, p, storage, remedy=brute) for p in policies]
             if "enqueued" in chosen:
                 out.append(Scenario(mode, "none", storage, remedy="enqueued"))
             # More trials on the #5489 pattern (sequential) unless every remedy is asked for.

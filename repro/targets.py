@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -250,17 +251,51 @@ def _unpack(spec: Spec, sdist: Path, into: Path) -> Path:
     return trees[0]
 
 
-def apply_patches(spec: Spec, tree: Path) -> None:
+def file_sections(text: str) -> list[tuple[str, str]]:
+    """A unified diff's per-file sections as (path it patches, section text); the text before
+    the first section (a patch's description) is left out. Sections start at ``diff --git``
+    lines, or in a plain diff at each ``--- `` line followed by a ``+++ `` line."""
+    lines = text.splitlines(keepends=True)
+    git = any(line.startswith("diff --git ") for line in lines)
+    if git:
+        starts = [i for i, line in enumerate(lines) if line.startswith("diff --git ")]
+    else:
+        starts = [
+            i
+            for i, pair in enumerate(itertools.pairwise(lines))
+            if pair[0].startswith("--- ") and pair[1].startswith("+++ ")
+        ]
+    sections = []
+    for first, end in zip(starts, [*starts[1:], len(lines)]):
+        chunk = lines[first:end]
+        target = next((x[4:].split("\t")[0].strip() for x in chunk if x.startswith("+++ ")), "")
+        sections.append((target.removeprefix("b/"), "".join(chunk)))
+    return sections
+
+
+def apply_patches(spec: Spec, tree: Path) -> list[str]:
     """Apply each patch to an unpacked source tree, each dry-run first so that a patch that
-    does not apply leaves the tree as it was."""
+    does not apply leaves the tree as it was. A pull request's patch also changes files that an
+    sdist does not ship (``docs/``): the sections for a top-level directory the tree lacks are
+    left out, and their paths returned; a patch that changes nothing in the tree is refused."""
+    skipped: list[str] = []
     for patch in spec.patches:
-        for dry in (["--dry-run"], []):
-            _run(
-                ["patch", "-p1", "--batch", "--forward", *dry, "-i", str(patch)],
-                spec.text,
-                f"applying {patch.name} to {tree.name}",
-                cwd=tree,
-            )
+        sections = file_sections(patch.read_text(encoding="utf-8"))
+        kept = [text for path, text in sections if (tree / path.split("/")[0]).exists()]
+        skipped += [path for path, _ in sections if not (tree / path.split("/")[0]).exists()]
+        if not kept:
+            raise TargetError(f"target {spec.text!r}: {patch.name} changes no file of {tree.name}")
+        with tempfile.TemporaryDirectory(prefix="grid-repro-patch-") as tmp:
+            applied = Path(tmp) / patch.name
+            applied.write_text("".join(kept), encoding="utf-8")
+            for dry in (["--dry-run"], []):
+                _run(
+                    ["patch", "-p1", "--batch", "--forward", *dry, "-i", str(applied)],
+                    spec.text,
+                    f"applying {patch.name} to {tree.name}",
+                    cwd=tree,
+                )
+    return skipped
 
 
 def build_wheel(spec: Spec, tree: Path, out: Path) -> Path:
@@ -282,7 +317,7 @@ def build_wheel(spec: Spec, tree: Path, out: Path) -> Path:
 
 def _keep_tests(tree: Path, into: Path) -> Path:
     """Upstream's tests/ (as the sdist and any patches left them) and the pyproject.toml that
-    configures pytest for them, for `upstream-tests`."""
+    configures pytest for them, for ``repro.upstream_tests``."""
     shutil.copytree(tree / "tests", into / "tests")
     shutil.copy2(tree / "pyproject.toml", into / "pyproject.toml")
     return into
@@ -305,7 +340,7 @@ def build_patched(spec: Spec, cache: Path) -> Plan:
         work = Path(tmp)
         sdist = download(spec, f"optuna=={spec.release}", True, work / "sdist")
         tree = _unpack(spec, sdist, work / "src")
-        apply_patches(spec, tree)
+        skipped = apply_patches(spec, tree)
         wheel_file = build_wheel(spec, tree, work / "wheel")
         staging = _keep_tests(tree, work / "done")
         wheel = Path(shutil.copy2(wheel_file, staging / wheel_file.name))
@@ -315,7 +350,8 @@ def build_patched(spec: Spec, cache: Path) -> Plan:
                 label=spec.label,
                 spec=spec.text,
                 kind="patched",
-                source=f"package index sdist {sdist.name}, patched, built locally",
+                source=f"package index sdist {sdist.name}, patched, built locally"
+                + (f"; not in the sdist, not applied: {', '.join(skipped)}" if skipped else ""),
                 sha256=sha256_of(sdist),
                 patches=patches,
             ),
@@ -484,12 +520,6 @@ def _cmd_stamp(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_upstream(args: argparse.Namespace) -> int:
-    from repro import upstream_tests
-
-    return upstream_tests.run_and_record(args.results / "upstream-tests.json")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m repro.targets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -499,14 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
     sta = sub.add_parser("stamp", help="record the installed build's provenance")
     sta.add_argument("plan", type=Path)
     sta.add_argument("--results", type=Path, default=Path("results"))
-    ups = sub.add_parser("upstream-tests", help="run upstream's grid tests on $REPRO_TARGET")
-    ups.add_argument("--results", type=Path, default=Path("results"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"prepare": _cmd_prepare, "stamp": _cmd_stamp, "upstream-tests": _cmd_upstream}
+    handlers = {"prepare": _cmd_prepare, "stamp": _cmd_stamp}
     return dispatch("python -m repro.targets", handlers, args)
 
 

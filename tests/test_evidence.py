@@ -22,6 +22,7 @@ import pytest
 from repro import _compat, results, services
 from repro.jsonfile import FormatError
 from repro.results import REPLACEMENT_RULE
+from repro.versions import version_key
 
 from .helpers import RESULTS, ROOT, require_service, run_cli
 from .procs import Repro, redis_server
@@ -34,7 +35,7 @@ servers = pytest.mark.xdist_group("servers")
 VERSION = _compat.OPTUNA_VERSION
 # A committed results file, as a file of earlier runs (of any release: the installed one,
 # e.g. a new latest, may have none yet).
-COMMITTED = max(RESULTS.glob("optuna-*.json"), key=lambda p: results.version_key(p.stem[7:]))
+COMMITTED = max(RESULTS.glob("optuna-*.json"), key=lambda p: version_key(p.stem[7:]))
 JOURNAL = ["-s", "sequential-none-journal-*", *NO_REMEDIES]
 
 

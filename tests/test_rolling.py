@@ -17,11 +17,11 @@ import pytest
 from repro import expectations
 from repro.errors import ReproError
 from repro.jsonfile import FormatError, dumps
-from repro.results import version_key
 from repro.rolling import launch, plan, records, section, verdict
 from repro.rolling.plan import Case
 from repro.rolling.records import CaseRecord, RollingFile, WorkerRun
 from repro.timeline import envs
+from repro.versions import version_key
 
 from .helpers import RESULTS, ROOT
 

@@ -15,11 +15,13 @@ import pytest
 
 from repro import targets, upstream_tests
 from repro.jsonfile import load_json, write_json
+from repro.upstream import alternatives, upstream_docs
 
 from .helpers import ROOT
 
 PATCH = ROOT / "patches" / "grid-shared-order.patch"
 FIX = "5.0.0+grid-shared-order"
+FIXED = "+grid-shared-order"  # the label's tail of the candidate fix built on any release
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -190,33 +192,134 @@ def test_active_is_empty_outside_a_target_run_and_reads_the_stamp(
 
 
 def test_junit_outcomes_per_test(tmp_path: Path) -> None:
+    """Ids as pytest prints them: a module's test, a class's test (the module is the longest
+    dotted prefix that is a file), a module that failed to collect; with each message."""
+    (tmp_path / "tests" / "samplers_tests").mkdir(parents=True)
+    (tmp_path / "tests" / "samplers_tests" / "test_samplers.py").write_text("")
     junit = tmp_path / "junit.xml"
     junit.write_text(
         '<testsuites><testsuite name="pytest">'
         '<testcase classname="tests.samplers_tests.test_grid" name="test_nan"/>'
         '<testcase classname="tests.samplers_tests.test_grid" name="test_x">'
-        '<failure message="boom"/></testcase>'
+        '<failure message="boom&#10;more"/></testcase>'
+        '<testcase classname="tests.samplers_tests.test_samplers.TestBasic" name="test_y[a]"/>'
+        '<testcase classname="" name="tests.samplers_tests.test_gp">'
+        '<error message="collection failure"/></testcase>'
         "</testsuite></testsuites>"
     )
-    assert upstream_tests.outcomes_from_junit(junit) == {
+    outcomes, messages = upstream_tests.outcomes_from_junit(junit, tmp_path)
+    assert outcomes == {
         "tests/samplers_tests/test_grid.py::test_nan": "passed",
         "tests/samplers_tests/test_grid.py::test_x": "failed",
+        "tests/samplers_tests/test_samplers.py::TestBasic::test_y[a]": "passed",
+        "tests/samplers_tests/test_gp.py::(collection)": "error",
+    }
+    assert messages == {
+        "tests/samplers_tests/test_grid.py::test_x": "boom",
+        "tests/samplers_tests/test_gp.py::(collection)": "collection failure",
     }
 
 
-def test_committed_upstream_test_results_name_their_targets() -> None:
-    """Both builds ran upstream's grid tests, every test passed or failed by name, and each
-    names its provenance (the patched one with the patch's current sha256)."""
-    data = load_json(ROOT / "results" / "upstream-tests.json", schema=upstream_tests.SCHEMA)
-    runs = data["runs"]
-    assert {"5.0.0", FIX} <= set(runs)
-    for label in ("5.0.0", FIX):
-        assert runs[label]["target"]["optuna_version"] == "5.0.0"
-    for run in runs.values():
-        assert run["outcomes"]
-        assert run["passed"] + run["failed"] == len(run["outcomes"])
-    patch = runs[FIX]["target"]["patches"][0]
-    assert patch["sha256"] == hashlib.sha256(PATCH.read_bytes()).hexdigest()
+def test_selection_is_the_samplers_tests_and_every_file_naming_grid_sampler(
+    tmp_path: Path,
+) -> None:
+    for path, text in (
+        ("tests/samplers_tests/test_grid.py", "GridSampler"),
+        ("tests/pruners_tests/test_hyperband.py", "optuna.samplers.GridSampler("),
+        ("tests/study_tests/test_study.py", "RandomSampler"),
+    ):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    assert upstream_tests.select(tmp_path) == [
+        "tests/samplers_tests",
+        "tests/pruners_tests/test_hyperband.py",
+    ]
+
+
+def test_a_prs_patch_splits_per_file_and_its_docs_are_left_out_of_an_sdist(
+    tmp_path: Path,
+) -> None:
+    """Both patches change the code, upstream's test and the documentation page; an sdist has
+    no docs/, so a build applies the other files and names the ones it left out."""
+    for name in ("grid-shared-order.patch", "grid-study-order.patch"):
+        text = (ROOT / "patches" / name).read_text(encoding="utf-8")
+        assert [path for path, _ in targets.file_sections(text)] == [
+            "docs/source/reference/samplers/index.rst",
+            "optuna/samplers/_grid.py",
+            "tests/samplers_tests/test_grid.py",
+        ]
+    tree = tmp_path / "optuna-1.0.0"
+    (tree / "optuna").mkdir(parents=True)
+    (tree / "optuna" / "a.py").write_text("a = 1\n")
+    patch = tmp_path / "two.patch"
+    patch.write_text(
+        "Why.\n\n--- a/docs/x.rst\n+++ b/docs/x.rst\n@@ -1 +1 @@\n-old\n+new\n"
+        "--- a/optuna/a.py\n+++ b/optuna/a.py\n@@ -1 +1 @@\n-a = 1\n+a = 2\n"
+    )
+    spec = targets.Spec(str(patch), "patched", "x", release="1.0.0", patches=(patch,))
+    assert targets.apply_patches(spec, tree) == ["docs/x.rst"]
+    assert (tree / "optuna" / "a.py").read_text() == "a = 2\n"
+    (tree / "optuna").rename(tree / "elsewhere")
+    with pytest.raises(targets.TargetError, match="changes no file"):
+        targets.apply_patches(spec, tree)
+
+
+def test_both_patches_apply_to_the_installed_release(tmp_path: Path) -> None:
+    """The code section of each patch applies to the _grid.py that the installed release ships,
+    for the releases the patches are measured on (no download: the installed wheel's file; its
+    tests and docs are not in a wheel and are left out)."""
+    optuna = pytest.importorskip("optuna")
+    if optuna.__version__ not in upstream_docs.CAUSES:
+        pytest.skip(f"Optuna {optuna.__version__} installed; the patches are for later releases")
+    if targets.active().get("patches"):
+        pytest.skip("the installed build is a patched one: its _grid.py is the patch's already")
+    for name in ("grid-shared-order.patch", "grid-study-order.patch"):
+        tree = tmp_path / name / f"optuna-{optuna.__version__}"
+        (tree / "optuna" / "samplers").mkdir(parents=True)
+        shipped = Path(optuna.__file__).parent / "samplers" / "_grid.py"
+        (tree / "optuna" / "samplers" / "_grid.py").write_bytes(shipped.read_bytes())
+        patch = ROOT / "patches" / name
+        release = optuna.__version__
+        spec = targets.Spec(
+            f"{release}+{patch}", "patched", name, release=release, patches=(patch,)
+        )
+        skipped = targets.apply_patches(spec, tree)
+        assert skipped == [
+            "docs/source/reference/samplers/index.rst",
+            "tests/samplers_tests/test_grid.py",
+        ]
+        assert (tree / "optuna" / "samplers" / "_grid.py").read_bytes() != shipped.read_bytes()
+
+
+def test_upstream_test_results_are_whole_and_every_difference_is_a_test_the_patch_adds() -> None:
+    """Every run counts each test once and names its provenance; a patched run names its
+    patches with their current sha256 (else it measured another patch). Where a patched
+    build's outcome differs from the release's, the test is one its patch adds: the release
+    ran the patched build's tests/, so every other test ran on both."""
+    path = ROOT / "results" / upstream_tests.FILENAME
+    if not path.exists():
+        pytest.skip(f"no {path.name}: `nox -s target -- SPEC upstream-tests` writes it")
+    data = load_json(path, schema=upstream_tests.SCHEMA)
+    for label, run in data["runs"].items():
+        assert run["outcomes"], label
+        skipped = run.get("skipped", 0)
+        assert run["passed"] + run["failed"] + skipped == len(run["outcomes"]), label
+        assert run["target"]["label"] == label
+        for patch in run["target"]["patches"]:
+            current = targets.patch_path(targets.PatchRecord(**patch))
+            assert patch["sha256"] == hashlib.sha256(current.read_bytes()).hexdigest(), label
+    by_label = {t.label: t for t in upstream_tests.load(path)}
+    for label, run in data["runs"].items():
+        release = by_label.get(run["target"]["optuna_version"])
+        if not run["target"]["patches"] or release is None:
+            continue
+        added = "".join(
+            targets.patch_path(targets.PatchRecord(**p)).read_text(encoding="utf-8")
+            for p in run["target"]["patches"]
+        )
+        for difference in upstream_tests.compare(release, by_label[label]):
+            name = alternatives.test_function(difference.test)
+            assert f"+def {name}(" in added, (label, difference)
 
 
 def run_workers_one_after_another(seeds: list[int]) -> list[tuple[object, ...]]:
@@ -253,17 +356,18 @@ def test_distinct_worker_seeds_cover_the_grid_with_the_fix_issue_5489() -> None:
     seeds are fixed, so on either build the outcome is the same on every run."""
     from repro import _compat, expectations
 
-    label = targets.active().get("label")
+    label = targets.active().get("label", "")
+    fixed = label.endswith(FIXED)
     row = expectations.expected(_compat.OPTUNA_VERSION, "sequential", "per-worker")
-    if label != FIX and row.outcome != "loses-points":
+    if not fixed and row.outcome != "loses-points":
         pytest.skip(
             f"neither the patched build ({FIX}) nor a release whose distinct seeds lose points "
             "is installed; `nox -s target -- 5.0.0+patches/grid-shared-order.patch tests "
             "tests/test_targets.py` runs this on the patched build"
         )
     missing = run_workers_one_after_another([1000, 1001, 1002, 1003])
-    if label == FIX:
-        assert missing == [], f"{FIX} left {missing} unevaluated"
+    if fixed:
+        assert missing == [], f"{label} left {missing} unevaluated"
     else:
         assert missing, f"Optuna {_compat.OPTUNA_VERSION} (no patch) evaluated every point"
 
@@ -271,8 +375,8 @@ def test_distinct_worker_seeds_cover_the_grid_with_the_fix_issue_5489() -> None:
 def test_the_fix_keeps_a_shuffled_order_and_same_seed_same_order() -> None:
     """What 5.0.0 promises and the fix keeps: the grid is shuffled (PR #4918), and one seed
     gives one order; with the fix every seed gives the order of the search space."""
-    if targets.active().get("label") != FIX:
-        pytest.skip(f"the patched build ({FIX}) is not the target under test")
+    if not targets.active().get("label", "").endswith(FIXED):
+        pytest.skip(f"no patched build (RELEASE{FIXED}) is the target under test")
     from repro import _compat
     from repro.scenarios import DEFAULT_SPACE
 

@@ -1,9 +1,13 @@
-"""The upstream bundle (repro/upstream): each body fits GitHub, links only absolutely, renders
-with markdown-it-py, regenerates byte for byte from the committed JSON and prints no number
-that is not in the JSON it ships; no body when the measurements contradict the premise."""
+"""The upstream bundle (repro/upstream), checked on a bundle written anew from the JSON: the
+issue is short and in the bug-report form's fields, the pull request in Optuna's template, each
+body links only absolutely, renders with markdown-it-py and prints no number that is not in the
+JSON it ships or the alternatives' JSON; nothing names this project's tracker or a machine's
+folder; no body when the measurements contradict the premise. The committed bundle is what the
+committed JSON renders (regenerate and compare)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -11,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,7 @@ from markdown_it.token import Token
 
 from repro import results
 from repro.jsonfile import write_json
-from repro.upstream import bundle, collect, facts, render, script_run
+from repro.upstream import alternatives, bundle, collect, facts, pr, render, script_run
 from repro.upstream import upstream_docs as docs
 
 from .helpers import ONCE_PER_CI, link_targets
@@ -33,9 +37,11 @@ pytestmark = ONCE_PER_CI
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 COMMITTED = RESULTS / "upstream"
-MIRROR = Path(os.environ.get("OPTUNA_MIRROR", "/work/.mirror/optuna+optuna/repo"))
+# A git clone of optuna/optuna holding docs.TAG; no default, so no machine's path is assumed.
+MIRROR_VAR = "OPTUNA_MIRROR"
 
-BODIES = (bundle.ISSUE, bundle.COMMENT)
+BODIES = (bundle.ISSUE, bundle.COMMENT, bundle.DETAILS, bundle.PR_DESCRIPTION)
+TEXTS = (*BODIES, bundle.TITLE, bundle.PR_TITLE, bundle.ALTERNATIVES)
 # Source code and quoted upstream text: their digits are not measurements.
 UNCHECKED_FENCES = {"python", "diff", "rst"}
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?!\w)(?!\.\d)")
@@ -54,6 +60,12 @@ def run_upstream(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def gathered() -> facts.Facts:
+    """What the committed JSON says, read once."""
+    return facts.gather(RESULTS)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +116,7 @@ def checked_text(tokens: Iterable[Token]) -> Iterable[str]:
                     yield child.content
 
 
-def unknown_numbers(body: str, numbers: set[str]) -> list[str]:
+def unknown_numbers(body: str, numbers: Set[str]) -> list[str]:
     return [
         n
         for text in checked_text(markdown().parse(body))
@@ -113,8 +125,10 @@ def unknown_numbers(body: str, numbers: set[str]) -> list[str]:
     ]
 
 
-def test_committed_bundle_regenerates_byte_for_byte(fresh: Path) -> None:
-    for name in (*bundle.BODIES, *bundle.RENDERED):
+def test_committed_bundle_is_what_the_json_renders(fresh: Path) -> None:
+    """Regenerate and compare: after the JSON changes, `python -m repro.upstream write` must
+    be run again, and then this holds whatever the measurements."""
+    for name in (*TEXTS, *bundle.RENDERED):
         assert (fresh / name).read_bytes() == (COMMITTED / name).read_bytes(), name
 
 
@@ -134,9 +148,9 @@ def test_zip_is_deterministic_and_holds_what_was_committed(fresh: Path, tmp_path
     )
 
 
-def test_zip_holds_every_json_the_bundle_read() -> None:
-    found = facts.gather(RESULTS)
-    with zipfile.ZipFile(COMMITTED / bundle.ZIP) as z:
+def test_zip_holds_every_json_the_bundle_read(fresh: Path, gathered: facts.Facts) -> None:
+    found = gathered
+    with zipfile.ZipFile(fresh / bundle.ZIP) as z:
         names = z.namelist()
     assert names == sorted(p.relative_to(RESULTS).as_posix() for p in found.sources)
     assert "upstream/script-run.json" in names
@@ -144,28 +158,34 @@ def test_zip_holds_every_json_the_bundle_read() -> None:
 
 
 @pytest.mark.parametrize("name", BODIES)
-def test_body_fits_a_github_issue_or_comment(name: str) -> None:
-    assert len((COMMITTED / name).read_text(encoding="utf-8")) <= docs.BODY_LIMIT
+def test_body_fits_github_and_the_issue_is_short(fresh: Path, name: str) -> None:
+    text = (fresh / name).read_text(encoding="utf-8")
+    assert len(text) <= docs.BODY_LIMIT
+    if name == bundle.ISSUE:
+        assert len(text) <= render.ISSUE_LIMIT
 
 
 def test_a_body_over_the_limit_is_refused() -> None:
     render.checked("x" * docs.BODY_LIMIT)
     with pytest.raises(render.TooLong):
         render.checked("x" * (docs.BODY_LIMIT + 1))
+    with pytest.raises(render.TooLong):
+        render.checked("x" * (render.ISSUE_LIMIT + 1), render.ISSUE_LIMIT)
 
 
 @pytest.mark.parametrize("name", BODIES)
-def test_body_links_only_absolutely(name: str) -> None:
+def test_body_links_only_absolutely(fresh: Path, name: str) -> None:
     """A pasted body resolves relative links against the issue's URL, so none may be relative."""
-    targets = link_targets((COMMITTED / name).read_text(encoding="utf-8"))
+    targets = link_targets((fresh / name).read_text(encoding="utf-8"))
     assert targets, "expected links"
     assert [t for t in targets if not t.startswith("https://")] == []
 
 
-def test_issue_renders_as_the_bug_report_form() -> None:
-    """The form's fields as headings in its order, each table a table, the logs one shell
-    block (the form declares `render: shell`), the script one Python block."""
-    body = (COMMITTED / bundle.ISSUE).read_text(encoding="utf-8")
+def test_issue_renders_as_the_bug_report_form(fresh: Path) -> None:
+    """The form's fields as headings in its order, one table, the logs one shell block (the
+    form declares `render: shell`), the script one Python block, one environment block (the
+    OS named once), both quotes linked, the code linked at its tag."""
+    body = (fresh / bundle.ISSUE).read_text(encoding="utf-8")
     tokens = markdown().parse(body)
     headings = [
         tokens[i + 1].content
@@ -173,54 +193,114 @@ def test_issue_renders_as_the_bug_report_form() -> None:
         if t.type == "heading_open" and t.tag == "h3"
     ]
     assert headings == list(render.FIELDS)
-    separators = [line for line in body.splitlines() if re.fullmatch(r"\|(---\|)+", line)]
-    html = markdown().render(body)
-    assert html.count("<table>") == len(separators) >= 1
+    assert markdown().render(body).count("<table>") == 1
     fences = [t.info for t in tokens if t.type == "fence"]
-    assert fences.count("shell") == 1
-    assert fences.count("python") == 1
+    assert sorted(fences) == ["python", "shell"]
     script = script_run.script_path(RESULTS).read_text(encoding="utf-8")
     assert script.rstrip("\n") in body
+    newest = results.load_all(RESULTS)[-1]
+    assert body.count(newest.platform) == 1
+    assert body.count("- OS:") == 1
     for quote in docs.QUOTES:
         assert quote.url in body
-        assert all(line in body for line in quote.lines)
+        assert " ".join(line.strip() for line in quote.lines) in body
+    for lines in docs.cause(newest.optuna_version).lines:
+        assert lines.url in body
 
 
-def test_issue_quotes_the_recorded_runs_verbatim() -> None:
-    body = (COMMITTED / bundle.ISSUE).read_text(encoding="utf-8")
+def test_issue_quotes_the_recorded_runs_verbatim(fresh: Path) -> None:
+    body = (fresh / bundle.ISSUE).read_text(encoding="utf-8")
     record = script_run.load(RESULTS)
     logs = body.split("```shell\n", 1)[1].split("```", 1)[0]
-    assert [line for line in logs.splitlines() if line.startswith("{")] == [
-        o.stdout for o in record.outputs
-    ]
+    printed = [line for line in logs.splitlines() if line.startswith("{")]
+    assert printed == list(dict.fromkeys(o.stdout for o in record.outputs))
     assert all(o.missing > 0 for o in record.outputs)
 
 
+@functools.cache
+def known_numbers(out: Path) -> frozenset[str]:
+    """The numbers of the JSON the bundle ships, and of the alternatives' JSON beside the PR."""
+    numbers = zip_numbers(out / bundle.ZIP)
+    if (out / bundle.ALTERNATIVES).exists():
+        json_numbers(json.loads((out / bundle.ALTERNATIVES).read_text()), numbers)
+    return frozenset(numbers)
+
+
 @pytest.mark.parametrize("name", BODIES)
-def test_every_number_in_a_body_is_in_the_json_it_ships(name: str) -> None:
-    numbers = zip_numbers(COMMITTED / bundle.ZIP)
-    body = (COMMITTED / name).read_text(encoding="utf-8")
+def test_every_number_in_a_body_is_in_the_json_it_ships(fresh: Path, name: str) -> None:
+    body = (fresh / name).read_text(encoding="utf-8")
     assert NUMBER.findall(body), "no numbers at all: the check would pass vacuously"
-    assert unknown_numbers(body, numbers) == []
+    assert unknown_numbers(body, known_numbers(fresh)) == []
 
 
 def test_the_number_check_catches_a_number_not_in_the_json() -> None:
-    numbers = zip_numbers(COMMITTED / bundle.ZIP)
+    numbers = known_numbers(COMMITTED)
     assert unknown_numbers("| a | 987654321 |\n|---|---|\n| b | 7 |\n", numbers) == ["987654321"]
     assert unknown_numbers("see [#987654321](https://x) and `987654321`", numbers) == []
 
 
-def test_attachments_are_types_and_sizes_github_accepts() -> None:
-    body = (COMMITTED / bundle.ISSUE).read_text(encoding="utf-8")
-    attached = body.split("**Attached:**", 1)[1]
-    for name in bundle.ATTACHMENTS:
-        path = COMMITTED / name
+def test_each_attachment_is_named_once_with_what_it_holds(fresh: Path) -> None:
+    body = (fresh / bundle.ISSUE).read_text(encoding="utf-8")
+    attached = body.split("**Attached:**", 1)[1].strip().splitlines()
+    assert [line.split("`")[1] for line in attached] == list(bundle.ATTACHMENTS)
+    for line, name in zip(attached, bundle.ATTACHMENTS):
+        sentence = line.split(f"`{name}`: ", 1)[1]
+        assert sentence.endswith("."), line
+        assert sentence.count(". ") == 0, line
+        path = fresh / name
         assert path.stat().st_size <= docs.ATTACHMENT_LIMITS[path.suffix], name
-        assert f"`{name}`" in attached
 
 
-def test_comment_points_to_the_new_issue_when_its_number_is_given() -> None:
-    found = facts.gather(RESULTS)
+# What would mean nothing to an Optuna maintainer, or show the machine that wrote it.
+INTERNAL = re.compile(r"\bissues? \d+\b|this project's (?:issue|tracker)", re.IGNORECASE)
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|root|tmp|home)/")
+
+
+def test_nothing_upstream_names_this_projects_tracker_or_a_machines_folder(fresh: Path) -> None:
+    texts = {name: (fresh / name).read_text(encoding="utf-8") for name in TEXTS}
+    for patch in sorted((ROOT / "patches").glob("*.patch")):
+        texts[patch.name] = patch.read_text(encoding="utf-8")
+    for name, text in texts.items():
+        assert INTERNAL.findall(text) == [], name
+        assert MACHINE_PATH.findall(text) == [], name
+
+
+def test_pull_request_is_in_optunas_template_with_a_title_in_its_style(fresh: Path) -> None:
+    """The template's sections in order with its LLM checkbox ticked; a one-line imperative
+    title without a trailing period, as Optuna's release notes quote titles."""
+    text = (fresh / bundle.PR_DESCRIPTION).read_text(encoding="utf-8")
+    headings = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    assert headings == list(pr.SECTIONS)
+    assert text.rstrip().endswith(pr.LLM_BOX)
+    title = (fresh / bundle.PR_TITLE).read_text(encoding="utf-8")
+    assert title.endswith("\n")
+    assert title.count("\n") == 1
+    assert title[0].isupper()
+    assert not title.rstrip().endswith(".")
+    assert len(title) <= 80
+
+
+def test_pull_request_recommends_only_what_was_measured_exact(fresh: Path) -> None:
+    """The recommended row is exact in every cell of alternatives.json, and every test whose
+    outcome differs between the release and a build is listed."""
+    found = json.loads((fresh / bundle.ALTERNATIVES).read_text())
+    text = (fresh / bundle.PR_DESCRIPTION).read_text(encoding="utf-8")
+    if found["recommended"] is not None:
+        row = next(r for r in found["rows"] if r["key"] == found["recommended"])
+        cells = [t for modes in row["matrix"].values() for t in modes.values()]
+        assert cells
+        assert all(t["lost"] == t["duplicated"] == 0 < t["runs"] for t in cells)
+        assert f"**Recommended: {row['design']}.**" in text
+    for row in found["rows"]:
+        for difference in (row["tests"] or {}).get("differences", []):
+            function, _, param = difference["test"].partition("[")
+            line = next(x for x in text.splitlines() if x.startswith(f"- `{function}`"))
+            assert param.rstrip("]") in line
+    assert {r["key"] for r in found["rows"]} >= {alternatives.RELEASE, alternatives.DOCS_ONLY}
+
+
+def test_comment_points_to_the_new_issue_when_its_number_is_given(gathered: facts.Facts) -> None:
+    found = gathered
     text = render.comment(found, 6900)
     assert "https://github.com/optuna/optuna/issues/6900" in text
     assert len([line for line in text.splitlines() if line.startswith("- ")]) == 3
@@ -283,23 +363,25 @@ def test_no_body_when_the_recorded_reproduction_lost_nothing(tmp_path: Path) -> 
     assert not (tmp_path / "out" / bundle.ISSUE).exists()
 
 
-def test_optional_sections_are_left_out_with_a_note() -> None:
-    found = facts.gather(RESULTS)
-    body = (COMMITTED / bundle.ISSUE).read_text(encoding="utf-8")
+def test_optional_sections_are_left_out_with_a_note(fresh: Path, gathered: facts.Facts) -> None:
+    found = gathered
+    text = (fresh / bundle.DETAILS).read_text(encoding="utf-8")
     present = {
         "remedies": bool(found.remedies),
         "fix": found.fix is not None,
         "rolling": bool(found.rolling),
     }
-    headings = {
-        "remedies": "**Remedies users are told about",
-        "fix": "**A candidate fix**",
-        "rolling": "**Upgrading workers one at a time",
-    }
     for key, shown in present.items():
-        assert (headings[key] in body) == shown, key
+        assert (HEADINGS[key] in text) == shown, key
     assert len(found.notes) == sum(1 for shown in present.values() if not shown)
-    assert not any(note in body for note in found.notes)
+    assert not any(note in text for note in found.notes)
+
+
+HEADINGS = {
+    "remedies": "## Remedies users are told about",
+    "fix": "## The proposed fix",
+    "rolling": "## Upgrading workers one at a time",
+}
 
 
 def add_optional_json(directory: Path) -> None:
@@ -310,16 +392,17 @@ def add_optional_json(directory: Path) -> None:
     base = next(r for r in newest.runs if r.scenario == "sequential-none-sqlite-w4-g24")
     remedy = replace(base, scenario=base.scenario + "-x1.5", trials=36, missing=3, duplicates=15)
     results.save(path, replace(newest, runs=[*newest.runs, remedy]))
+    v = newest.optuna_version
 
-    target = directory / "target-5.0.0+fix"
+    target = directory / f"target-{v}+fix"
     patch = directory / "fix.patch"
     patch.write_text("--- a/optuna/samplers/_grid.py\n+++ b/optuna/samplers/_grid.py\n")
     provenance = {
-        "label": "5.0.0+fix",
-        "spec": "5.0.0+patches/fix.patch",
+        "label": f"{v}+fix",
+        "spec": f"{v}+patches/fix.patch",
         "kind": "patched",
         "source": "package index sdist, patched",
-        "optuna_version": "5.0.0",
+        "optuna_version": v,
         "patches": [{"path": str(patch), "sha256": "ab" * 32}],
     }
     write_json(target / "target.json", {"provenance": provenance}, schema=1)
@@ -328,15 +411,15 @@ def add_optional_json(directory: Path) -> None:
         for r in newest.runs
         if r.seed_policy == "per-worker"
     ]
-    results.save(results.results_path(target, "5.0.0"), replace(newest, runs=fixed))
+    results.save(results.results_path(target, v), replace(newest, runs=fixed))
     tests = {
-        "5.0.0": {"command": "pytest", "passed": 311, "failed": 1, "outcomes": {"t::a": "failed"}},
-        "5.0.0+fix": {"command": "pytest", "passed": 312, "failed": 0, "outcomes": {}},
+        v: {"command": "pytest", "passed": 311, "failed": 1, "outcomes": {"t::a": "failed"}},
+        f"{v}+fix": {"command": "pytest", "passed": 312, "failed": 0, "outcomes": {}},
     }
     write_json(directory / facts.UPSTREAM_TESTS, {"runs": tests}, schema=1)
     case = {
         "older": "4.0.0",
-        "newer": "5.0.0",
+        "newer": v,
         "creator": "4.0.0",
         "seed_policy": "none",
         "mode": "sequential",
@@ -356,19 +439,20 @@ def test_optional_sections_are_included_and_their_numbers_checked(tmp_path: Path
     done = bundle.write(doctored, out)
     assert done.premise_failed is None
     assert done.notes == []
-    body = (out / bundle.ISSUE).read_text(encoding="utf-8")
-    assert "**Remedies users are told about" in body
-    assert "**A candidate fix**" in body
-    assert "- `5.0.0`: 311 passed, 1 not passed: `t::a`" in body
-    assert "**Upgrading workers one at a time" in body
-    assert "41 missing" in body
-    numbers = zip_numbers(out / bundle.ZIP)
+    text = (out / bundle.DETAILS).read_text(encoding="utf-8")
+    assert all(heading in text for heading in HEADINGS.values())
+    assert f"- upstream's tests on `{results.load_all(doctored)[-1].optuna_version}`" in text
+    assert "311 passed, 1 failed" in text
+    assert "41 missing" in text
+    numbers = known_numbers(out)
     assert {"311", "41", "36"} <= numbers
     for name in BODIES:
-        assert unknown_numbers((out / name).read_text(encoding="utf-8"), numbers) == []
+        if (out / name).exists():
+            assert unknown_numbers((out / name).read_text(encoding="utf-8"), numbers) == []
     with zipfile.ZipFile(out / bundle.ZIP) as z:
         names = set(z.namelist())
-    assert {"rolling.json", "upstream-tests.json", "target-5.0.0+fix/target.json"} <= names
+    newest = results.load_all(doctored)[-1].optuna_version
+    assert {"rolling.json", "upstream-tests.json", f"target-{newest}+fix/target.json"} <= names
 
 
 def test_a_stale_script_record_is_refused(tmp_path: Path) -> None:
@@ -417,12 +501,13 @@ def test_collect_takes_each_artifacts_own_measurement(tmp_path: Path) -> None:
 
 
 def test_quotes_are_verbatim_at_the_tag() -> None:
-    """Against a clone of optuna/optuna (set OPTUNA_MIRROR to its git directory)."""
-    if not MIRROR.is_dir():
-        pytest.skip(f"no clone of optuna/optuna at {MIRROR} (set OPTUNA_MIRROR)")
-    for quote in (*docs.QUOTES,):
+    """Against a git clone of optuna/optuna named by $OPTUNA_MIRROR (its git directory)."""
+    mirror = os.environ.get(MIRROR_VAR)
+    if not mirror:
+        pytest.skip(f"set {MIRROR_VAR} to a git clone of optuna/optuna holding {docs.TAG}")
+    for quote in docs.QUOTES:
         shown = subprocess.run(
-            ["git", "-C", str(MIRROR), "show", f"{docs.TAG}:{quote.path}"],
+            ["git", "-C", mirror, "show", f"{docs.TAG}:{quote.path}"],
             capture_output=True,
             text=True,
             check=True,
@@ -430,17 +515,23 @@ def test_quotes_are_verbatim_at_the_tag() -> None:
         assert tuple(shown[quote.first - 1 : quote.last]) == quote.lines, quote.path
 
 
-def test_grid_quote_is_what_the_installed_release_ships() -> None:
-    """The v5.0.0-rc1 lines quoted are the 5.0.0 release's (the tag itself is not readable)."""
+def test_quoted_and_linked_code_is_what_the_installed_release_ships() -> None:
+    """The `seed` docstring quoted and every code line the issue would link for the installed
+    release are that release's: the file it ships is the sdist's, which its tag builds."""
     optuna = pytest.importorskip("optuna")
-    if optuna.__version__ != "5.0.0":
-        pytest.skip(f"Optuna {optuna.__version__} installed; the quote is checked against 5.0.0")
+    if optuna.__version__ not in docs.CAUSES:
+        pytest.skip(f"Optuna {optuna.__version__} installed; lines known for {sorted(docs.CAUSES)}")
     source = (Path(optuna.__file__).parent / "samplers" / "_grid.py").read_text().splitlines()
     quote = docs.GRID_DOCSTRING
     assert tuple(source[quote.first - 1 : quote.last]) == quote.lines
-    first, last = docs.TRIAL_NUMBER_LINES
-    assert "grid_id" in "\n".join(source[first - 1 : last])
-    assert "seed or 0" in source[docs.SHUFFLE_LINES[0] - 1]
+    for lines in docs.cause(optuna.__version__).lines:
+        assert lines.holds in "\n".join(source[lines.first - 1 : lines.last]), lines
+        assert lines.tag == f"v{optuna.__version__}"
+
+
+def test_a_release_whose_lines_were_not_read_is_refused() -> None:
+    with pytest.raises(docs.UnknownRelease, match="add them to CAUSES"):
+        docs.cause("0.0.1")
 
 
 def test_record_keeps_each_printed_line_and_the_scripts_hash(tmp_path: Path) -> None:

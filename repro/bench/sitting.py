@@ -29,6 +29,7 @@ from repro.cmdline import Parser, dispatch, positive_int
 from repro.errors import ReproError
 from repro.jsonfile import from_fields, load_json, write_json
 from repro.scenarios import ALL_STORAGES
+from repro.versions import version_key
 
 PROG = "python -m repro.bench.sitting"
 SCHEMA = 1
@@ -334,9 +335,7 @@ def render(sitting: Sitting) -> list[str]:
             + " | ".join(_busy([c for c in by[label] if c.machine_cpu_seconds]) for label in labels)
             + " |"
         )
-    versions = sorted(
-        {v.version for c in sitting.commands for v in c.versions}, key=results.version_key
-    )
+    versions = sorted({v.version for c in sitting.commands for v in c.versions}, key=version_key)
     for version in versions:
 
         def times(label: str, version: str = version) -> list[VersionTimes]:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from repro.cmdline import Parser, dispatch, positive_int, positive_seconds
 from repro.errors import ReproError
-from repro.results import version_key
 from repro.rolling import plan, records, verdict
 from repro.rolling.launch import Limits, run_case
 from repro.timeline import envs
+from repro.versions import version_key
 
 PROG = "python -m repro.rolling"
 MARKDOWN = "rolling.md"

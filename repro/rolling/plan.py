@@ -7,9 +7,9 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from repro.results import version_key
 from repro.scenarios import DEFAULT_WORKERS, Scenario, ScenarioError
 from repro.timeline.releases import check_version
+from repro.versions import version_key
 
 LATEST = "latest"
 

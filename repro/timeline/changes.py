@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from repro import expectations
-from repro.results import version_key
+from repro.versions import version_key
 
 GRID = "optuna/samplers/_grid.py"
 LAZY_RNG = "optuna/samplers/_lazy_random_state.py"

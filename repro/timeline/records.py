@@ -16,8 +16,9 @@ from typing import Any
 
 from repro import expectations, targets
 from repro.jsonfile import FormatError, from_fields, load_json, shallow_fields, write_json
-from repro.results import RunRecord, version_key
+from repro.results import RunRecord
 from repro.timeline import changes
+from repro.versions import version_key
 
 # 2: `behaviour` became `measured`, `from_/to_behaviour` `from_/to_outcome`, `range` `span`.
 SCHEMA = 2

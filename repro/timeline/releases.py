@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from repro.errors import ReproError
-from repro.results import version_key
+from repro.versions import version_key
 
 # Final releases only ("3.6.1"); pre-releases ("4.0.0b0", "5.0.0rc1") and dev builds are not
 # what users install, so a timeline skips them.

@@ -1,6 +1,7 @@
-"""Write ``results/upstream/``: the issue body, its title, the comment for #5489 and the
-attachments (the report, its chart, the files with its long tables, the JSON zipped), all from
-the JSON files alone.
+"""Write ``results/upstream/``: the issue body, its title, the comment for #5489, the
+attachments (``details.md``, the report, its chart, the files with its long tables, the JSON
+zipped) and ``pr/`` (the pull request's title and description, and the alternatives' JSON its
+tables print), all from the JSON files alone.
 
 Same JSON in, same bytes out: the zip has fixed timestamps, modes and order. When the
 measurements contradict the issue's premise, no body is written and stale ones are removed.
@@ -15,15 +16,21 @@ from pathlib import Path
 
 from repro import report, results
 from repro.errors import ReproError
-from repro.jsonfile import write_atomic
+from repro.jsonfile import write_atomic, write_json
 from repro.timeline.render import MARKDOWN_NAME as TIMELINE_MD
+from repro.upstream import details, pr, render, script_run
 from repro.upstream import facts as facts_mod
-from repro.upstream import render, script_run
 from repro.upstream import upstream_docs as docs
 
 ISSUE = "issue.md"
 TITLE = "title.txt"
 COMMENT = "comment-5489.md"
+DETAILS = "details.md"
+PR = "pr"
+PR_TITLE = f"{PR}/title.txt"
+PR_DESCRIPTION = f"{PR}/description.md"
+ALTERNATIVES = f"{PR}/alternatives.json"
+ALTERNATIVES_SCHEMA = 1
 REPORT = report.REPORT
 CHART_NAME = report.CHART_NAME
 ZIP = "results.zip"
@@ -33,8 +40,8 @@ RENDERED = {
     **dict.fromkeys((REPORT, CHART_NAME, *report.FILES[1:]), "nox -s report"),
     TIMELINE_MD: "python -m repro.timeline --render",
 }
-ATTACHMENTS = (*RENDERED, ZIP)
-BODIES = (ISSUE, TITLE, COMMENT)
+ATTACHMENTS = (DETAILS, *RENDERED, ZIP)
+BODIES = (ISSUE, TITLE, COMMENT, DETAILS, PR_TITLE, PR_DESCRIPTION, ALTERNATIVES)
 # The earliest time a zip entry can carry: no clock is read, so the bytes repeat.
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -105,11 +112,22 @@ def write(results_dir: Path, out_dir: Path, new_issue: int | None = None) -> Wri
         write_atomic(out_dir / name, data)
         written.append(out_dir / name)
     script_text = script_run.script_path(results_dir).read_text(encoding="utf-8")
-    for name, text in (
+    texts = [
         (ISSUE, render.issue(facts, script_text, ATTACHMENTS)),
         (TITLE, render.title(facts) + "\n"),
         (COMMENT, render.comment(facts, new_issue)),
-    ):
+        (DETAILS, details.details(facts)),
+    ]
+    for name in (PR_TITLE, PR_DESCRIPTION, ALTERNATIVES):
+        (out_dir / name).unlink(missing_ok=True)
+    if facts.alternatives is not None and facts.fix is not None:
+        write_json(out_dir / ALTERNATIVES, facts.alternatives.to_json(), schema=ALTERNATIVES_SCHEMA)
+        written.append(out_dir / ALTERNATIVES)
+        texts += [
+            (PR_TITLE, pr.title() + "\n"),
+            (PR_DESCRIPTION, pr.description(facts, new_issue)),
+        ]
+    for name, text in texts:
         write_atomic(out_dir / name, text)
         written.append(out_dir / name)
     return Written(premise_failed=None, files=written, notes=facts.notes)

@@ -1,10 +1,11 @@
-"""What the upstream issue says, decided as plain data from the JSON files alone.
+"""What the upstream issue, its attachment and the pull request say, decided as plain data from
+the JSON files alone.
 
 ``gather`` reads the per-version results, the timeline, the recorded run of the minimal
-reproduction and, when present, the remedies, the candidate fix with upstream's tests and the
-rolling upgrades; ``premise`` says whether the newest release still loses grid points with a
-distinct seed per worker. Every number kept here is a field of those files, so every number the
-issue prints can be found in them.
+reproduction and, when present, the remedies, the patched targets with upstream's tests (the
+candidate fix and the alternatives) and the rolling upgrades; ``premise`` says whether the
+newest release still loses grid points with a distinct seed per worker. Every number kept here
+is a field of those files or of the alternatives' JSON written beside the pull request.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from repro.errors import ReproError
 from repro.jsonfile import load_json
 from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize
 from repro.timeline import records as timeline_records
+from repro.upstream import alternatives as alternatives_mod
 from repro.upstream import script_run
 from repro.upstream_tests import UpstreamTests
 
 PROCESS_MODES = ("sequential", "concurrent")
 REMEDY_LABELS = {
     "bruteforce": "`BruteForceSampler` instead of `GridSampler`",
+    "bruteforce-strict": "`BruteForceSampler(avoid_premature_stop=True)` instead",
     "enqueued": "the whole grid enqueued once (`study.enqueue_trial`), workers popping it",
 }
-UPSTREAM_TESTS = "upstream-tests.json"
+UPSTREAM_TESTS = upstream_tests.FILENAME
 ROLLING = "rolling.json"
 TARGET_DIRS = "target-*"
 
@@ -119,6 +122,7 @@ class Facts:
     remedies: list[Remedy] = field(default_factory=list)
     fix: Fix | None = None
     rolling: list[RollingCase] = field(default_factory=list)
+    alternatives: alternatives_mod.Alternatives | None = None
     sources: list[Path] = field(default_factory=list)  # every JSON file read
     notes: list[str] = field(default_factory=list)  # sections left out, for the session's output
 
@@ -165,13 +169,12 @@ def script_premise(record: script_run.ScriptRecord) -> str | None:
     )
 
 
-def _columns(newest: str, oldest: str) -> list[Column]:
+def _columns(newest: str) -> list[Column]:
+    """The issue's table: the newest release, each seed policy in both process modes."""
     return [
-        Column(newest, "sequential", "per-worker"),
-        Column(newest, "concurrent", "per-worker"),
-        Column(newest, "sequential", "shared"),
-        Column(newest, "sequential", "none"),
-        Column(oldest, "sequential", "per-worker"),
+        Column(newest, mode, policy)
+        for policy in ("per-worker", "shared", "none")
+        for mode in PROCESS_MODES
     ]
 
 
@@ -238,9 +241,17 @@ def _diff(patches: list[targets.PatchRecord]) -> str:
     return "".join(path.read_text(encoding="utf-8") for path in paths)
 
 
+def _not_proposed(directory: Path) -> bool:
+    """Sorts the proposed patch's target first."""
+    provenance = targets.read_provenance(directory)
+    names = [Path(p.path).name for p in provenance.patches] if provenance else []
+    return names != [alternatives_mod.PROPOSED]
+
+
 def _fix(results_dir: Path, sources: list[Path]) -> Fix | None:
-    """The first patched target with results, and upstream's tests when they were run."""
-    for directory in sorted(results_dir.glob(TARGET_DIRS)):
+    """The proposed patch's target (else the first patched target) with results, and
+    upstream's tests when they were run."""
+    for directory in sorted(results_dir.glob(TARGET_DIRS), key=_not_proposed):
         target_file = directory / "target.json"
         files = sorted(directory.glob("optuna-*.json"))
         provenance = targets.read_provenance(directory)
@@ -285,7 +296,7 @@ def gather(results_dir: Path) -> Facts:
     sources = sorted(results_dir.glob("optuna-*.json"))
     notes: list[str] = []
 
-    columns = _columns(newest.optuna_version, oldest.optuna_version)
+    columns = _columns(newest.optuna_version)
     summaries = {f.optuna_version: summarize(matrix_runs(f)) for f in files}
     cells: dict[tuple[str, Column], ScenarioSummary] = {}
     storages: list[str] = []
@@ -329,6 +340,15 @@ def gather(results_dir: Path) -> Facts:
             notes.append(f"no {UPSTREAM_TESTS}: upstream's tests against the fix are left out")
         if not fix.diff:
             notes.append(f"the patch of {fix.label} cannot be read: its text is left out")
+    alternatives = alternatives_mod.decide(results_dir, newest)
+    if alternatives is not None:
+        for row in alternatives.rows:
+            read = results_dir / row.source
+            sources.append(read)
+            if read.parent != results_dir:
+                sources.append(read.parent / "target.json")
+        if (results_dir / UPSTREAM_TESTS).exists():
+            sources.append(results_dir / UPSTREAM_TESTS)
     rolling_path = results_dir / ROLLING
     rolling = _rolling(rolling_path, newest.optuna_version) if rolling_path.exists() else []
     if rolling:
@@ -354,6 +374,7 @@ def gather(results_dir: Path) -> Facts:
         remedies=remedies,
         fix=fix,
         rolling=rolling,
+        alternatives=alternatives,
         sources=sorted(set(sources)),
         notes=notes,
     )

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from repro import markdown as md
+from repro.errors import ReproError
 from repro.results import ScenarioSummary
 from repro.upstream import upstream_docs as docs
-from repro.upstream.facts import REMEDY_LABELS, Column, Facts, RollingCase
+from repro.upstream.facts import Facts
 
 # The form's field labels, in its order.
 EXPECTED = "Expected behavior"
@@ -26,9 +27,24 @@ CONTEXT = "Additional context (optional)"
 FIELDS = (EXPECTED, ENVIRONMENT, LOGS, STEPS, CONTEXT)
 
 POLICY = {"per-worker": "seed per worker", "shared": "shared seed", "none": "no seed"}
+HEADS = {"per-worker": "distinct seeds", "shared": "one shared seed", "none": "no seed"}
+# A maintainer reads a report in a couple of minutes: the body stays short, the rest is in
+# the attachments (GitHub itself takes 65,536 characters, docs.BODY_LIMIT).
+ISSUE_LIMIT = 6000
+# One sentence per attachment, by file name.
+ATTACHED = {
+    "details.md": "every release since the first measured, remedies, the fix and its "
+    "alternatives, upstream's tests.",
+    "report.md": "the report in short.",
+    "report-chart.png": "its chart.",
+    "report-details.md": "every scenario and storage.",
+    "corpus.md": "random search spaces.",
+    "timeline.md": "where each release changed.",
+    "results.zip": "every JSON file behind these figures.",
+}
 
 
-class TooLong(ValueError):
+class TooLong(ReproError, ValueError):
     """A body GitHub would refuse."""
 
 
@@ -40,63 +56,47 @@ def issue_link(number: int) -> str:
     return link(f"#{number}", f"{docs.REPO}/issues/{number}")
 
 
-def _cell(s: ScenarioSummary | None) -> str:
-    if s is None:
+def _cell(seq: ScenarioSummary | None, conc: ScenarioSummary | None) -> str:
+    """Runs that lost points / runs, sequential · concurrent; ✗ when any lost."""
+    found = [x for x in (seq, conc) if x is not None and x.runs]
+    if not found:
         return "not run"
-    if not s.runs:
-        return f"error ({s.errors} runs)"
-    mark = "✗" if s.runs_with_missing else "✓"
-    errors = f" · {s.errors} crashed" if s.errors else ""
-    return (
-        f"{mark} **{s.runs_with_missing}/{s.runs}** · {s.missing_mean:g} · "
-        f"{s.duplicates_mean:g}{errors}"
-    )
-
-
-def _column_label(c: Column) -> str:
-    return f"{c.version} {c.mode}, {POLICY[c.seed_policy]}"
+    mark = "✗" if any(x.runs_with_missing for x in found) else "✓"
+    parts = [f"{x.runs_with_missing}/{x.runs}" if x and x.runs else "none" for x in (seq, conc)]
+    lost = f" ({seq.missing_mean:g} lost)" if seq and seq.runs_with_missing else ""
+    return f"{mark} {' · '.join(parts)}{lost}"
 
 
 def _table(facts: Facts) -> list[str]:
+    policies = list(dict.fromkeys(c.seed_policy for c in facts.columns))
+
+    def cell(storage: str, policy: str) -> str:
+        by_mode = {
+            c.mode: facts.cells.get((storage, c)) for c in facts.columns if c.seed_policy == policy
+        }
+        return _cell(by_mode.get("sequential"), by_mode.get("concurrent"))
+
     return md.table(
-        ["storage", *(_column_label(c) for c in facts.columns)],
-        (
-            [storage, *(_cell(facts.cells.get((storage, c))) for c in facts.columns)]
-            for storage in facts.storages
-        ),
-    )
-
-
-def _grid_sentence(facts: Facts) -> str:
-    space = ", ".join(f"`{name}`: {len(values)} values" for name, values in facts.search_space)
-    return (
-        f"A {facts.grid_size}-point grid ({space}), {facts.workers} worker processes of "
-        f"{facts.trials_per_worker} trials each sharing one study, the study capped at the grid "
-        f"size with `MaxTrialsCallback` as in {issue_link(5489)}. `sequential`: the workers run "
-        "one after another; `concurrent`: they run at once and every objective call waits at a "
-        "barrier so that all of them hold a running trial together. Each worker process builds "
-        "its own storage connection and its own `GridSampler`."
+        ["storage", *(HEADS[p] for p in policies)],
+        ([storage, *(cell(storage, p) for p in policies)] for storage in facts.storages),
     )
 
 
 def expected_behavior(facts: Facts) -> list[str]:
-    v, old = facts.version, facts.oldest.optuna_version
     return [
-        "Several worker processes share one study through one storage and each builds "
-        "`GridSampler(search_space, seed=...)` with a seed of its own, as "
-        f"{link('the samplers reference page', docs.SAMPLERS_PAGE.url)} tells distributed "
-        "processes to do. I expect every grid point to be evaluated exactly once, as on "
-        f"Optuna {old} with workers started one after another (last column below).",
-        "",
-        f"On Optuna {v} some grid points are never evaluated and others more than once, "
-        "while the study stops as if the grid were done. No error is raised. Measured on every "
-        "storage; without a seed, or with the same seed in every worker, the same runs are "
-        f"exact on {v}:",
+        "Processes that share one study, each with `GridSampler(search_space, seed=...)` and "
+        f"its own seed as {link('the samplers page', docs.SAMPLERS_PAGE.url)} recommends, "
+        f"should evaluate every grid point once. On Optuna {facts.version} some points are "
+        "never evaluated and others twice, and the study stops as if the grid were done, "
+        "without an error. With one seed in every process, or none, the same runs are exact:",
         "",
         *_table(facts),
         "",
-        "Each cell: runs that lost grid points / runs · mean points never evaluated · mean "
-        "duplicate evaluations. " + _grid_sentence(facts),
+        "Cells: runs that lost points / runs, processes one after another · at once (mean "
+        f"points lost). A {facts.grid_size}-point grid, {facts.workers} processes of "
+        f"{facts.trials_per_worker} trials, the study capped at the grid size with "
+        f"`MaxTrialsCallback` as in {issue_link(5489)}; `journal` is a file, `redis` "
+        "`JournalStorage` on Redis.",
     ]
 
 
@@ -107,42 +107,26 @@ def environment(facts: Facts) -> list[str]:
         f"- Optuna version: {f.optuna_version}",
         f"- Python version: {f.python}",
         f"- OS: {f.platform}",
-        f"- (Optional) Other libraries and their versions: {packages}. Storages: "
-        + ", ".join(f"`{s}`" for s in facts.storages)
-        + " (SQLite and the servers through `RDBStorage`; `journal` is `JournalStorage` on a "
-        "file; `redis` is `JournalStorage` on Redis).",
+        f"- (Optional) Other libraries and their versions: {packages}",
     ]
 
 
 def logs(facts: Facts) -> list[str]:
+    """Each line the recorded runs printed, once, with how many runs printed it."""
+    printed = [o.stdout for o in facts.script.outputs]
     out = ["```shell"]
-    for output in facts.script.outputs:
-        out += [f"$ {facts.script.command}", output.stdout]
-    ex = facts.example
-    if ex is not None:
-        params = ", ".join(f"{k}={v!r}" for k, v in sorted(ex.params.items()))
-        who = ", ".join(f"trial {n} (worker {w}, seed {s})" for n, w, s in ex.trials)
-        out += [
-            f"# One run of the harness ({ex.scenario}, repetition {ex.repetition}): {ex.missing} "
-            f"points never evaluated, {ex.duplicates} duplicate evaluations; the {ex.workers} "
-            f"workers had {ex.worker_orders_distinct} different grid orders. {params} was "
-            f"evaluated by {who}.",
-        ]
-    out.append("```")
-    return out
+    for line in dict.fromkeys(printed):
+        runs = printed.count(line)
+        out += [f"$ {facts.script.command}  # {runs} of {len(printed)} runs printed:", line]
+    return [*out, "```"]
 
 
 def steps(facts: Facts, script_text: str) -> list[str]:
-    s = facts.script
-    name = Path(s.script).name
+    name = Path(facts.script.script).name
     return [
         f"1. Save the script below as `{name}`.",
-        f"2. Run `uv run {name}`: its inline metadata "
-        f"({link('PEP 723', 'https://peps.python.org/pep-0723/')}) installs the newest Optuna "
-        f"in a throwaway environment. Or `python {name}` with Optuna installed.",
-        '3. It prints one JSON line; `"missing"` above 0 means that grid points were never '
-        f"evaluated although all {facts.grid_size} trials ran. The logs above are "
-        f"{len(s.outputs)} recorded runs on Optuna {s.optuna} (Python {s.python}, {s.platform}).",
+        f"2. `uv run {name}` (it installs the newest Optuna) or `python {name}`.",
+        '3. `"missing"` above 0 in its output: grid points never evaluated.',
         "",
         "```python",
         script_text.rstrip("\n"),
@@ -151,200 +135,59 @@ def steps(facts: Facts, script_text: str) -> list[str]:
 
 
 def _quote(q: docs.Quote) -> list[str]:
-    return [
-        f"- {q.where}, {link(f'{q.path}#L{q.first}-L{q.last}', q.url)}:",
-        "",
-        "  ```rst",
-        *[f"  {line}" for line in q.lines],
-        "  ```",
-    ]
+    text = " ".join(line.strip() for line in q.lines)
+    return [f"> {text}", f"> — {link(q.where, q.url)}"]
 
 
-def _docs_section(facts: Facts) -> list[str]:
+def _docs_section() -> list[str]:
     return [
-        "**The documentation disagrees on the seeds of distributed workers.** Both at "
-        f"{link(docs.TAG, f'{docs.REPO}/tree/{docs.TAG}')}:",
+        "**The documentation disagrees with itself.**",
         "",
         *_quote(docs.SAMPLERS_PAGE),
+        "",
         *_quote(docs.GRID_DOCSTRING),
         "",
-        "The reference page, which speaks for every sampler, allows `seed=None` or different "
-        "seeds per process. The `GridSampler` docstring strongly recommends fixing `seed` for "
-        "each process, which keeps the grid whole only when every process fixes the same seed. "
-        f"On {facts.version} different seeds lose grid points and a shared seed does not (table "
-        "above), and nothing on the reference page says that `GridSampler` is the exception.",
+        "Only the same seed in every process keeps the grid whole.",
     ]
+
+
+def _code(lines: docs.CodeLines) -> str:
+    return link(f"L{lines.first}-L{lines.last}", lines.url)
 
 
 def _cause_section(facts: Facts) -> list[str]:
-    shuffle = docs.permalink(docs.GRID_PY, *docs.SHUFFLE_LINES)
-    number = docs.permalink(docs.GRID_PY, *docs.TRIAL_NUMBER_LINES)
+    c = docs.cause(facts.version)
     return [
         "",
-        f"**Why.** `GridSampler.__init__` shuffles the grid with `LazyRandomState(seed or 0)` "
-        f"({link(f'_grid.py#L{docs.SHUFFLE_LINES[0]}-L{docs.SHUFFLE_LINES[1]}', shuffle)}), "
-        "and `before_trial` gives each of the first `len(grid)` trials `grid_id = trial.number` "
-        "without reading the storage "
-        f"({link(f'_grid.py#L{docs.TRIAL_NUMBER_LINES[0]}-L{docs.TRIAL_NUMBER_LINES[1]}', number)}"
-        "). Trial numbers are unique across workers, but a worker with another seed has another "
-        "shuffled order, so the same grid id names another point in each worker. Every grid id "
-        "is used once, `after_trial` finds none left and stops the study, and the points that "
-        "no worker's order put at its trial numbers are never evaluated. In the runs above every "
-        "duplicate came from two different grid ids naming the same point, never from one id "
-        f"picked twice. {link('PR #5490', docs.PR_5490)} (the fix for {issue_link(5489)}) made "
-        "`seed=None` mean seed 0, which repaired workers without a seed but not workers with "
-        "different seeds.",
+        f"**Cause** (`_grid.py` at `{c.shuffle.tag}`): `__init__` shuffles the grid with the "
+        f"sampler's seed ({_code(c.shuffle)}); trial `n < len(grid)` gets grid id `n` "
+        f"({_code(c.number)}), read through this process's order ({_code(c.lookup)}). "
+        "Different seeds map one trial number to different points; once every id is used "
+        f"`after_trial` stops the study ({_code(c.stop)}). {link('PR #5490', docs.PR_5490)} "
+        "made `seed=None` mean seed 0, which fixed processes without a seed only.",
     ]
 
 
-def _span(versions: Sequence[str], measured: Sequence[str]) -> str:
-    """ "every release from A to B" when ``versions`` are all the measured ones between A and B,
-    else the list."""
-    first, last = measured.index(versions[0]), measured.index(versions[-1])
-    if list(measured[first : last + 1]) == list(versions):
-        return f"every release from {versions[0]} to {versions[-1]}"
-    return ", ".join(versions)
-
-
-def _history_section(facts: Facts) -> list[str]:
-    if not facts.measured_releases:
+def _fix_pointer(facts: Facts) -> list[str]:
+    found = facts.alternatives
+    if found is None or found.recommended is None:
         return []
-    out = [
-        "",
-        f"**History.** Every final release from {facts.measured_releases[0]} to "
-        f"{facts.measured_releases[-1]} was measured (sequential workers on SQLite):",
-        "",
-    ]
-    for policy, versions in sorted(facts.losing.items()):
-        changes = "; ".join(
-            f"{t.from_outcome} on {t.from_version}, {t.to_outcome} on {t.to_version}"
-            for t in facts.transitions
-            if t.seed_policy == policy
-        )
-        out.append(
-            f"- {POLICY[policy]}: lost points on {_span(versions, facts.measured_releases)}"
-            + (f" ({changes})" if changes else "")
-        )
-    return out
-
-
-def _remedy_label(name: str) -> str:
-    if name in REMEDY_LABELS:
-        return REMEDY_LABELS[name]
-    return f"no cap, {name.lstrip('x')} times the grid's trials ({issue_link(5489)} pattern)"
-
-
-def _ordered(facts: Facts, rows: Sequence[ScenarioSummary]) -> list[str]:
-    """The storages of ``rows`` in the order of the main table, others after them."""
-    found = {s.storage for s in rows}
-    return [st for st in facts.storages if st in found] + sorted(found - set(facts.storages))
-
-
-def _remedies_section(facts: Facts) -> list[str]:
-    if not facts.remedies:
-        return []
-    storages = _ordered(facts, [s for r in facts.remedies for s in r.rows])
-    out = [
-        "",
-        f"**Remedies users are told about, measured on {facts.version}.** Cells as above, "
-        "then the mean number of trials:",
-        "",
-    ]
-    rows = []
-    for remedy in facts.remedies:
-        keys: list[tuple[str, str]] = []
-        for s in remedy.rows:
-            if (s.mode, s.seed_policy) not in keys:
-                keys.append((s.mode, s.seed_policy))
-        for mode, policy in keys:
-            cells = []
-            for storage in storages:
-                found = next(
-                    (
-                        s
-                        for s in remedy.rows
-                        if (s.mode, s.seed_policy, s.storage) == (mode, policy, storage)
-                    ),
-                    None,
-                )
-                cells.append(_cell(found) + (f" · {found.trials_mean:g} trials" if found else ""))
-            rows.append([_remedy_label(remedy.name), f"{mode}, {POLICY[policy]}", *cells])
-    return out + md.table(["remedy", "mode, seed", *storages], rows)
-
-
-def _fix_section(facts: Facts) -> list[str]:
-    fix = facts.fix
-    if fix is None:
-        return []
-    shas = ", ".join(f"`{p.sha256}`" for p in fix.patches)
-    storages = _ordered(facts, fix.rows)
-    modes = sorted({s.mode for s in fix.rows})
-
-    def fixed(mode: str, storage: str) -> str:
-        return _cell(next((s for s in fix.rows if (s.mode, s.storage) == (mode, storage)), None))
-
-    out = [
-        "",
-        f"**A candidate fix**, `{fix.spec}` (patch sha256 {shas}), built from the {facts.version} "
-        "sdist and measured like the release; distinct seeds per worker:",
-        "",
-        *md.table(
-            ["mode", *storages], ([mode, *(fixed(mode, st) for st in storages)] for mode in modes)
-        ),
-    ]
-    if fix.tests:
-        out += ["", f"Upstream's own tests (`{fix.tests[0].command}`):", ""]
-        for t in fix.tests:
-            failing = f": {', '.join(f'`{x}`' for x in t.not_passed)}" if t.not_passed else ""
-            out.append(f"- `{t.label}`: {t.passed} passed, {t.failed} not passed{failing}")
-    if fix.diff:
-        out += ["", "<details><summary>the patch</summary>", "", "```diff"]
-        out += [fix.diff.rstrip("\n"), "```", "", "</details>"]
-    return out
-
-
-def _rolling_row(c: RollingCase) -> list[str]:
-    detail = f"refused: `{c.refusal}`" if c.refusal else f"{c.missing} missing, {c.duplicates} dup"
     return [
-        f"{c.older} + {c.newer}",
-        c.creator,
-        c.storage,
-        f"{c.mode}, {POLICY[c.seed_policy]}",
-        c.outcome,
-        detail,
+        "",
+        "**A fix** (the grid order derived from the search space, a regression test, the "
+        "documentation) is ready as a pull request; `details.md` compares it with alternatives.",
     ]
-
-
-def _rolling_section(facts: Facts) -> list[str]:
-    bad = [c for c in facts.rolling if c.outcome != "exact"]
-    if not facts.rolling:
-        return []
-    out = ["", f"**Upgrading workers one at a time to {facts.version}.** "]
-    if not bad:
-        out[-1] += f"Every measured pair with {facts.version} was exact."
-        return out
-    out[-1] += (
-        f"Workers of two releases sharing one study; the cases with {facts.version} that were "
-        "not exact (the others were):"
-    )
-    headers = ["releases", "created by", "storage", "mode, seed", "outcome", "detail"]
-    return [*out, "", *md.table(headers, (_rolling_row(c) for c in bad))]
 
 
 def additional_context(facts: Facts, attachments: Sequence[str]) -> list[str]:
-    out = _docs_section(facts) + _cause_section(facts) + _history_section(facts)
-    out += _remedies_section(facts) + _fix_section(facts) + _rolling_section(facts)
+    out = _docs_section() + _cause_section(facts) + _fix_pointer(facts)
     out += [
         "",
-        "**Related:** "
-        + ", ".join(issue_link(n) for n in (5489, 4627, 2039))
-        + " (the last two: workers running at once may pick the same grid id).",
+        "**Related:** " + ", ".join(issue_link(n) for n in (5489, 4627, 2039)) + ".",
         "",
-        "**Attached:** " + ", ".join(f"`{name}`" for name in attachments) + ". "
-        "`report.md` is the measured report in short, `report-chart.png` its chart, "
-        "`report-details.md`, `corpus.md` and `timeline.md` its long tables (every storage, "
-        "the random search spaces, every release), `results.zip` every JSON file this issue "
-        "was generated from.",
+        "**Attached:**",
+        "",
+        *(f"- `{name}`: {ATTACHED[name]}" for name in attachments),
     ]
     return out
 
@@ -360,13 +203,13 @@ def issue(facts: Facts, script_text: str, attachments: Sequence[str]) -> str:
     out: list[str] = []
     for label, body in zip(FIELDS, sections):
         out += [f"### {label}", "", *body, ""]
-    return checked("\n".join(out).rstrip() + "\n")
+    return checked("\n".join(out).rstrip() + "\n", ISSUE_LIMIT)
 
 
 def title(facts: Facts) -> str:
     return (
-        f"`GridSampler` loses grid points when distributed workers pass different seeds "
-        f"(Optuna {facts.version}), which the samplers reference page recommends"
+        "`GridSampler` skips grid points when distributed processes pass different seeds "
+        f"(Optuna {facts.version})"
     )
 
 
@@ -424,7 +267,7 @@ def comment(facts: Facts, new_issue: int | None) -> str:
     return checked("\n".join(lines) + "\n")
 
 
-def checked(body: str) -> str:
-    if len(body) > docs.BODY_LIMIT:
-        raise TooLong(f"{len(body)} characters; GitHub refuses more than {docs.BODY_LIMIT}")
+def checked(body: str, limit: int = docs.BODY_LIMIT) -> str:
+    if len(body) > limit:
+        raise TooLong(f"{len(body)} characters; the limit is {limit}")
     return body

@@ -1,20 +1,24 @@
-"""What the issue quotes from upstream, and GitHub's limits on what it can post, as data.
+"""What the issue quotes and links from upstream, and GitHub's limits on what it can post, as
+data.
 
 The quotes are verbatim lines of Optuna's repository at ``TAG`` with their line numbers; the
-tests compare them with the repository when a clone is at hand and with the installed Optuna's
-``GridSampler`` docstring.
+code links point into ``optuna/samplers/_grid.py`` at the newest release's tag (``CAUSES``). The
+tests compare the quotes with a clone when one is named (``$OPTUNA_MIRROR``) and every quoted or
+linked line of ``_grid.py`` with the installed release.
 
-Why ``TAG`` is v5.0.0-rc1 and not v5.0.0: the clone of optuna/optuna read for this report
-(master of 2026-08-21, which still says ``5.0.0.dev``) holds tags up to v5.0.0-rc1, so the
-v5.0.0 tag could not be read. ``optuna/samplers/_grid.py`` at v5.0.0-rc1 is byte-identical to
-the file in the 5.0.0 wheel, and ``docs/source/reference/samplers/index.rst`` is unchanged from
-v5.0.0-rc1 to that master, so the quoted lines are the ones 5.0.0 ships; a permalink must name a
-commit that is known to hold them.
+Why two tags: the clone of optuna/optuna read for this report (master of 2026-08-21, which still
+says ``5.0.0.dev``) holds tags up to v5.0.0-rc1, so the documentation page is quoted at that
+tag (it is unchanged from there to that master, and the quoted docstring lines are the same in
+5.0.0 and 5.1.0). The code is linked at each release's own tag because its lines were read in
+that release's sdist, which the tag builds; ``_grid.py`` at v5.0.0-rc1 is byte-identical to
+5.0.0's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from repro.errors import ReproError
 
 REPO = "https://github.com/optuna/optuna"
 TAG = "v5.0.0-rc1"
@@ -51,31 +55,24 @@ class Quote:
 
     @property
     def url(self) -> str:
-        return permalink(self.path, self.first, self.last)
+        return permalink(self.path, self.first, self.last if self.last > self.first else None)
 
 
 GRID_DOCSTRING = Quote(
-    "the `GridSampler` docstring, argument `seed`",
+    "the `GridSampler` docstring of `seed`",
     "optuna/samplers/_grid.py",
-    108,
+    112,
     (
-        "        seed:",
-        "            A seed to fix the order of trials as the grid is randomly shuffled. This shuffle is",  # noqa: E501 (verbatim)
-        "            beneficial when the number of grids is larger than ``n_trials`` in",
-        "            :meth:`~optuna.Study.optimize` to suppress suggesting similar grids. Please note",  # noqa: E501 (verbatim)
         "            that fixing ``seed`` for each process is strongly recommended in distributed",
         "            optimization to avoid duplicated suggestions.",
     ),
 )
 
 SAMPLERS_PAGE = Quote(
-    "the samplers reference page (`optuna.samplers`), the note on seeds",
+    "the samplers reference page",
     "docs/source/reference/samplers/index.rst",
-    64,
+    67,
     (
-        "    Samplers initialize their random number generators by specifying ``seed`` argument at initialization.",  # noqa: E501 (verbatim)
-        "    However, samplers reseed them when ``n_jobs!=1`` of :func:`optuna.study.Study.optimize` to avoid sampling duplicated parameters by using the same generator.",  # noqa: E501 (verbatim)
-        "    Thus we can hardly reproduce the optimization results with ``n_jobs!=1``.",
         "    For the same reason, make sure that use either ``seed=None`` or different ``seed`` values among processes with distributed optimization explained in :ref:`distributed` tutorial.",  # noqa: E501 (verbatim)
     ),
 )
@@ -83,7 +80,62 @@ SAMPLERS_PAGE = Quote(
 QUOTES = (SAMPLERS_PAGE, GRID_DOCSTRING)
 
 GRID_PY = "optuna/samplers/_grid.py"
-# The code behind the loss, at TAG: the shuffle seeded per sampler, and the first len(grid)
-# trials taking grid id = trial number without reading the storage.
-SHUFFLE_LINES = (130, 131)
-TRIAL_NUMBER_LINES = (147, 152)
+
+
+@dataclass(frozen=True)
+class CodeLines:
+    """Lines of ``_grid.py`` at a release tag that the issue links, with text that must be on
+    them."""
+
+    tag: str
+    first: int
+    last: int
+    holds: str
+
+    @property
+    def url(self) -> str:
+        return permalink(GRID_PY, self.first, self.last, self.tag)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The code behind the loss in one release: the shuffle seeded per sampler; the first
+    len(grid) trials taking grid id = trial number without reading the storage; the id read
+    through this process's order; the stop once no id is left."""
+
+    shuffle: CodeLines
+    number: CodeLines
+    lookup: CodeLines
+    stop: CodeLines
+
+    @property
+    def lines(self) -> tuple[CodeLines, ...]:
+        return (self.shuffle, self.number, self.lookup, self.stop)
+
+
+def _cause(release: str, stop_last: int) -> Cause:
+    tag = f"v{release}"
+    return Cause(
+        CodeLines(tag, 130, 131, "seed or 0"),
+        CodeLines(tag, 147, 152, "trial.number"),
+        CodeLines(tag, 202, 203, "self._all_grids[grid_id]"),
+        CodeLines(tag, 220, stop_last, "study.stop()"),
+    )
+
+
+# Per release, read in its sdist (5.1.0 adds a line to `after_trial`'s stop); the test checks
+# them against the installed release.
+CAUSES = {"5.0.0": _cause("5.0.0", 227), "5.1.0": _cause("5.1.0", 228)}
+
+
+class UnknownRelease(ReproError):
+    """A release whose lines of _grid.py the issue would link unread."""
+
+
+def cause(release: str) -> Cause:
+    if release not in CAUSES:
+        raise UnknownRelease(
+            f"Optuna {release}: which lines of {GRID_PY} to link is not known; read them in its "
+            "sdist and add them to CAUSES in repro/upstream/upstream_docs.py"
+        )
+    return CAUSES[release]
