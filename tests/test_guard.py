@@ -115,7 +115,9 @@ def test_the_installed_script_runs_anywhere_and_names_itself(venv: Path, tmp_pat
     assert done.stderr.count("\n") == 1
     done = tool(venv, "audit", cwd=where)
     assert done.returncode == 2
-    assert done.stderr.startswith(f"{TOOL} audit: error: ")
+    # One error prefix for every command; the usage error names the subcommand's --help.
+    assert done.stderr.startswith(f"{TOOL}: error: ")
+    assert f"(see {TOOL} audit --help)" in done.stderr
     out = tmp_path / "out"
     done = tool(
         venv,
