@@ -82,6 +82,12 @@ def dispose(storage: optuna.storages.BaseStorage) -> None:
     engine = getattr(storage, "engine", None)
     if engine is not None:
         engine.dispose()
+    # The gRPC client's channel: ``close`` exists from 4.3.0 on; at 4.2.0 the channel goes
+    # with the process.
+    if GRPC_PROXY and isinstance(storage, optuna.storages.GrpcStorageProxy):
+        close = getattr(storage, "close", None)
+        if close is not None:
+            close()
 
 
 def grid_sampler(
@@ -229,3 +235,26 @@ def journal_redis_expression(url: str, prefix: str) -> str:
     else:
         backend = f"optuna.storages.JournalRedisStorage({url!r}, prefix={prefix!r})"
     return f"optuna.storages.JournalStorage({backend})"
+
+
+# Optuna's gRPC storage proxy: ``GrpcStorageProxy`` and ``run_grpc_proxy_server`` are exported
+# by ``optuna.storages`` from 4.2.0 on, both experimental there
+# (https://github.com/optuna/optuna/blob/v4.2.0/optuna/storages/_grpc/client.py#L33-L34,
+# server.py#L444-L451); v4.1.0 has no ``_grpc`` package. They import ``grpc`` (grpcio) and
+# the generated protobuf modules lazily, so the names exist without grpcio installed.
+GRPC_PROXY_SINCE = "4.2.0"
+GRPC_PROXY: bool = hasattr(optuna.storages, "GrpcStorageProxy")
+
+
+def grpc_proxy_storage(host: str, port: int) -> optuna.storages.BaseStorage:
+    """The client a worker opens: every call goes to the proxy server at ``host:port``."""
+    return optuna.storages.GrpcStorageProxy(host=host, port=port)
+
+
+def serve_grpc_proxy(storage: optuna.storages.BaseStorage, host: str, port: int) -> None:
+    """Serve ``storage`` at ``host:port`` until the process is stopped (the server's own
+    thread pool: 10 threads by default, server.py#L436 at v4.2.0). An RDB storage is wrapped
+    as ``get_storage`` wraps it, which the proxy's documentation asks for (server.py#L466-L469
+    at v4.2.0): the server then answers from Optuna's in-process trial cache."""
+    backend = optuna.storages.get_storage(storage)
+    optuna.storages.run_grpc_proxy_server(backend, host=host, port=port)

@@ -21,7 +21,7 @@ class StorageError(ReproError, ValueError):
 
 @dataclass(frozen=True)
 class StorageSpec:
-    kind: str  # sqlite | journal | postgresql | mysql | redis
+    kind: str  # sqlite | journal | postgresql | mysql | redis | grpc
     location: str  # an SQLAlchemy / Redis URL, or a journal file path
     namespace: str = ""  # Redis key prefix; every key of the study lives under "namespace:"
     # Optuna's tables are known to exist, made by this Optuna in this run (an RDB storage then
@@ -68,11 +68,13 @@ def from_url(url: str) -> StorageSpec:
         return StorageSpec("redis", url, namespace="optuna-grid-repro")
     if scheme == "journal":
         return StorageSpec("journal", url.split(":", 1)[1].removeprefix("//"))
+    if scheme == "grpc":
+        return StorageSpec("grpc", url)
     if scheme == "":
         return StorageSpec("journal", url)
     raise StorageError(
         f"{redact(url)}: unsupported storage scheme {scheme!r}; use sqlite:///, postgresql://, "
-        "mysql+pymysql://, redis:// or journal:PATH"
+        "mysql+pymysql://, redis://, grpc://HOST:PORT or journal:PATH"
     )
 
 
@@ -115,4 +117,10 @@ def open_storage(spec: StorageSpec) -> optuna.storages.BaseStorage:
         return _compat.rdb_storage(spec.location, connect_args(spec.location), spec.schema_ready)
     if spec.kind == "redis":
         return _compat.journal_redis_storage(spec.location, spec.namespace)
+    if spec.kind == "grpc":
+        # Optuna's gRPC storage proxy; the server behind it holds the database.
+        parts = urlsplit(spec.location)
+        if parts.hostname is None or parts.port is None:
+            raise StorageError(f"{spec.redacted}: a gRPC proxy URL is grpc://HOST:PORT")
+        return _compat.grpc_proxy_storage(parts.hostname, parts.port)
     raise StorageError(f"{spec.redacted}: unknown storage kind {spec.kind!r}")

@@ -1,0 +1,5 @@
+import sys
+
+from repro.scale.cli import main
+
+sys.exit(main())
