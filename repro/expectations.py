@@ -910,3 +910,59 @@ def remedy_violations(record: RunRecord, version: str) -> list[str]:
         if record.trials != record.grid_size + later:
             problems.append(f"expected {record.grid_size + later} trials")
     return [f"{where}: {p}" for p in problems]
+
+
+# Optuna's gRPC storage proxy (repro/scale): does the client's trial cache let a sampler read a
+# stale list of trials? From the code, no, on every release that has the proxy:
+# - every ``get_all_trials`` of the client asks the server, under the cache's lock, for each
+#   trial it holds as unfinished and each trial with an id above the highest finished id it
+#   has seen (client.py, GrpcClientCache); finished trials never change, so only a trial that
+#   became visible after one with a higher id had already finished could be missed;
+# - the server answers from its backend's own read (servicer GetTrials; the backend is the
+#   ``get_storage`` wrapper, whose cache reads the database by the same rule);
+# - on an RDB backend, trial creation takes the study row FOR UPDATE before the insert
+#   (storage.py ``_create_new_trial``) and SQLite serializes writers, so trial ids become
+#   visible in id order and no trial can appear below one already seen finished.
+# So a run through the proxy is judged by the same row of TABLE as a run on the database
+# itself; the rows below say so and cite the lines, and the tests measure it.
+GRPC_CLIENT = "optuna/storages/_grpc/client.py"
+CACHED_STORAGE = "optuna/storages/_cached_storage.py"
+_GRPC_CACHE = (
+    upstream("v4.2.0", GRPC_CLIENT, "L343-L411"),
+    upstream("v4.2.0", "optuna/storages/_grpc/server.py", "L325-L342"),
+    upstream("v4.2.0", CACHED_STORAGE, "L148-L162"),
+    upstream("v4.2.0", CACHED_STORAGE, "L237-L259"),
+    upstream("v4.2.0", RDB, "L472-L481"),
+)
+GRPC_SINCE = "4.2.0"
+
+
+@dataclass(frozen=True)
+class ProxyExpectation:
+    since: str
+    storages: frozenset[str]  # scenario storages: the proxy in front of which database
+    outcome: str  # as-direct: the GridSampler row of TABLE for the version, mode and seed
+    why: str
+    cite: tuple[str, ...]
+
+
+PROXY_TABLE: tuple[ProxyExpectation, ...] = (
+    ProxyExpectation(
+        GRPC_SINCE,
+        frozenset({"grpc-sqlite", "grpc-postgresql"}),
+        "as-direct",
+        "the client re-reads every unfinished trial and every trial above the last finished id "
+        "on each read, the server reads its database by the same rule, and trial ids become "
+        "visible in id order (the study row is locked FOR UPDATE; SQLite serializes writers): "
+        "the cache hides no trial from a sampler",
+        _GRPC_CACHE,
+    ),
+)
+
+
+def proxy_expected(version: str, storage: str) -> ProxyExpectation | None:
+    """The proxy row for a run on ``storage``; None on a release before the proxy."""
+    for row in PROXY_TABLE:
+        if storage in row.storages and version_key(version) >= version_key(row.since):
+            return row
+    return None

@@ -10,15 +10,20 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from repro import _compat
+from repro import _compat, expectations
+from repro.jsonfile import load_json
+from repro.results import RunRecord
+from repro.scale.cli import SCHEMA, results_file
 from repro.scale.extras import EXTRA
 from repro.scale.proxy import listening
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, require_service, run_cli
 
-pytestmark = pytest.mark.xdist_group("processes")
+# Per test, not per module: a second group mark would join the names into a group of its own.
+PROCESSES = pytest.mark.xdist_group("processes")
 
 PROXY_LINE = re.compile(r"proxy pid (\d+) on grpc://127\.0\.0\.1:(\d+)")
 NOT_APPLICABLE = f"not applicable on Optuna {_compat.OPTUNA_VERSION} (from 4.2.0)"
@@ -32,17 +37,18 @@ def gone(pid: int) -> bool:
     return False
 
 
-def test_missing_grpcio_names_the_extra_or_the_release_bound() -> None:
+@PROCESSES
+def test_missing_grpcio_names_the_extra_or_the_release_bound(tmp_path: Path) -> None:
     """grpcio made unimportable (a None entry in sys.modules is how Python blocks an import):
-    one line naming the extra, exit 2, within 10 s; a release without the proxy says so first,
-    since no extra brings it."""
+    one line naming the extra, exit 2, within 10 s, nothing written. A release without the
+    proxy says so first, since no extra brings it, and records it as not applicable."""
     began = time.monotonic()
     result = subprocess.run(
         [
             sys.executable,
             "-c",
             "import sys; sys.modules['grpc'] = None; from repro.scale.cli import main; "
-            "sys.exit(main(['run', '-w', '2']))",
+            f"sys.exit(main(['run', '-w', '2', '--out', {str(tmp_path)!r}]))",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -54,31 +60,57 @@ def test_missing_grpcio_names_the_extra_or_the_release_bound() -> None:
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
+    recorded = results_file(tmp_path, _compat.OPTUNA_VERSION)
     if _compat.GRPC_PROXY:
         assert "needs grpcio" in lines[0]
         assert EXTRA in lines[0]
+        assert not recorded.exists()
     else:
         assert NOT_APPLICABLE in lines[0]
+        data = load_json(recorded, schema=SCHEMA)
+        assert NOT_APPLICABLE in data["not_applicable"]
+        assert data["runs"] == []
 
 
-@pytest.mark.skipif(
-    not _compat.GRPC_PROXY, reason=f"grpc storage: {NOT_APPLICABLE} (see the test above)"
-)
-def test_proxy_runs_the_workers_and_leaves_nothing_listening() -> None:
-    """Two workers through a proxy in front of SQLite; afterwards the server process is gone
-    and nothing listens on its port."""
-    result = run_cli("run", "--backend", "sqlite", "-w", "2", module="repro.scale", timeout=120)
+def check_proxy_run(backend: str, out: Path) -> None:
+    """Two concurrent workers through a proxy in front of ``backend``: each run agrees with
+    the version's GridSampler row (the proxy row says the cache changes nothing); afterwards
+    the server process is gone and nothing listens on its port."""
+    result = run_cli(
+        "run", "--backend", backend, "-w", "2", "--out", str(out), module="repro.scale", timeout=120
+    )
     assert result.returncode == 0, result.stderr
     match = PROXY_LINE.search(result.stderr)
     assert match, result.stderr
-    assert re.search(r"r0: \d+ of 24 points lost, \d+ extra evaluations", result.stdout)
     assert gone(int(match[1]))
     assert not listening(int(match[2]))
+    data = load_json(results_file(out, _compat.OPTUNA_VERSION), schema=SCHEMA)
+    runs = [RunRecord.from_json(r) for r in data["runs"]]
+    assert [r.storage for r in runs] == [f"grpc-{backend}"]
+    assert expectations.proxy_expected(_compat.OPTUNA_VERSION, runs[0].storage) is not None
+    assert expectations.all_violations(runs, _compat.OPTUNA_VERSION) == []
 
 
-@pytest.mark.skipif(
+NEEDS_PROXY = pytest.mark.skipif(
     not _compat.GRPC_PROXY, reason=f"grpc storage: {NOT_APPLICABLE} (see the first test)"
 )
+
+
+@NEEDS_PROXY
+@PROCESSES
+def test_proxy_in_front_of_sqlite(tmp_path: Path) -> None:
+    check_proxy_run("sqlite", tmp_path)
+
+
+@NEEDS_PROXY
+@pytest.mark.xdist_group("servers")
+def test_proxy_in_front_of_postgresql(tmp_path: Path) -> None:
+    require_service("postgresql")
+    check_proxy_run("postgresql", tmp_path)
+
+
+@NEEDS_PROXY
+@PROCESSES
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_stops_the_proxy(signum: signal.Signals) -> None:
     """A signal while the workers run: the run exits 128 + signum within 10 s and its proxy

@@ -5,7 +5,6 @@ of a fresh database, one proxy server per run. Exit 0 measured, 1 a run recorded
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -30,23 +29,52 @@ def build_parser(prog: str) -> Parser:
     run.add_argument(
         "--mode", choices=("sequential", "concurrent"), default="concurrent", help="launch mode"
     )
-    run.add_argument("--out", type=Path, help="write the run records here as JSON")
+    run.add_argument(
+        "--seed-policy", choices=("none", "shared", "per-worker"), default="none", help="seeds"
+    )
+    run.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the runs to DIR/grpc-optuna-VERSION.json (also where not applicable)",
+    )
     return parser
 
 
+SCHEMA = 1
+
+
+def results_file(directory: Path, version: str) -> Path:
+    """One file per Optuna release, so that a release where the proxy is not applicable never
+    replaces another release's measurement."""
+    return directory / f"grpc-optuna-{version}.json"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from repro import jsonfile, runner, services
+    from repro import _compat, expectations, jsonfile, runner, services
     from repro.errors import ReproError
     from repro.fork import check_interrupted
-    from repro.scale.extras import require_grpc
+    from repro.scale.extras import NotApplicable, require_grpc
     from repro.scale.proxy import serving
 
     if args.workers > MAX_WORKERS:
         raise ReproError(f"--workers {args.workers}: at most {MAX_WORKERS}")
-    require_grpc()
+    version = _compat.OPTUNA_VERSION
+    out = None if args.out is None else results_file(args.out, version)
+    try:
+        require_grpc()
+    except NotApplicable as exc:
+        # Recorded as such (never an empty file that looks like a skip), then the one line.
+        if out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            data = {"optuna": version, "backend": args.backend, "not_applicable": str(exc)}
+            jsonfile.write_json(out, {**data, "runs": []}, schema=SCHEMA)
+        raise
     if args.backend == "postgresql":
         services.check_reachable(StorageSpec("postgresql", services.server_url("postgresql")))
-    scenario = Scenario(args.mode, "none", f"grpc-{args.backend}", workers=args.workers)
+    storage = f"grpc-{args.backend}"
+    scenario = Scenario(args.mode, args.seed_policy, storage, workers=args.workers)
+    row = expectations.proxy_expected(version, storage)
     records = []
     for repetition in range(args.repetitions):
         name = f"repro-{scenario.id}-r{repetition}"
@@ -59,18 +87,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         # A signal that a library swallowed while the workers ran still ends the run here.
         check_interrupted()
         records.append(record)
+        problems = expectations.violations(record, version)
         outcome = (
-            record.error.strip().splitlines()[-1]
-            if record.error
-            else (
-                f"{record.missing} of {record.grid_size} points lost, "
-                f"{record.duplicates} extra evaluations"
-            )
+            f"{record.missing} of {record.grid_size} points lost, "
+            f"{record.duplicates} extra evaluations"
         )
-        print(f"{scenario.id} r{repetition}: {outcome}", flush=True)
-    if args.out is not None:
-        data = {"runs": [r.to_json() for r in records]}
-        jsonfile.write_atomic(args.out, json.dumps(data, indent=1) + "\n")
+        held = "; ".join(problems) or (
+            f"as expected through the proxy ({row.outcome if row else 'no row'}: "
+            f"{expectations.expected(version, record.mode, record.seed_policy).outcome})"
+        )
+        print(f"{scenario.id} r{repetition}: {outcome}; {held}", flush=True)
+    if out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        data = {"optuna": version, "backend": args.backend, "not_applicable": None}
+        jsonfile.write_json(out, {**data, "runs": [r.to_json() for r in records]}, schema=SCHEMA)
     return 1 if any(r.error for r in records) else 0
 
 
