@@ -20,6 +20,7 @@ Outcomes:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -912,7 +913,7 @@ def remedy_violations(record: RunRecord, version: str) -> list[str]:
     return [f"{where}: {p}" for p in problems]
 
 
-# Optuna's gRPC storage proxy (repro/scale): does the client's trial cache let a sampler read a
+# Optuna's gRPC storage proxy (repro/scale). Does the client's trial cache let a sampler read a
 # stale list of trials? From the code, no, on every release that has the proxy:
 # - every ``get_all_trials`` of the client asks the server, under the cache's lock, for each
 #   trial it holds as unfinished and each trial with an id above the highest finished id it
@@ -923,8 +924,10 @@ def remedy_violations(record: RunRecord, version: str) -> list[str]:
 # - on an RDB backend, trial creation takes the study row FOR UPDATE before the insert
 #   (storage.py ``_create_new_trial``) and SQLite serializes writers, so trial ids become
 #   visible in id order and no trial can appear below one already seen finished.
-# So a run through the proxy is judged by the same row of TABLE as a run on the database
-# itself; the rows below say so and cite the lines, and the tests measure it.
+# So a GridSampler run (and the enqueued grid) through the proxy is judged by the row of the
+# database itself. Not so BruteForceSampler: a trial crosses the proxy with its params and
+# distributions as protobuf maps (api.proto), which keep no order, and BruteForceSampler builds
+# its tree in the order of each trial's distributions and raises on two trials that disagree.
 GRPC_CLIENT = "optuna/storages/_grpc/client.py"
 CACHED_STORAGE = "optuna/storages/_cached_storage.py"
 _GRPC_CACHE = (
@@ -934,22 +937,32 @@ _GRPC_CACHE = (
     upstream("v4.2.0", CACHED_STORAGE, "L237-L259"),
     upstream("v4.2.0", RDB, "L472-L481"),
 )
+_GRPC_MAPS = (
+    upstream("v4.2.0", "optuna/storages/_grpc/api.proto", "L436-L437"),
+    upstream("v4.2.0", "optuna/storages/_grpc/server.py", "L410-L416"),
+    upstream("v4.2.0", BRUTE, "L149-L166"),
+    upstream("v4.2.0", BRUTE, "L40-L49"),
+)
 GRPC_SINCE = "4.2.0"
+PROXY_STORAGES = frozenset({"grpc-sqlite", "grpc-postgresql"})
 
 
 @dataclass(frozen=True)
 class ProxyExpectation:
     since: str
-    storages: frozenset[str]  # scenario storages: the proxy in front of which database
-    outcome: str  # as-direct: the GridSampler row of TABLE for the version, mode and seed
+    remedies: frozenset[str]
+    # as-direct: the row of the database itself (TABLE, or REMEDY_TABLE for a remedy);
+    # crashes: every run has a worker crashing with ``signature``.
+    outcome: str
     why: str
     cite: tuple[str, ...]
+    signature: str = ""
 
 
 PROXY_TABLE: tuple[ProxyExpectation, ...] = (
     ProxyExpectation(
         GRPC_SINCE,
-        frozenset({"grpc-sqlite", "grpc-postgresql"}),
+        frozenset({"grid", "enqueued", "x1.5", "x2"}),
         "as-direct",
         "the client re-reads every unfinished trial and every trial above the last finished id "
         "on each read, the server reads its database by the same rule, and trial ids become "
@@ -957,12 +970,41 @@ PROXY_TABLE: tuple[ProxyExpectation, ...] = (
         "the cache hides no trial from a sampler",
         _GRPC_CACHE,
     ),
+    ProxyExpectation(
+        GRPC_SINCE,
+        frozenset({"bruteforce", "bruteforce-strict"}),
+        "crashes",
+        "params and distributions cross the proxy as protobuf maps, which keep no order; "
+        "BruteForceSampler builds its tree in each trial's order of distributions and raises "
+        "when two trials disagree, so a worker crashes once it reads back an earlier trial",
+        _GRPC_MAPS,
+        signature="param_name mismatch",
+    ),
 )
 
 
-def proxy_expected(version: str, storage: str) -> ProxyExpectation | None:
-    """The proxy row for a run on ``storage``; None on a release before the proxy."""
+def proxy_expected(version: str, storage: str, remedy: str = "grid") -> ProxyExpectation | None:
+    """The proxy row for a run on ``storage``; None on a release before the proxy or for a
+    storage that is no proxy."""
     for row in PROXY_TABLE:
-        if storage in row.storages and version_key(version) >= version_key(row.since):
+        if (
+            storage in PROXY_STORAGES
+            and remedy in row.remedies
+            and version_key(version) >= version_key(row.since)
+        ):
             return row
     return None
+
+
+def proxy_violations(record: RunRecord, version: str) -> list[str]:
+    """What in a run through the proxy contradicts its proxy row; empty when it agrees."""
+    row = proxy_expected(version, record.storage, record.remedy)
+    where = f"Optuna {version}, {record.scenario} r{record.repetition}"
+    if row is None:
+        return [f"{where}: no proxy row for {record.storage} and {record.remedy}"]
+    if row.outcome == "crashes":
+        if any(row.signature in crash for crash in record.worker_crashes):
+            return []
+        return [f"{where}: expected a worker to crash with {row.signature!r}; none did"]
+    backend = record.storage.removeprefix("grpc-")
+    return violations(dataclasses.replace(record, storage=backend), version)

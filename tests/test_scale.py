@@ -60,7 +60,7 @@ def test_missing_grpcio_names_the_extra_or_the_release_bound(tmp_path: Path) -> 
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    recorded = results_file(tmp_path, _compat.OPTUNA_VERSION)
+    recorded = results_file(tmp_path, "grpc-sqlite", "grid", _compat.OPTUNA_VERSION)
     if _compat.GRPC_PROXY:
         assert "needs grpcio" in lines[0]
         assert EXTRA in lines[0]
@@ -70,6 +70,13 @@ def test_missing_grpcio_names_the_extra_or_the_release_bound(tmp_path: Path) -> 
         data = load_json(recorded, schema=SCHEMA)
         assert NOT_APPLICABLE in data["not_applicable"]
         assert data["runs"] == []
+        summary = run_cli("summary", str(tmp_path), module="repro.scale")
+        assert summary.stdout == f"{recorded.stem}: {data['not_applicable']}\n"
+
+
+def read_runs(out: Path, storage: str, remedy: str = "grid") -> list[RunRecord]:
+    data = load_json(results_file(out, storage, remedy, _compat.OPTUNA_VERSION), schema=SCHEMA)
+    return [RunRecord.from_json(r) for r in data["runs"]]
 
 
 def check_proxy_run(backend: str, out: Path) -> None:
@@ -84,11 +91,13 @@ def check_proxy_run(backend: str, out: Path) -> None:
     assert match, result.stderr
     assert gone(int(match[1]))
     assert not listening(int(match[2]))
-    data = load_json(results_file(out, _compat.OPTUNA_VERSION), schema=SCHEMA)
-    runs = [RunRecord.from_json(r) for r in data["runs"]]
+    runs = read_runs(out, f"grpc-{backend}")
     assert [r.storage for r in runs] == [f"grpc-{backend}"]
     assert expectations.proxy_expected(_compat.OPTUNA_VERSION, runs[0].storage) is not None
-    assert expectations.all_violations(runs, _compat.OPTUNA_VERSION) == []
+    assert [v for r in runs for v in expectations.proxy_violations(r, _compat.OPTUNA_VERSION)] == []
+    summary = run_cli("summary", str(out), module="repro.scale")
+    lost = sum(1 for r in runs if r.missing)
+    assert f"{lost} of 1 runs lost points" in summary.stdout, summary.stdout
 
 
 NEEDS_PROXY = pytest.mark.skipif(
@@ -107,6 +116,24 @@ def test_proxy_in_front_of_sqlite(tmp_path: Path) -> None:
 def test_proxy_in_front_of_postgresql(tmp_path: Path) -> None:
     require_service("postgresql")
     check_proxy_run("postgresql", tmp_path)
+
+
+@NEEDS_PROXY
+@PROCESSES
+def test_brute_force_crashes_through_the_proxy_only(tmp_path: Path) -> None:
+    """One worker, BruteForceSampler: on SQLite itself every point once; through the proxy the
+    worker crashes when it reads back its first trial, whose params came back in another
+    order (the proxy row's signature). Forced: one worker, nothing timing-dependent."""
+    shape = ("run", "-w", "1", "--mode", "sequential", "--remedy", "bruteforce")
+    for extra in ((), ("--direct",)):
+        result = run_cli(*shape, *extra, "--out", str(tmp_path), module="repro.scale")
+        assert result.returncode == 0, result.stderr
+    (proxied,) = read_runs(tmp_path, "grpc-sqlite", "bruteforce")
+    assert expectations.proxy_violations(proxied, _compat.OPTUNA_VERSION) == []
+    assert proxied.missing > 0
+    (direct,) = read_runs(tmp_path, "sqlite", "bruteforce")
+    assert direct.worker_crashes == []
+    assert (direct.missing, direct.duplicates) == (0, 0)
 
 
 @NEEDS_PROXY

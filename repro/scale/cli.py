@@ -10,8 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+# The shapes' argument types of `python -m repro run`, so that both read a space alike.
+from repro.cli import _space, _workers
 from repro.cmdline import Parser, dispatch, positive_int, prog_name
-from repro.scenarios import DEFAULT_WORKERS, MAX_WORKERS, Scenario
+from repro.results import RunRecord
+from repro.scenarios import DEFAULT_SPACE, DEFAULT_WORKERS, Scenario
 from repro.storages import StorageSpec
 
 BACKENDS = ("sqlite", "postgresql")
@@ -23,7 +26,13 @@ def build_parser(prog: str) -> Parser:
     run = commands.add_parser("run", help="run the workers through the gRPC storage proxy")
     run.add_argument("--backend", choices=BACKENDS, default="sqlite", help="database behind it")
     run.add_argument(
-        "-w", "--workers", type=positive_int, default=DEFAULT_WORKERS, help="worker processes"
+        "-w", "--workers", type=_workers, default=DEFAULT_WORKERS, help="worker processes"
+    )
+    run.add_argument(
+        "--space",
+        type=_space,
+        default=DEFAULT_SPACE,
+        help="the grid as JSON, e.g. '{\"x\": [0, 1, 2]}' (default: the 24-point grid)",
     )
     run.add_argument("-r", "--repetitions", type=positive_int, default=1, help="runs")
     run.add_argument(
@@ -33,50 +42,82 @@ def build_parser(prog: str) -> Parser:
         "--seed-policy", choices=("none", "shared", "per-worker"), default="none", help="seeds"
     )
     run.add_argument(
+        "--remedy",
+        choices=("grid", "bruteforce", "enqueued"),
+        default="grid",
+        help="the sampler: GridSampler, BruteForceSampler or the enqueued grid",
+    )
+    run.add_argument(
+        "--direct", action="store_true", help="the same runs on the database, without the proxy"
+    )
+    run.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
-        help="write the runs to DIR/grpc-optuna-VERSION.json (also where not applicable)",
+        help="write the runs to DIR/STORAGE-SAMPLER-optuna-VERSION.json (also not applicable)",
     )
+    summary = commands.add_parser("summary", help="per file of DIR: runs losing points, Wilson 95%")
+    summary.add_argument("directory", type=Path, metavar="DIR")
     return parser
 
 
 SCHEMA = 1
 
 
-def results_file(directory: Path, version: str) -> Path:
-    """One file per Optuna release, so that a release where the proxy is not applicable never
-    replaces another release's measurement."""
-    return directory / f"grpc-optuna-{version}.json"
+def results_file(directory: Path, storage: str, remedy: str, version: str) -> Path:
+    """One file per storage (``grpc-sqlite``, or ``sqlite`` with --direct), sampler and Optuna
+    release, so that a release where the proxy is not applicable never replaces another's
+    measurement."""
+    return directory / f"{storage}-{remedy}-optuna-{version}.json"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from repro import _compat, expectations, jsonfile, runner, services
-    from repro.errors import ReproError
-    from repro.fork import check_interrupted
+    from repro import _compat, jsonfile, services
     from repro.scale.extras import NotApplicable, require_grpc
-    from repro.scale.proxy import serving
 
-    if args.workers > MAX_WORKERS:
-        raise ReproError(f"--workers {args.workers}: at most {MAX_WORKERS}")
     version = _compat.OPTUNA_VERSION
-    out = None if args.out is None else results_file(args.out, version)
-    try:
-        require_grpc()
-    except NotApplicable as exc:
-        # Recorded as such (never an empty file that looks like a skip), then the one line.
-        if out is not None:
-            args.out.mkdir(parents=True, exist_ok=True)
-            data = {"optuna": version, "backend": args.backend, "not_applicable": str(exc)}
-            jsonfile.write_json(out, {**data, "runs": []}, schema=SCHEMA)
-        raise
+    storage = args.backend if args.direct else f"grpc-{args.backend}"
+    out = None if args.out is None else results_file(args.out, storage, args.remedy, version)
+    header = {"optuna": version, "backend": args.backend, "proxy": not args.direct}
+    if not args.direct:
+        try:
+            require_grpc()
+        except NotApplicable as exc:
+            # Recorded as such (never an empty file that looks like a skip), then the one line.
+            if out is not None:
+                args.out.mkdir(parents=True, exist_ok=True)
+                data = {**header, "not_applicable": str(exc), "runs": []}
+                jsonfile.write_json(out, data, schema=SCHEMA)
+            raise
     if args.backend == "postgresql":
         services.check_reachable(StorageSpec("postgresql", services.server_url("postgresql")))
-    storage = f"grpc-{args.backend}"
-    scenario = Scenario(args.mode, args.seed_policy, storage, workers=args.workers)
-    row = expectations.proxy_expected(version, storage)
-    records = []
-    for repetition in range(args.repetitions):
+    scenario = Scenario(
+        args.mode,
+        args.seed_policy,
+        storage,
+        workers=args.workers,
+        search_space=args.space,
+        remedy=args.remedy,
+    )
+    records = [_one_run(scenario, repetition, args) for repetition in range(args.repetitions)]
+    if out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        data = {**header, "not_applicable": None, "runs": [r.to_json() for r in records]}
+        jsonfile.write_json(out, data, schema=SCHEMA)
+    return 1 if any(r.error for r in records) else 0
+
+
+def _one_run(scenario: Scenario, repetition: int, args: argparse.Namespace) -> RunRecord:
+    """One run on a fresh database, through a proxy of its own unless --direct; printed with
+    its verdict: through the proxy, the row of the database itself (``PROXY_TABLE``)."""
+    from repro import _compat, expectations, runner
+    from repro.fork import check_interrupted
+    from repro.scale.proxy import serving
+
+    version = _compat.OPTUNA_VERSION
+    if args.direct:
+        record = runner.run(scenario, repetition)
+    else:
         name = f"repro-{scenario.id}-r{repetition}"
         with (
             runner._fresh_storage(args.backend, name) as backend,
@@ -84,24 +125,49 @@ def cmd_run(args: argparse.Namespace) -> int:
         ):
             print(f"proxy pid {proxy.pid} on {proxy.spec.location}", file=sys.stderr, flush=True)
             record = runner.run(scenario, repetition, storage=proxy.spec)
-        # A signal that a library swallowed while the workers ran still ends the run here.
-        check_interrupted()
-        records.append(record)
+    # A signal that a library swallowed while the workers ran still ends the run here.
+    check_interrupted()
+    if args.direct:
         problems = expectations.violations(record, version)
-        outcome = (
-            f"{record.missing} of {record.grid_size} points lost, "
-            f"{record.duplicates} extra evaluations"
+        held = "; ".join(problems) or "as expected"
+    else:
+        row = expectations.proxy_expected(version, scenario.storage, scenario.remedy)
+        problems = expectations.proxy_violations(record, version)
+        held = "; ".join(problems) or f"as expected through the proxy ({row and row.outcome})"
+    outcome = (
+        f"{record.missing} of {record.grid_size} points lost, {record.duplicates} extra evaluations"
+    )
+    print(f"{scenario.id} r{repetition}: {outcome}; {held}", flush=True)
+    return record
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """One line per results file: the runs that lost a point with their Wilson 95% interval,
+    and the points lost and evaluated twice in all, read from the JSON alone."""
+    from repro import jsonfile
+    from repro.errors import ReproError
+    from repro.stats import wilson95
+
+    files = sorted(args.directory.glob("*-optuna-*.json"))
+    if not files:
+        raise ReproError(f"{args.directory}: no results of python -m repro.scale run")
+    for path in files:
+        data = jsonfile.load_json(path, schema=SCHEMA)
+        if data["not_applicable"]:
+            print(f"{path.stem}: {data['not_applicable']}")
+            continue
+        runs = [RunRecord.from_json(r) for r in data["runs"] if not r["error"]]
+        losing = sum(1 for r in runs if r.missing)
+        low, high = wilson95(losing, len(runs))
+        scenarios = ", ".join(sorted({r.scenario for r in runs}))
+        print(
+            f"{path.stem} ({scenarios}): {losing} of {len(runs)} runs lost points "
+            f"(95% {low:.2f}-{high:.2f}); {sum(r.missing for r in runs)} points lost, "
+            f"{sum(r.duplicates for r in runs)} extra evaluations; "
+            f"{sum(1 for r in runs if r.worker_crashes)} runs with a worker crash; "
+            f"{len(data['runs']) - len(runs)} runs failed"
         )
-        held = "; ".join(problems) or (
-            f"as expected through the proxy ({row.outcome if row else 'no row'}: "
-            f"{expectations.expected(version, record.mode, record.seed_policy).outcome})"
-        )
-        print(f"{scenario.id} r{repetition}: {outcome}; {held}", flush=True)
-    if out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        data = {"optuna": version, "backend": args.backend, "not_applicable": None}
-        jsonfile.write_json(out, {**data, "runs": [r.to_json() for r in records]}, schema=SCHEMA)
-    return 1 if any(r.error for r in records) else 0
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # and the run's storage removed.
     raise_on_signals()
     try:
-        return dispatch(prog, {"run": cmd_run}, args)
+        return dispatch(prog, {"run": cmd_run, "summary": cmd_summary}, args)
     except Interrupted as exc:
         note_signals()
         print(f"{exc}: the proxy server and the storage are removed", file=sys.stderr)
