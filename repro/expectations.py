@@ -926,8 +926,11 @@ def remedy_violations(record: RunRecord, version: str) -> list[str]:
 #   visible in id order and no trial can appear below one already seen finished.
 # So a GridSampler run (and the enqueued grid) through the proxy is judged by the row of the
 # database itself. Not so BruteForceSampler: a trial crosses the proxy with its params and
-# distributions as protobuf maps (api.proto), which keep no order, and BruteForceSampler builds
-# its tree in the order of each trial's distributions and raises on two trials that disagree.
+# distributions as protobuf maps (api.proto), which keep no order: protobuf's Python runtime
+# (upb) seeds its map hash per process, so a trial read back can list its distributions in
+# another order than they were suggested in, in some processes and not in others.
+# BruteForceSampler builds its tree in the order of each trial's distributions and raises on
+# two trials that disagree.
 GRPC_CLIENT = "optuna/storages/_grpc/client.py"
 CACHED_STORAGE = "optuna/storages/_cached_storage.py"
 _GRPC_CACHE = (
@@ -952,7 +955,8 @@ class ProxyExpectation:
     since: str
     remedies: frozenset[str]
     # as-direct: the row of the database itself (TABLE, or REMEDY_TABLE for a remedy);
-    # crashes: every run has a worker crashing with ``signature``.
+    # may-crash: a worker crashes with ``signature`` in some runs (how often is measured); a
+    # run where none does is judged as-direct.
     outcome: str
     why: str
     cite: tuple[str, ...]
@@ -973,10 +977,11 @@ PROXY_TABLE: tuple[ProxyExpectation, ...] = (
     ProxyExpectation(
         GRPC_SINCE,
         frozenset({"bruteforce", "bruteforce-strict"}),
-        "crashes",
-        "params and distributions cross the proxy as protobuf maps, which keep no order; "
-        "BruteForceSampler builds its tree in each trial's order of distributions and raises "
-        "when two trials disagree, so a worker crashes once it reads back an earlier trial",
+        "may-crash",
+        "params and distributions cross the proxy as protobuf maps, whose order depends on the "
+        "process (upb seeds its hash per process); BruteForceSampler builds its tree in each "
+        "trial's order of distributions and raises when two trials disagree, so a worker "
+        "crashes in the runs where the orders differ",
         _GRPC_MAPS,
         signature="param_name mismatch",
     ),
@@ -1002,9 +1007,10 @@ def proxy_violations(record: RunRecord, version: str) -> list[str]:
     where = f"Optuna {version}, {record.scenario} r{record.repetition}"
     if row is None:
         return [f"{where}: no proxy row for {record.storage} and {record.remedy}"]
-    if row.outcome == "crashes":
-        if any(row.signature in crash for crash in record.worker_crashes):
-            return []
-        return [f"{where}: expected a worker to crash with {row.signature!r}; none did"]
+    if row.outcome == "may-crash" and record.worker_crashes:
+        others = [c for c in record.worker_crashes if row.signature not in c]
+        return [
+            f"{where}: a worker crashed otherwise: {c.strip().splitlines()[-1]}" for c in others
+        ]
     backend = record.storage.removeprefix("grpc-")
     return violations(dataclasses.replace(record, storage=backend), version)

@@ -120,17 +120,19 @@ def test_proxy_in_front_of_postgresql(tmp_path: Path) -> None:
 
 @NEEDS_PROXY
 @PROCESSES
-def test_brute_force_crashes_through_the_proxy_only(tmp_path: Path) -> None:
-    """One worker, BruteForceSampler: on SQLite itself every point once; through the proxy the
-    worker crashes when it reads back its first trial, whose params came back in another
-    order (the proxy row's signature). Forced: one worker, nothing timing-dependent."""
+def test_brute_force_through_the_proxy_crashes_only_on_map_order(tmp_path: Path) -> None:
+    """One worker, BruteForceSampler: on SQLite itself every point once (forced); through the
+    proxy either that too or the worker crashed with the proxy row's signature, nothing else.
+    Whether it crashes depends on the process's protobuf map order: the rate is measured
+    (docs/scale.md), not asserted here."""
     shape = ("run", "-w", "1", "--mode", "sequential", "--remedy", "bruteforce")
     for extra in ((), ("--direct",)):
         result = run_cli(*shape, *extra, "--out", str(tmp_path), module="repro.scale")
         assert result.returncode == 0, result.stderr
     (proxied,) = read_runs(tmp_path, "grpc-sqlite", "bruteforce")
     assert expectations.proxy_violations(proxied, _compat.OPTUNA_VERSION) == []
-    assert proxied.missing > 0
+    if proxied.worker_crashes:
+        assert proxied.missing > 0
     (direct,) = read_runs(tmp_path, "sqlite", "bruteforce")
     assert direct.worker_crashes == []
     assert (direct.missing, direct.duplicates) == (0, 0)
