@@ -90,6 +90,11 @@ def matrix(session: nox.Session, optuna: str) -> None:
         session.error(f'queued by `nox -s "repro({optuna})"`, which names its environment')
     python, *options = session.posargs
     session.run(python, "-m", "repro", "run", *options, external=True)
+    # The upstream bundle quotes the minimal reproduction's output on the newest release, and
+    # the report session renders the bundle from results/: record it on this release, so that
+    # the tree stays consistent when "latest" has moved to a new release.
+    if optuna == "latest" and "--out" not in options:
+        session.run(python, "-m", "repro.upstream", "record-script", external=True)
     # The report renders the folder this run wrote into, `results/` unless `--out` said.
     session.notify("report", posargs=results_option(options))
 

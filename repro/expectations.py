@@ -297,7 +297,7 @@ def runs_needed(version: str, scenario: Scenario, timed: int, forced: int) -> in
 
 def violations(record: RunRecord, version: str, row: Expectation | None = None) -> list[str]:
     """What in one run contradicts its expectation; empty when it agrees. A remedy run
-    (issue 12) is judged by its own row in REMEDY_TABLE."""
+    is judged by its own row in REMEDY_TABLE."""
     if row is None and record.remedy != "grid":
         return remedy_violations(record, version)
     row = row or expected(version, record.mode, record.seed_policy)
@@ -593,7 +593,7 @@ def storage_expected(a: str, b: str, storage: str) -> StorageExpectation:
     )
 
 
-# Remedies (issue 12): what a user is told to change, and what the code then forces. Rows
+# Remedies: what a user is told to change, and what the code then forces. Rows
 # key on (remedy, mode, seed policy, storage); the GridSampler rows above stay the "grid"
 # remedy. Outcomes as above, plus ``covers``: every grid point evaluated at least once, at the
 # cost of extra evaluations (the bigger budgets); the extras are measured.

@@ -1,4 +1,4 @@
-"""What works on your version (issue 12): every remedy users are told about, judged per Optuna
+"""What works on your version: every remedy users are told about, judged per Optuna
 version and storage from the results JSON alone.
 
 Deciding (``cells``, ``families``, ``advice``) returns plain data; the ``render_*`` functions

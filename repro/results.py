@@ -71,7 +71,7 @@ class RunRecord:
     trial_log: list[dict[str, Any]] = field(default_factory=list)
     # Set on runs of a corpus case (repro/corpus): the report's scenario table leaves them out.
     case_id: str | None = None
-    # Issue 12: the remedy a run measured ("grid" is today's GridSampler scenario), and the
+    # The remedy a run measured ("grid" is today's GridSampler scenario), and the
     # tracebacks of workers that crashed under it; such a run keeps the others' trials.
     remedy: str = "grid"
     worker_crashes: list[str] = field(default_factory=list)

@@ -19,7 +19,7 @@ SearchSpace = tuple[tuple[str, tuple[GridValue, ...]], ...]
 
 Mode = Literal["sequential", "concurrent", "threads"]
 SeedPolicy = Literal["none", "shared", "per-worker"]
-# What a user changes to get every grid point once (issue 12): "grid" is today's GridSampler;
+# What a user changes to get every grid point once: "grid" is today's GridSampler;
 # "bruteforce" swaps in BruteForceSampler; "enqueued" enqueues the whole grid before the
 # workers start and lets them pop it with RandomSampler; "x1.5" and "x2" keep GridSampler but
 # give the study 1.5x or 2x the grid size as its budget ("just run a few more trials");

@@ -45,7 +45,7 @@ SCHEMA = 1
 # The journal file storage: a 24-trial run takes ~0.2 s there and ~1 s on SQLite, whose RDB
 # overhead is ~57 ms per trial; the corpus is about GridSampler, not the storage.
 CORPUS_STORAGE = "journal"
-# What a case is replayed under (issue 12): today's GridSampler and the two remedies that swap
+# What a case is replayed under: today's GridSampler and the two remedies that swap
 # the sampler, each as the harness runs it (``Scenario.remedy``). The bigger budgets keep
 # GridSampler and only add trials, so the matrix measures them and the corpus does not.
 REMEDIES: tuple[Remedy, ...] = ("grid", "bruteforce", "enqueued")

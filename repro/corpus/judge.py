@@ -14,7 +14,7 @@ which, and the property is checked against the grid mapped the same way: as a mu
 grid points recorded alike must both be evaluated. The raw metrics stay in the run record and
 in the report next to the verdict, so nothing is hidden by the mapping.
 
-Under a remedy (issue 12: ``BruteForceSampler``, or the grid enqueued and popped by a plain
+Under a remedy (``BruteForceSampler``, or the grid enqueued and popped by a plain
 sampler) there is no grid id, and the run is judged by its own row in
 ``repro.expectations.REMEDY_TABLE``, never by a GridSampler row: the property there is every grid
 point evaluated (as recorded), a crashed worker is counted as a measured outcome, and what

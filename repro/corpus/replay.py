@@ -2,7 +2,7 @@
 
 Each case becomes a scenario (its id ends in the case id) and runs once through the same harness
 as the default matrix: forked worker processes, a fresh journal file storage, the study capped
-at the grid size. Under a remedy (issue 12) it is the harness's own remedy scenario (the id
+at the grid size. Under a remedy it is the harness's own remedy scenario (the id
 then ends in the remedy): BruteForceSampler in every worker, or the whole grid enqueued once
 before the workers start and popped by a plain sampler. A case no remedy row covers is not run
 under that remedy; the tallies list it with the reason. Before any run, a probe records what

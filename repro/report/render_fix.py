@@ -77,15 +77,47 @@ def section(found: FixFindings, details_name: str) -> list[str]:
         ),
         "",
     ]
-    failing = [
-        f"- {md.code(t.label)}: {', '.join(md.code(x) for x in t.tests.not_passed)}"
-        for t in found.targets
-        if t.tests and t.tests.not_passed
-    ]
-    out += ["Tests that did not pass:", "", *failing, ""] if failing else []
+    out += _not_passed(found.targets)
     out += [_orders(fix), ""]
     if found.bound:
         out += [_bound(found, found.bound), ""]
+    return out
+
+
+def _not_passed(targets: Sequence[TargetResult]) -> list[str]:
+    """The upstream tests that did not pass, per target. Tests that failed alike on every
+    target that ran the same selection (an optional dependency absent from the environment,
+    say) are counted once per selection, not listed under each target: the report lists what
+    tells the builds apart."""
+    groups: dict[str, list[TargetResult]] = {}
+    for t in targets:
+        if t.tests:
+            groups.setdefault(t.tests.command, []).append(t)
+    common = {
+        command: (
+            set.intersection(*(set(t.tests.not_passed) for t in group if t.tests))
+            if len(group) > 1
+            else set()
+        )
+        for command, group in groups.items()
+    }
+    failing = [
+        f"- {md.code(t.label)}: "
+        + ", ".join(md.code(x) for x in t.tests.not_passed if x not in common[t.tests.command])
+        for group in groups.values()
+        for t in group
+        if t.tests and set(t.tests.not_passed) - common[t.tests.command]
+    ]
+    out = ["Tests that did not pass:", "", *failing, ""] if failing else []
+    for command, alike in common.items():
+        if alike:
+            labels = ", ".join(md.code(t.label) for t in groups[command])
+            out += [
+                f"{len(alike)} tests did not pass on every build that ran {md.code(command)} "
+                f"({labels}) alike, so they do not tell the builds apart; "
+                "`results/upstream-tests.json` lists each with its message.",
+                "",
+            ]
     return out
 
 

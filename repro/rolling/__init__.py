@@ -1,4 +1,4 @@
-"""Rolling upgrades: workers of two Optuna releases share one study (issue 14).
+"""Rolling upgrades: workers of two Optuna releases share one study.
 
 ``plan.py`` (which pairs, orders, seed policies, modes, storages) -> ``launch.py`` (one case:
 a fresh storage, each worker a real ``<env python> -m repro worker`` subprocess in its own

@@ -13,7 +13,7 @@ from repro.versions import version_key
 
 LATEST = "latest"
 
-# Users upgrading from 3.2.0 or 3.6.1 (issue 14), two releases exact on their own (4.0.0 +
+# Users upgrading from 3.2.0 or 3.6.1, two releases exact on their own (4.0.0 +
 # latest), and the last schema change (3.1.1 created v3.0.0.d tables, 3.2.0 adds v3.2.0.a),
 # which shows what a refused storage looks like.
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
