@@ -21,7 +21,9 @@ class StorageError(ReproError, ValueError):
 
 @dataclass(frozen=True)
 class StorageSpec:
-    kind: str  # sqlite | journal | postgresql | mysql | redis | grpc
+    # sqlite | journal | postgresql | mysql | redis; grpc only for the proxy a scale run starts
+    # (repro/scale/proxy.py), never from a user's URL
+    kind: str
     location: str  # an SQLAlchemy / Redis URL, or a journal file path
     namespace: str = ""  # Redis key prefix; every key of the study lives under "namespace:"
     # Optuna's tables are known to exist, made by this Optuna in this run (an RDB storage then
@@ -68,13 +70,11 @@ def from_url(url: str) -> StorageSpec:
         return StorageSpec("redis", url, namespace="optuna-grid-repro")
     if scheme == "journal":
         return StorageSpec("journal", url.split(":", 1)[1].removeprefix("//"))
-    if scheme == "grpc":
-        return StorageSpec("grpc", url)
     if scheme == "":
         return StorageSpec("journal", url)
     raise StorageError(
         f"{redact(url)}: unsupported storage scheme {scheme!r}; use sqlite:///, postgresql://, "
-        "mysql+pymysql://, redis://, grpc://HOST:PORT or journal:PATH"
+        "mysql+pymysql://, redis:// or journal:PATH"
     )
 
 
