@@ -8,7 +8,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
 from repro import _compat, metrics, services, workers
@@ -86,20 +86,29 @@ def worker_plans(
     return [worker_plan(scenario, spec, study_name, i, barrier_timeout) for i in range(processes)]
 
 
+def failed_result(plan: WorkerPlan, pid: int, message: str, began: float) -> WorkerResult:
+    """The result of a worker that reported none: it failed, hung or never started."""
+    return WorkerResult(
+        index=plan.worker_index,
+        pid=pid,
+        sampler_pid=None,
+        seed=plan.scenario.seed_for(plan.worker_index),
+        order_fingerprint=None,
+        startup_s=None,
+        elapsed_s=time.perf_counter() - began,
+        error=message,
+    )
+
+
+# Starts a run's workers and returns one result per worker plan, errors included.
+Launch = Callable[[Scenario, Sequence[WorkerPlan], float], list[WorkerResult]]
+
+
 def _launch(scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float) -> list[WorkerResult]:
     """Start the workers as the launch mode says; one result per worker, errors included."""
 
     def failed(plan: WorkerPlan, child: Child | None, message: str, began: float) -> WorkerResult:
-        return WorkerResult(
-            index=plan.worker_index,
-            pid=child.process.pid or -1 if child else -1,
-            sampler_pid=None,
-            seed=scenario.seed_for(plan.worker_index),
-            order_fingerprint=None,
-            startup_s=None,
-            elapsed_s=time.perf_counter() - began,
-            error=message,
-        )
+        return failed_result(plan, child.process.pid or -1 if child else -1, message, began)
 
     def start(plan: WorkerPlan, phaser: Phaser | None) -> Child | None:
         # The run timeout bounds launching too: no worker is forked once it has passed.
@@ -173,12 +182,14 @@ def run(
     template: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     barrier_timeout: float = BARRIER_TIMEOUT,
+    launch: Launch | None = None,
 ) -> RunRecord:
     """Run ``scenario`` once on a fresh study and measure it. Never raises for a worker's
     failure: the record's ``error`` carries it. ``storage`` defaults to a fresh one of the
     scenario's kind: a file in a temporary directory, or a database / key prefix of its own
     on a server, removed afterwards. ``template``: an SQLite file with Optuna's tables, copied
-    to make a fresh SQLite storage (see execution.sqlite_template)."""
+    to make a fresh SQLite storage (see execution.sqlite_template). ``launch`` starts the
+    workers elsewhere than in forked processes (repro/scale/dask.py)."""
     _compat.warm_up()
     began = time.perf_counter()
     deadline = time.monotonic() + timeout
@@ -199,7 +210,7 @@ def run(
         if scenario.remedy == "enqueued":
             call(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
         plans = worker_plans(scenario, spec, study_name, barrier_timeout)
-        worker_results = _launch(scenario, plans, deadline)
+        worker_results = (launch or _launch)(scenario, plans, deadline)
         # A hung worker last: the one line a summary shows names it, not a worker that
         # failed waiting for it.
         failures = [

@@ -4,6 +4,7 @@ loopback port and removes afterwards, interrupts included. Real processes, loopb
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ from repro.scale.cli import SCHEMA, results_file
 from repro.scale.extras import EXTRA
 from repro.scale.proxy import listening
 from tests.helpers import ROOT, require_service, run_cli
+from tests.procs import free_port, wait_empty
 
 # Per test, not per module: a second group mark would join the names into a group of its own.
 PROCESSES = pytest.mark.xdist_group("processes")
@@ -107,8 +109,56 @@ NEEDS_PROXY = pytest.mark.skipif(
 
 @NEEDS_PROXY
 @PROCESSES
-def test_proxy_in_front_of_sqlite(tmp_path: Path) -> None:
-    check_proxy_run("sqlite", tmp_path)
+def test_dask_tasks_through_the_proxy_meet_and_leave_nothing_running(tmp_path: Path) -> None:
+    """Two workers as Dask tasks on the run's own LocalCluster, through a proxy in front of
+    SQLite: every barrier phase holds a trial of each worker (the storage barrier crosses Dask's
+    worker processes), the run agrees with its row, and afterwards no process of the run's
+    group is left (cluster and proxy closed) and the proxy's port is closed."""
+    command = [sys.executable, "-m", "repro.scale", "run", "--launcher", "dask", "-w", "2"]
+    with subprocess.Popen(
+        [*command, "--out", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as child:
+        try:
+            stdout, stderr = child.communicate(timeout=120)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+    assert child.returncode == 0, stderr
+    assert wait_empty(child.pid) == []
+    match = PROXY_LINE.search(stderr)
+    assert match, stderr
+    assert not listening(int(match[2]))
+    (run,) = read_runs(tmp_path, "grpc-sqlite")
+    assert expectations.proxy_violations(run, _compat.OPTUNA_VERSION) == [], stdout
+    phases: dict[int, set[int]] = {}
+    for trial in run.trial_log:
+        phases.setdefault(trial["phase"], set()).add(trial["worker"])
+    assert phases
+    assert all(workers == {0, 1} for workers in phases.values())
+
+
+@PROCESSES
+def test_unreachable_scheduler_or_missing_distributed_is_one_line() -> None:
+    """A scheduler on a closed loopback port: one line naming it, exit 2, within 10 s; where
+    distributed is not installed (the 3.x sessions), the line names the extra instead."""
+    began = time.monotonic()
+    address = f"tcp://127.0.0.1:{free_port()}"
+    result = run_cli(
+        "run", "--direct", "--launcher", "dask", "--scheduler", address, module="repro.scale"
+    )
+    assert time.monotonic() - began < 10
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    if importlib.util.find_spec("distributed") is None:
+        assert f"needs distributed, which is not installed: {EXTRA}" in lines[0]
+    else:
+        assert f"scheduler {address} did not answer" in lines[0]
 
 
 @NEEDS_PROXY

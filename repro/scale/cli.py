@@ -8,7 +8,9 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # The shapes' argument types of `python -m repro run`, so that both read a space alike.
 from repro.cli import _space, _workers
@@ -16,6 +18,9 @@ from repro.cmdline import Parser, dispatch, positive_int, prog_name
 from repro.results import RunRecord
 from repro.scenarios import DEFAULT_SPACE, DEFAULT_WORKERS, Scenario
 from repro.storages import StorageSpec
+
+if TYPE_CHECKING:
+    from repro.runner import Launch
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -48,6 +53,17 @@ def build_parser(prog: str) -> Parser:
         help="the sampler: GridSampler, BruteForceSampler or the enqueued grid",
     )
     run.add_argument(
+        "--launcher",
+        choices=("processes", "dask"),
+        default="processes",
+        help="workers as forked processes, or as Dask tasks (each builds its storage and sampler)",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --launcher dask: an existing cluster (default: a LocalCluster on 127.0.0.1)",
+    )
+    run.add_argument(
         "--direct", action="store_true", help="the same runs on the database, without the proxy"
     )
     run.add_argument(
@@ -73,6 +89,7 @@ def results_file(directory: Path, storage: str, remedy: str, version: str) -> Pa
 
 def cmd_run(args: argparse.Namespace) -> int:
     from repro import _compat, jsonfile, services
+    from repro.errors import ReproError
     from repro.scale.extras import NotApplicable, require_grpc
 
     version = _compat.OPTUNA_VERSION
@@ -89,6 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 data = {**header, "not_applicable": str(exc), "runs": []}
                 jsonfile.write_json(out, data, schema=SCHEMA)
             raise
+    if args.scheduler is not None and args.launcher != "dask":
+        raise ReproError("--scheduler goes with --launcher dask")
     if args.backend == "postgresql":
         services.check_reachable(StorageSpec("postgresql", services.server_url("postgresql")))
     scenario = Scenario(
@@ -99,7 +118,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         search_space=args.space,
         remedy=args.remedy,
     )
-    records = [_one_run(scenario, repetition, args) for repetition in range(args.repetitions)]
+    with ExitStack() as stack:
+        launch = None
+        if args.launcher == "dask":
+            from repro.scale import dask
+
+            launch = dask.launcher(stack.enter_context(dask.cluster(args.workers, args.scheduler)))
+        records = [
+            _one_run(scenario, repetition, args, launch) for repetition in range(args.repetitions)
+        ]
     if out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         data = {**header, "not_applicable": None, "runs": [r.to_json() for r in records]}
@@ -107,7 +134,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in records) else 0
 
 
-def _one_run(scenario: Scenario, repetition: int, args: argparse.Namespace) -> RunRecord:
+def _one_run(
+    scenario: Scenario, repetition: int, args: argparse.Namespace, launch: Launch | None
+) -> RunRecord:
     """One run on a fresh database, through a proxy of its own unless --direct; printed with
     its verdict: through the proxy, the row of the database itself (``PROXY_TABLE``)."""
     from repro import _compat, expectations, runner
@@ -116,7 +145,7 @@ def _one_run(scenario: Scenario, repetition: int, args: argparse.Namespace) -> R
 
     version = _compat.OPTUNA_VERSION
     if args.direct:
-        record = runner.run(scenario, repetition)
+        record = runner.run(scenario, repetition, launch=launch)
     else:
         name = f"repro-{scenario.id}-r{repetition}"
         with (
@@ -124,7 +153,7 @@ def _one_run(scenario: Scenario, repetition: int, args: argparse.Namespace) -> R
             serving(backend) as proxy,
         ):
             print(f"proxy pid {proxy.pid} on {proxy.spec.location}", file=sys.stderr, flush=True)
-            record = runner.run(scenario, repetition, storage=proxy.spec)
+            record = runner.run(scenario, repetition, storage=proxy.spec, launch=launch)
     # A signal that a library swallowed while the workers ran still ends the run here.
     check_interrupted()
     if args.direct:

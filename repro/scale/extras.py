@@ -48,3 +48,9 @@ def require_grpc() -> None:
             raise MissingExtra(
                 f"grpc storage needs {distribution}, which is not installed: {EXTRA}"
             )
+
+
+def require_distributed() -> None:
+    """Raise MissingExtra without Dask's ``distributed``."""
+    if not _installed("distributed"):
+        raise MissingExtra(f"--launcher dask needs distributed, which is not installed: {EXTRA}")

@@ -1,0 +1,112 @@
+"""Dask as a launcher: a scenario's workers as Dask tasks, one task per worker, each building
+its own storage and sampler as a separate script would (``workers.run_worker``). By default on
+a ``LocalCluster`` of worker processes that the run starts on 127.0.0.1 without a dashboard and
+closes in ``finally``; ``--scheduler ADDRESS`` uses an existing cluster. Concurrent workers meet
+through the storage (``sync.StorageBarrier``): no barrier object crosses a Dask worker's process.
+A task that fails, a worker that dies (Dask gives up on the task: ``KilledWorker``) or a task
+past the run's deadline becomes the worker's recorded error, never a hang."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from repro.errors import ReproError
+from repro.runner import Launch, failed_result
+from repro.scale.extras import require_distributed
+from repro.scenarios import Scenario
+from repro.workers import WorkerPlan, WorkerResult, run_worker
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+# Below the 10 s in which an unreachable scheduler must be one line, interpreter start included.
+CONNECT_TIMEOUT = 5.0
+
+
+class ClusterError(ReproError):
+    """A scheduler that does not answer, or a cluster too small to run the workers at once."""
+
+
+@contextmanager
+def cluster(workers: int, scheduler: str | None) -> Iterator[Client]:
+    """A client of the run's own LocalCluster (one single-threaded worker process per worker),
+    or of the cluster at ``scheduler``; closed when the block ends, interrupts included."""
+    require_distributed()
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler is None:
+        with (
+            # A worker process that dies fails its task at once (KilledWorker, the worker's
+            # recorded error) instead of Dask running it again on another worker, which would
+            # add a worker the scenario does not have. An existing cluster keeps its own rule.
+            dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as local,
+            Client(local) as client,
+        ):
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(
+            f"scheduler {scheduler} did not answer within {CONNECT_TIMEOUT:g} s ({reason})"
+        ) from None
+    try:
+        slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+        if slots < workers:
+            raise ClusterError(
+                f"the cluster at {scheduler} has {slots} worker threads; {workers} workers must "
+                "run at once (queueing is not overlap): add workers or lower -w"
+            )
+        yield client
+    finally:
+        client.close()
+
+
+def launcher(client: Client) -> Launch:
+    """``runner.run``'s launch step on ``client``: one task per worker plan."""
+
+    def launch(
+        scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float
+    ) -> list[WorkerResult]:
+        concurrent = scenario.mode == "concurrent"
+        plans = [dataclasses.replace(p, storage_barrier=concurrent) for p in plans]
+        if not concurrent:
+            return [_wait(p, _submit(client, p), deadline) for p in plans]
+        futures = [_submit(client, p) for p in plans]
+        return [_wait(p, f, deadline) for p, f in zip(plans, futures)]
+
+    return launch
+
+
+def _submit(client: Client, plan: WorkerPlan) -> Any:
+    key = f"repro-worker-{plan.worker_index}-{uuid.uuid4().hex[:8]}"
+    return client.submit(run_worker, plan, None, time.perf_counter(), key=key, pure=False)
+
+
+def _wait(plan: WorkerPlan, future: Any, deadline: float) -> WorkerResult:
+    began = time.perf_counter()
+    try:
+        result: WorkerResult = future.result(timeout=max(deadline - time.monotonic(), 0.1))
+        return result
+    except TimeoutError:
+        future.cancel()
+        error = "hung: the Dask task did not finish before the run's deadline"
+    except Exception as exc:
+        # The task's own traceback where Dask carries it; KilledWorker names the lost worker.
+        error = "".join(traceback.format_exception(exc))
+    return failed_result(plan, -1, error, began)
