@@ -349,10 +349,10 @@ def fix_section() -> str:
 
 def test_fix_section_names_the_lines_the_patch_touches() -> None:
     """Every line the fix's patch removes from `_grid.py` is linked upstream at the tag of
-    the fix's release, and nothing else of `_grid.py` is, but the line a pure insertion
-    follows; the patched file's line numbers are named. The patch also touches other files
-    (a test, the docs): only `_grid.py`'s hunks are read here, as its links are the ones
-    checked."""
+    the release its hunks count (its header's), and nothing else of `_grid.py` is, but the
+    line a pure insertion follows; the patched file's line numbers are named. The patch also
+    touches other files (a test, the docs): only `_grid.py`'s hunks are read here, as its
+    links are the ones checked."""
     from repro.report import fix
     from repro.report.render_fix import release_tag
     from repro.upstream.upstream_docs import GRID_PY
@@ -360,9 +360,12 @@ def test_fix_section_names_the_lines_the_patch_touches() -> None:
     found = fix.decide(RESULTS)
     assert found is not None
     assert found.release == newest_fix()[0]
-    tag = release_tag(found.release)
     assert [p.record.path for p in found.patches] == ["patches/grid-shared-order.patch"]
     patch = (ROOT / found.patches[0].record.path).read_text(encoding="utf-8")
+    # The hunks count the lines of the release the patch was written against, as its header
+    # says; a build of a later release applies them at an offset, so they link at that one.
+    based = re.search(r"Against Optuna (\d+(?:\.\d+)+)", patch.split("\ndiff --git ", 1)[0])
+    tag = release_tag(based[1] if based else found.release)
     # This file's part of the diff: from its `--- a/` header to the next file's.
     grid_part = patch.split(f"\n--- a/{GRID_PY}\n", 1)[1].split("\n--- a/", 1)[0]
     removed: set[int] = set()

@@ -53,6 +53,9 @@ class Patch:
     sha256: str | None
     changes: tuple[Change, ...]
     hunks: str  # the diff without its header, for the details file
+    # The release whose files the hunks' line numbers count ("Against Optuna X." in the
+    # header); a build of a later release applies them at an offset, so links use this one.
+    base: str | None = None
 
     @property
     def as_measured(self) -> bool:
@@ -209,8 +212,11 @@ def _patch(record: PatchRecord) -> Patch:
     path = targets.patch_path(record)
     if not path.is_file():
         return Patch(record, None, (), "")
-    changes, hunks = read_changes(path.read_text(encoding="utf-8"))
-    return Patch(record, targets.sha256_of(path), changes, hunks)
+    text = path.read_text(encoding="utf-8")
+    changes, hunks = read_changes(text)
+    header = text.split("\ndiff --git ", 1)[0]
+    based = re.search(r"\bAgainst Optuna (\d+(?:\.\d+)+)", header)
+    return Patch(record, targets.sha256_of(path), changes, hunks, based[1] if based else None)
 
 
 def _corpus(directory: Path, version: str) -> tuple[CorpusPolicy, ...]:

@@ -186,11 +186,12 @@ def _lines_touched(patch: Patch, release: str) -> list[str]:
             f"{found}, not the sha256 measured.",
             "",
         ]
-    tag = release_tag(release)
+    base = patch.base or release
+    tag = release_tag(base)
     paths = sorted({c.path for c in patch.changes})
     out = [
         f"The lines it touches in {', '.join(md.code(p) for p in paths)} (read from the patch's "
-        f"hunks; {release}'s line numbers link upstream at tag `{tag}`):",
+        f"hunks, which count {base}'s lines; they link upstream at tag `{tag}`):",
         "",
     ]
     out += [f"- {_change(c, tag)}" for c in patch.changes]
