@@ -98,7 +98,12 @@ def test_run_says_when_what_runs_differs_from_what_was_typed() -> None:
     assert "run 1 time(s) each, not -r 5" in forced[0]
     assert notes("-s", UPSTREAM.id) == []
     (matched,) = notes("-s", "sequential-none-sqlite-*", "--forced-runs", "2", "-r", "2")
-    assert matched.startswith("note: -s also matched 4 remedy scenarios")
+    chosen = cli._scenarios(
+        cli.build_parser().parse_args(["run", "-s", "sequential-none-sqlite-*"])
+    )
+    remedies = [s for s in chosen if s.remedy != "grid"]
+    assert remedies, "the default remedies have a sequential-none-sqlite scenario"
+    assert matched.startswith(f"note: -s also matched {len(remedies)} remedy scenarios")
     assert notes("-s", "sequential-none-sqlite-*", "--remedies", "none") == []
 
 

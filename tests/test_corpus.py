@@ -453,3 +453,16 @@ def test_a_matrix_run_keeps_the_corpus_runs(tmp_path: Path) -> None:
     runs = results.load(path).runs
     assert runs[0] == corpus_run
     assert [r.scenario for r in runs[1:]] == ["threads-none-journal-w2-custom-499986ee"]
+
+
+def test_recorded_grid_tells_apart_values_python_calls_equal() -> None:
+    """Cases whose values compare equal in Python (0.0 == 0 == False) have grids recorded
+    apart: judged one after another (as a shrink does), neither gets the other's grid."""
+    from repro.corpus.records import Probe
+
+    keys = []
+    for value in (False, 0, 0.0):
+        case = Case("shrink", "sequential", "per-worker", 2, (("a", (value,)),))
+        probe = Probe(case.id, case.digest, recorded_as={}, warnings=[], error=None)
+        keys.append(set(judge.recorded_grid(case, probe)))
+    assert keys[0] != keys[1] != keys[2] != keys[0]

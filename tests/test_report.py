@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from repro import report, results
+from repro import expectations, report, results
 from repro.report.render import CORPUS
+from repro.results import ResultsFile
 from repro.timeline.render import MARKDOWN_NAME as TIMELINE
 from repro.upstream.upstream_docs import BODY_LIMIT
+from repro.versions import version_key
 
 from .helpers import ONCE_PER_CI, RESULTS, ROOT, link_targets, run_cli
 
@@ -33,6 +35,24 @@ UPSTREAM = "https://github.com/optuna/optuna/"
 
 def committed(name: str) -> str:
     return (RESULTS / name).read_text(encoding="utf-8")
+
+
+def newest() -> ResultsFile:
+    """The newest release among the per-version results files."""
+    return max(results.load_all(RESULTS), key=lambda f: version_key(f.optuna_version))
+
+
+def newest_fix() -> tuple[str, str]:
+    """Read from the target directories alone: the newest release a patched build measured,
+    and its first patched target by label; what the candidate-fix section must describe."""
+    patched = []
+    for path in sorted(RESULTS.glob("target-*/target.json")):
+        provenance = json.loads(path.read_text())["provenance"]
+        if provenance["patches"] and any(path.parent.glob("optuna-*.json")):
+            patched.append((provenance["optuna_version"], provenance["label"]))
+    assert patched, "no patched target measured"
+    release = max((version for version, _ in patched), key=version_key)
+    return release, next(label for version, label in patched if version == release)
 
 
 @pytest.mark.parametrize("name", report.FILES)
@@ -217,7 +237,8 @@ def test_verdicts_are_plain_data_decided_from_the_json() -> None:
         assert not re.search(r"`|\*\*|\|", text), text
     # The #5489 tally is the runs of that scenario in the JSON; what the code forces (the
     # expectation table's `exact` / `loses-points`, which valid results agree with) decides
-    # the advice: 3.6.1 loses points without a seed, 3.2.0 and 5.0.0 do not.
+    # the advice: 3.6.1 loses points without a seed, the releases the table holds exact
+    # without one do not, and the newest loses points with a seed per worker.
     from repro.scenarios import UPSTREAM
 
     for f in results.load_all(RESULTS):
@@ -227,19 +248,30 @@ def test_verdicts_are_plain_data_decided_from_the_json() -> None:
     lost_on_361 = by_version["3.6.1"].upstream
     assert lost_on_361 is not None
     assert lost_on_361.lost == lost_on_361.runs > 0
+    exact_without_seed = tuple(
+        v for v in by_version if expectations.expected(v, "sequential", "none").outcome == "exact"
+    )
+    assert "3.6.1" not in exact_without_seed
+    latest = newest().optuna_version
+    assert latest in exact_without_seed
     assert by_version["3.6.1"].what_to_do.seed_fix == "same-seed"
-    assert by_version["3.6.1"].what_to_do.exact_elsewhere == ("3.2.0", "5.0.0")
-    assert by_version["5.0.0"].what_to_do.seed_fix is None
-    assert by_version["5.0.0"].what_to_do.avoid_per_worker_seeds
+    assert by_version["3.6.1"].what_to_do.exact_elsewhere == exact_without_seed
+    assert by_version[latest].what_to_do.seed_fix is None
+    assert expectations.expected(latest, "sequential", "per-worker").outcome == "loses-points"
+    assert by_version[latest].what_to_do.avoid_per_worker_seeds
 
 
 def test_advice_follows_the_measurements() -> None:
-    """The same version with every run clean gets no advice and passes every check."""
+    """The newest release, which loses points with a seed per worker (its expectation row),
+    with every run made clean gets no advice and passes every check."""
     import dataclasses
 
     from repro.report.verdicts import decide
 
-    f = next(f for f in results.load_all(RESULTS) if f.optuna_version == "5.0.0")
+    f = newest()
+    (measured,) = decide([f]).versions
+    assert measured.losing_pairs > 0
+    assert measured.what_to_do.avoid_per_worker_seeds
     clean_runs = [
         dataclasses.replace(
             r, missing=0, duplicates=0, same_id_duplicates=0, colliding_id_duplicates=0
@@ -316,17 +348,32 @@ def fix_section() -> str:
 
 
 def test_fix_section_names_the_lines_the_patch_touches() -> None:
-    """Every line the patch removes is linked upstream at the release tag, and nothing else
-    is, but the line a pure insertion follows; the patched file's line numbers are named."""
-    from repro.upstream.upstream_docs import GRID_PY, TAG
+    """Every line the fix's patch removes from `_grid.py` is linked upstream at the tag of
+    the release its hunks count (its header's), and nothing else of `_grid.py` is, but the
+    line a pure insertion follows; the patched file's line numbers are named. The patch also
+    touches other files (a test, the docs): only `_grid.py`'s hunks are read here, as its
+    links are the ones checked."""
+    from repro.report import fix
+    from repro.report.render_fix import release_tag
+    from repro.upstream.upstream_docs import GRID_PY
 
-    patch = (ROOT / "patches" / "grid-shared-order.patch").read_text(encoding="utf-8")
+    found = fix.decide(RESULTS)
+    assert found is not None
+    assert found.release == newest_fix()[0]
+    assert [p.record.path for p in found.patches] == ["patches/grid-shared-order.patch"]
+    patch = (ROOT / found.patches[0].record.path).read_text(encoding="utf-8")
+    # The hunks count the lines of the release the patch was written against, as its header
+    # says; a build of a later release applies them at an offset, so they link at that one.
+    based = re.search(r"Against Optuna (\d+(?:\.\d+)+)", patch.split("\ndiff --git ", 1)[0])
+    tag = release_tag(based[1] if based else found.release)
+    # This file's part of the diff: from its `--- a/` header to the next file's.
+    grid_part = patch.split(f"\n--- a/{GRID_PY}\n", 1)[1].split("\n--- a/", 1)[0]
     removed: set[int] = set()
     linked_expected: set[int] = set()
     added: list[int] = []
     old = new = 0
     pending_insert: int | None = None
-    for line in patch.split("\n--- a/", 1)[1].splitlines()[2:]:
+    for line in grid_part.splitlines()[1:]:
         header = re.match(r"@@ -(\d+),\d+ \+(\d+),\d+ @@", line)
         if header:
             old, new = int(header.group(1)), int(header.group(2))
@@ -347,8 +394,12 @@ def test_fix_section_names_the_lines_the_patch_touches() -> None:
     linked_expected |= removed
     section = fix_section()
     linked: set[int] = set()
-    prefix = re.escape(f"{UPSTREAM}blob/{TAG}/{GRID_PY}#L")
-    for first, last in re.findall(prefix + r"(\d+)(?:-L(\d+))?\)", section):
+    # The list of touched lines (the paragraph before it cites the expectation row's lines).
+    touched = section.split("The lines it touches", 1)[1].split("\n\nMatrix runs", 1)[0]
+    tags = re.findall(re.escape(f"{UPSTREAM}blob/") + r"([^/]+)/" + re.escape(GRID_PY), touched)
+    assert set(tags) == {tag}
+    prefix = re.escape(f"{UPSTREAM}blob/{tag}/{GRID_PY}#L")
+    for first, last in re.findall(prefix + r"(\d+)(?:-L(\d+))?\)", touched):
         linked |= set(range(int(first), int(last or first) + 1))
     assert removed == {109, 110, 111, 112, 113, 131}  # the docstring of `seed`, the shuffle
     assert linked == linked_expected == removed | {2}  # `import hashlib` goes after line 2
@@ -358,13 +409,23 @@ def test_fix_section_names_the_lines_the_patch_touches() -> None:
 
 
 def test_fix_section_names_every_target_with_its_provenance_and_tests() -> None:
-    """Each target directory's label, sha256 or commit and patches with their sha256, and
-    upstream's passed/failed counts for it, all as the JSON records them."""
+    """Each target directory with a matrix measured (its own, or the fix's release's beside
+    the pinned results) is named with its label, sha256 or commit and patches with their
+    sha256, and upstream's passed/failed counts for it, all as the JSON records them."""
     section = fix_section()
+    release = newest_fix()[0]
     provenances = [
-        json.loads(path.read_text())["provenance"] for path in RESULTS.glob("target-*/target.json")
+        json.loads(path.read_text())["provenance"]
+        for path in sorted(RESULTS.glob("target-*/target.json"))
+        if any(path.parent.glob("optuna-*.json"))
+        or (
+            path.parent.name == f"target-{release}"
+            and (RESULTS / f"optuna-{release}.json").exists()
+        )
     ]
-    assert len(provenances) == 3
+    assert len(provenances) >= 2, "expected the fix and another target"
+    rows = [line for line in section.splitlines() if re.match(r"\| `[^`]+` \| `", line)]
+    assert len(rows) == len(provenances)
     tests = json.loads((RESULTS / "upstream-tests.json").read_text())["runs"]
     for p in provenances:
         row = next(line for line in section.splitlines() if line.startswith(f"| `{p['label']}` |"))
@@ -378,20 +439,27 @@ def test_fix_section_names_every_target_with_its_provenance_and_tests() -> None:
 def test_fix_is_exact_in_the_summary_only_as_the_json_says() -> None:
     """The summary's word on the fix carries the counts of its results files: matrix runs
     that lost points and corpus cases that failed."""
-    directory = RESULTS / "target-5.0.0+grid-shared-order"
-    runs = json.loads((directory / "optuna-5.0.0.json").read_text())["runs"]
-    matrix = [r for r in runs if r["case_id"] is None]
-    lost = sum(1 for r in matrix if r["missing"])
-    by_policy = json.loads((directory / "corpus-5.0.0.json").read_text())["summary"]["by_policy"]
+    release, label = newest_fix()
+    directory = RESULTS / f"target-{label}"
+    f = results.load(directory / f"optuna-{release}.json")
+    matrix = [r for r in f.runs if r.in_matrix and r.error is None]
+    lost = sum(1 for r in matrix if r.missing or r.duplicates)
+    corpus = directory / f"corpus-{release}.json"
+    by_policy = json.loads(corpus.read_text())["summary"]["by_policy"] if corpus.exists() else []
     fails = sum(row["fails"] for row in by_policy)
     cases = sum(row["measured"] for row in by_policy)
+    crashed = sum(row["errors"] + row["known_faults"] + row["unprobed"] for row in by_policy)
     summary = committed(report.REPORT).split("## Summary", 1)[1].split("<details>", 1)[0]
-    row = next(line for line in summary.splitlines() if line.startswith("| **5.0.0** |"))
-    assert (lost, len(matrix), fails, cases) == (0, 90, 0, 150)
-    assert (
-        f"measured exact under every seed policy: {lost}/{len(matrix)} matrix runs lost "
-        f"points, {fails}/{cases} corpus cases failed."
-    ) in row
+    # The fix's release is among the pinned ones: its row is where the word goes.
+    row = next(line for line in summary.splitlines() if line.startswith(f"| **{release}** |"))
+    exact = bool(matrix) and lost == 0 and cases > 0 and fails == crashed == 0
+    note = (
+        f"Not released: a candidate fix (`{label}`, below) measured exact under every seed "
+        f"policy: {lost}/{len(matrix)} matrix runs lost points, {fails}/{cases} corpus cases "
+        "failed."
+    )
+    assert (note in row) == exact
+    assert summary.count("Not released") == exact
 
 
 def test_fix_not_exact_or_patch_changed_is_said_so(tmp_path: Path) -> None:
@@ -401,20 +469,31 @@ def test_fix_not_exact_or_patch_changed_is_said_so(tmp_path: Path) -> None:
     import shutil
 
     from repro.report import fix
+    from repro.report.verdicts import Tally
+
+    def lost(f: ResultsFile) -> Tally:
+        matrix = [r for r in f.runs if r.in_matrix and r.error is None]
+        return Tally(sum(1 for r in matrix if r.missing), len(matrix))
+
+    def cell(t: Tally) -> str:
+        return f"**{'✗' if t.lost else '✓'} {t.lost}/{t.runs}**"
 
     shutil.copytree(RESULTS, tmp_path / "results", ignore=shutil.ignore_patterns("upstream"))
     doctored = tmp_path / "results"
-    target = doctored / "target-5.0.0+grid-shared-order"
-    path = target / "optuna-5.0.0.json"
+    release, label = newest_fix()
+    target = doctored / f"target-{label}"
+    path = target / f"optuna-{release}.json"
     f = results.load(path)
     # As the release measures: workers with their own seeds in their own processes lose points.
-    lost = [
+    lost_runs = [
         dataclasses.replace(r, missing=2)
         if r.seed_policy == "per-worker" and r.mode != "threads"
         else r
         for r in f.runs
     ]
-    results.save(path, dataclasses.replace(f, runs=lost))
+    results.save(path, dataclasses.replace(f, runs=lost_runs))
+    doctored_tally = lost(results.load(path))
+    assert doctored_tally.lost > 0
     provenance = json.loads((target / "target.json").read_text())
     provenance["provenance"]["patches"][0]["sha256"] = "cd" * 32
     (target / "target.json").write_text(json.dumps(provenance))
@@ -422,7 +501,8 @@ def test_fix_not_exact_or_patch_changed_is_said_so(tmp_path: Path) -> None:
     found = fix.decide(doctored)
     assert found is not None
     assert not found.exact_everywhere
-    assert found.fix.total.lost == 20
+    assert found.fix.label == label
+    assert found.fix.total == doctored_tally
     (patch,) = found.patches
     assert not patch.as_measured
     text = report.render_files(doctored)[report.REPORT]
@@ -431,7 +511,8 @@ def test_fix_not_exact_or_patch_changed_is_said_so(tmp_path: Path) -> None:
     assert "cannot be shown: the file is now" in text
     assert "replaces [line" not in text
     # The release, then the doctored fix, over every mode and seed policy.
-    assert "| **all** | **✗ 20/90** | **✗ 20/90** |" in text
+    release_tally = lost(results.load(doctored / f"optuna-{release}.json"))
+    assert f"| **all** | {cell(release_tally)} | {cell(doctored_tally)} |" in text
 
 
 def test_coverage_chance_of_disagreeing_workers() -> None:
@@ -464,10 +545,20 @@ def test_fix_records_are_plain_data() -> None:
         found.release = "0"  # type: ignore[misc]
     text = json.dumps(dataclasses.asdict(found), default=str)
     assert not re.search(r"\*\*|\|", text.replace(found.patches[0].hunks, "")), text[:200]
+    # The newest release measured with a patch, its first patched build, then every other
+    # target with a matrix of its own, by label.
+    release, label = newest_fix()
+    measured = sorted(
+        json.loads(path.read_text())["provenance"]["label"]
+        for path in RESULTS.glob("target-*/target.json")
+        if any(path.parent.glob("optuna-*.json"))
+    )
+    release_measured = release in measured or (RESULTS / f"optuna-{release}.json").exists()
+    assert (found.release, found.fix.label) == (release, label)
     assert [t.label for t in found.targets] == [
-        "5.0.0",
-        "5.0.0+grid-shared-order",
-        "head-1d8ce7bb6f3c",
+        *([release] if release_measured else []),
+        label,
+        *(x for x in measured if x not in (release, label)),
     ]
 
 

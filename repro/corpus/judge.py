@@ -35,7 +35,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from repro.corpus.cases import CORPUS_STORAGE, REMEDIES, Case, decode_value
+from repro.corpus.cases import (
+    CORPUS_STORAGE,
+    REMEDIES,
+    Case,
+    decode_space,
+    decode_value,
+    encode_space,
+)
 from repro.corpus.records import Probe
 from repro.expectations import (
     KNOWN_FAULTS,
@@ -82,19 +89,24 @@ def recorded_grid(case: Case, probe: Probe) -> Counter[str]:
     """The grid as Optuna will record it: each point's key, counted with multiplicity."""
     # A report judges each case several times per version (per remedy, summary and section):
     # the grid is computed once per case and probe mapping.
-    return Counter(_recorded_grid(case, json.dumps(probe.recorded_as, sort_keys=True)))
+    # Keyed by the typed space, not by the Case: a Case compares equal to one whose values
+    # Python calls equal (0.0 == 0 == False), whose grid Optuna records apart; keyed by the
+    # Case, a shrink judged {"a": [0.0]} with the grid cached for {"a": [False]}.
+    typed = json.dumps(encode_space(case.space))
+    return Counter(_recorded_grid(typed, json.dumps(probe.recorded_as, sort_keys=True)))
 
 
 @functools.lru_cache(maxsize=1024)
-def _recorded_grid(case: Case, recorded_as: str) -> Counter[str]:
+def _recorded_grid(typed_space: str, recorded_as: str) -> Counter[str]:
+    space = decode_space(json.loads(typed_space))
     pairs_by_name: dict[str, list[list[Any]]] = json.loads(recorded_as)
     mapping: dict[str, dict[str, GridValue]] = {
         name: {value_key(decode_value(given)): decode_value(got) for given, got in pairs}
         for name, pairs in pairs_by_name.items()
     }
-    names = [name for name, _ in case.space]
+    names = [name for name, _ in space]
     grid: Counter[str] = Counter()
-    for point in itertools.product(*(values for _, values in case.space)):
+    for point in itertools.product(*(values for _, values in space)):
         recorded = {
             name: mapping.get(name, {}).get(value_key(value), value)
             for name, value in zip(names, point)

@@ -24,6 +24,7 @@ from repro.results import ResultsFile, RunRecord, ScenarioSummary, summarize
 from repro.scenarios import MODES, SEED_POLICIES
 from repro.targets import PatchRecord, Provenance
 from repro.upstream_tests import UpstreamTests
+from repro.versions import version_key
 
 TARGET_DIRS = "target-*"
 UPSTREAM_TESTS = "upstream-tests.json"
@@ -52,6 +53,9 @@ class Patch:
     sha256: str | None
     changes: tuple[Change, ...]
     hunks: str  # the diff without its header, for the details file
+    # The release whose files the hunks' line numbers count ("Against Optuna X." in the
+    # header); a build of a later release applies them at an offset, so links use this one.
+    base: str | None = None
 
     @property
     def as_measured(self) -> bool:
@@ -208,8 +212,11 @@ def _patch(record: PatchRecord) -> Patch:
     path = targets.patch_path(record)
     if not path.is_file():
         return Patch(record, None, (), "")
-    changes, hunks = read_changes(path.read_text(encoding="utf-8"))
-    return Patch(record, targets.sha256_of(path), changes, hunks)
+    text = path.read_text(encoding="utf-8")
+    changes, hunks = read_changes(text)
+    header = text.split("\ndiff --git ", 1)[0]
+    based = re.search(r"\bAgainst Optuna (\d+(?:\.\d+)+)", header)
+    return Patch(record, targets.sha256_of(path), changes, hunks, based[1] if based else None)
 
 
 def _corpus(directory: Path, version: str) -> tuple[CorpusPolicy, ...]:
@@ -318,13 +325,15 @@ def _measured(
 
 
 def decide(results_dir: Path) -> FixFindings | None:
-    """The first patched target with matrix runs, beside its release and every other target;
-    None when no patched build was measured."""
+    """The newest release's first patched target with matrix runs (by label), beside that
+    release and every other target; None when no patched build was measured. Targets of an
+    older release stay in the tables, but the fix, its release column, the lines its patch
+    touches and the summary's word are all the newest release's."""
     tests_path = results_dir / UPSTREAM_TESTS
     tests = {t.label: t for t in upstream_tests.load(tests_path)} if tests_path.exists() else {}
     found: dict[str, TargetResult] = {}
     provenances: dict[str, Provenance] = {}
-    fix_runs: list[RunRecord] = []
+    runs: dict[str, list[RunRecord]] = {}
     for directory in sorted(results_dir.glob(TARGET_DIRS)):
         provenance = targets.read_provenance(directory)
         if provenance is None:
@@ -334,12 +343,12 @@ def decide(results_dir: Path) -> FixFindings | None:
         result = _target(provenance.label, provenance, *measured, tests) if measured else None
         if measured and result:
             found[provenance.label] = result
-            if provenance.patches and not fix_runs:
-                fix_runs = measured[0].runs
-    fix = next((t for t in found.values() if t.provenance and t.provenance.patches), None)
-    if fix is None or fix.provenance is None:
+            runs[provenance.label] = measured[0].runs
+    patched = [(t, t.provenance) for t in found.values() if t.provenance and t.provenance.patches]
+    if not patched:
         return None
-    release = fix.provenance.optuna_version
+    release = max((p.optuna_version for _, p in patched), key=version_key)
+    fix, fix_provenance = next((t, p) for t, p in patched if p.optuna_version == release)
     # A release measured by the pinned environments: its results file beside the others.
     own = _measured(results_dir, results_dir, release) if release not in found else None
     result = _target(release, provenances.get(release), *own, tests) if own else None
@@ -355,7 +364,7 @@ def decide(results_dir: Path) -> FixFindings | None:
         fix=fix,
         targets=tuple(ordered),
         row=next((r for r in expectations.TARGET_ROWS if r.target == fix.label), None),
-        patches=tuple(_patch(p) for p in fix.provenance.patches),
-        bound=_bound(fix_runs),
+        patches=tuple(_patch(p) for p in fix_provenance.patches),
+        bound=_bound(runs[fix.label]),
         tests_command=next((t.command for t in tests.values()), ""),
     )

@@ -19,6 +19,11 @@ POLICY = {"none": "no seed", "shared": "shared seed", "per-worker": "seed per wo
 RELEASE_TAGS = {"5.0.0": docs.TAG}
 
 
+def release_tag(release: str) -> str:
+    """The tag the lines a patch of ``release`` touches are linked at."""
+    return RELEASE_TAGS.get(release, f"v{release}")
+
+
 def summary_note(found: FixFindings | None, version: str) -> str:
     """The summary's word on the fix, in the row of the release it patches; "" otherwise."""
     if found is None or version != found.release or not found.exact_everywhere:
@@ -181,11 +186,12 @@ def _lines_touched(patch: Patch, release: str) -> list[str]:
             f"{found}, not the sha256 measured.",
             "",
         ]
-    tag = RELEASE_TAGS.get(release, f"v{release}")
+    base = patch.base or release
+    tag = release_tag(base)
     paths = sorted({c.path for c in patch.changes})
     out = [
         f"The lines it touches in {', '.join(md.code(p) for p in paths)} (read from the patch's "
-        f"hunks; {release}'s line numbers link upstream at tag `{tag}`):",
+        f"hunks, which count {base}'s lines; they link upstream at tag `{tag}`):",
         "",
     ]
     out += [f"- {_change(c, tag)}" for c in patch.changes]
