@@ -7,6 +7,7 @@ that JSON."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import struct
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from repro import expectations, report, results
+from repro import expectations, remedies, report, results
 from repro.report.render import CORPUS
 from repro.results import ResultsFile
 from repro.timeline.render import MARKDOWN_NAME as TIMELINE
@@ -165,6 +166,15 @@ def test_every_table_number_is_in_the_json(name: str) -> None:
                 numbers.update(re.findall(r"\d+(?:\.\d+)?", value))
 
         collect(data)
+    # The details' storage families pool a remedy's runs over the storages that got the same
+    # verdicts, a grouping the runs decide anew on every run: each pooled cell is derived
+    # from the runs in the JSON, for every subset of storages, with the function that pools.
+    files = results.load_all(RESULTS)
+    storages = sorted({r.storage for f in files for r in f.runs if r.case_id is None})
+    for size in range(2, len(storages) + 1):
+        for subset in itertools.combinations(storages, size):
+            for pooled in remedies.pooled(files, subset).values():
+                collect([pooled.missing_mean, pooled.extra_mean, *pooled.lost_wilson95])
     rows = [
         line for line in text.splitlines() if line.startswith("|") and not set(line) <= {"|", "-"}
     ]
