@@ -84,20 +84,22 @@ def venv() -> Iterator[Path]:
         yield env_dir / "bin"
 
 
-def tool(
-    bin_dir: Path, *args: str, cwd: Path, env: dict[str, str] | None = None
+def in_venv(
+    bin_dir: Path, command: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """``command`` with the venv's scripts first on PATH and without the checkout on
+    PYTHONPATH, as a user's shell or a CI step would run it."""
     environ = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     environ.pop("PYTHONPATH", None)
     return subprocess.run(
-        [str(bin_dir / TOOL), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=environ,
+        command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False, env=environ
     )
+
+
+def tool(
+    bin_dir: Path, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return in_venv(bin_dir, [str(bin_dir / TOOL), *args], cwd, env)
 
 
 def test_the_installed_script_runs_anywhere_and_names_itself(venv: Path, tmp_path: Path) -> None:
@@ -192,23 +194,12 @@ def test_several_hosts_recipe_with_an_own_space(tmp_path: Path) -> None:
 def guard(bin_dir: Path, tmp_path: Path, **inputs: str) -> tuple[int, str]:
     """The action's script as its second step runs it, with the step summary in a file."""
     summary = tmp_path / "summary.md"
-    environ = {
-        **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    inputs_env = {
         "GITHUB_STEP_SUMMARY": str(summary),
         "RUNNER_TEMP": str(tmp_path),
         **{f"GUARD_{k.upper()}": v for k, v in inputs.items()},
     }
-    environ.pop("PYTHONPATH", None)
-    done = subprocess.run(
-        ["bash", str(ROOT / "action" / "guard.sh")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=environ,
-    )
+    done = in_venv(bin_dir, ["bash", str(ROOT / "action" / "guard.sh")], tmp_path, inputs_env)
     assert done.returncode in (0, 1), done.stderr
     return done.returncode, summary.read_text()
 
