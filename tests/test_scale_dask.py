@@ -1,0 +1,147 @@
+"""Dask at scale (`python -m repro.scale run --launcher dask`): Optuna's Dask example pattern on
+DaskStorage, a Dask worker process SIGKILLed mid-run, and SIGINT / SIGTERM to the run. Real
+processes and real signals, loopback only; they need `distributed` (the scale extra)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from repro import _compat, expectations
+from repro.jsonfile import load_json
+from repro.results import RunRecord
+from repro.scale.cli import SCHEMA, results_file
+from repro.scale.proxy import listening
+from tests.helpers import ROOT
+from tests.procs import wait_empty
+
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("distributed") is None,
+        reason="needs distributed: the scale extra, installed in the latest session",
+    ),
+    pytest.mark.xdist_group("processes"),
+]
+
+SCHEDULER_LINE = re.compile(r"dask scheduler tcp://127\.0\.0\.1:(\d+), worker pids ([\d ]+)")
+COMMAND = [sys.executable, "-m", "repro.scale", "run", "--launcher", "dask", "-w", "2"]
+
+
+@contextmanager
+def scale_run(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """The run in a session of its own (its group is then every process it started); killed
+    with its group if the test fails first."""
+    with subprocess.Popen(
+        [*COMMAND, *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as child:
+        try:
+            yield child
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+
+
+def scheduler(child: subprocess.Popen[str]) -> tuple[int, list[int]]:
+    """The scheduler's port and the worker pids, from the line the run prints first."""
+    assert child.stderr is not None
+    for line in child.stderr:
+        if match := SCHEDULER_LINE.search(line):
+            return int(match[1]), [int(p) for p in match[2].split()]
+    raise AssertionError("the run ended before naming its scheduler")
+
+
+def running_task(pids: list[int], timeout: float = 60) -> int:
+    """The first worker pid whose process has the run's SQLite file open: its task runs.
+    Polling /proc, bounded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                targets = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
+            except OSError:
+                continue
+            if any(t.endswith("study.db") for t in targets):
+                return pid
+        time.sleep(0.01)  # polling /proc for a task's open file, bounded above
+    raise AssertionError(f"no task opened the study within {timeout} s")
+
+
+def read_runs(out: Path, storage: str) -> list[RunRecord]:
+    data = load_json(results_file(out, storage, "grid", _compat.OPTUNA_VERSION), schema=SCHEMA)
+    return [RunRecord.from_json(r) for r in data["runs"]]
+
+
+def test_pickled_study_on_dask_storage_in_memory(tmp_path: Path) -> None:
+    """Optuna's Dask example: one study on DaskStorage (in the scheduler's memory) and one
+    sampler made in the run, study.optimize submitted per worker. The run agrees with its
+    DASK_TABLE row, every barrier phase holds a trial of each worker, each worker's trials
+    come from its own process, all with the one grid order pickled into both; afterwards
+    nothing of the run is left and the scheduler's port is closed."""
+    with scale_run(
+        "--dask-pattern", "pickled", "--dask-storage", "memory", "--out", str(tmp_path)
+    ) as child:
+        port, _ = scheduler(child)
+        stdout, stderr = child.communicate(timeout=120)
+    assert child.returncode == 0, stderr
+    assert wait_empty(child.pid) == []
+    assert not listening(port)
+    (run,) = read_runs(tmp_path, "dask-memory")
+    assert expectations.dask_violations(run, _compat.OPTUNA_VERSION) == [], stdout
+    phases: dict[int, set[int]] = {}
+    for trial in run.trial_log:
+        phases.setdefault(trial["phase"], set()).add(trial["worker"])
+    assert phases
+    assert all(workers == {0, 1} for workers in phases.values())
+    pids = {r["pid"] for r in run.worker_results}
+    assert len(pids) == 2
+    assert -1 not in pids
+    assert run.worker_orders_distinct == 1
+
+
+@pytest.mark.parametrize("pattern", ["own", "pickled"])
+def test_killed_dask_worker_is_a_recorded_error(tmp_path: Path, pattern: str) -> None:
+    """A Dask worker process SIGKILLed while its task runs: the run ends (no hang: the other
+    worker is released from the barrier at once), exits 1, and its results file records the
+    lost worker's error; nothing of the run is left."""
+    began = time.monotonic()
+    args = ("--direct", "--dask-pattern", pattern, "--out", str(tmp_path))
+    with scale_run(*args) as child:
+        _, pids = scheduler(child)
+        os.kill(running_task(pids), signal.SIGKILL)
+        _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 1, stderr
+    # Well within the barrier's 30 s timeout: the others were not held up by the lost worker.
+    assert time.monotonic() - began < 60
+    assert wait_empty(child.pid) == []
+    (run,) = read_runs(tmp_path, "sqlite" if pattern == "own" else "pickled-sqlite")
+    assert run.error is not None
+    assert "KilledWorker" in run.error, run.error
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_dask_run_leaves_no_cluster(signum: signal.Signals) -> None:
+    """SIGINT or SIGTERM to the run while a task runs: exit 128 + signum within 10 s, no
+    process of the run left (scheduler, nanny or worker), the scheduler's port closed."""
+    with scale_run("--direct", "-r", "50") as child:
+        port, pids = scheduler(child)
+        running_task(pids)
+        child.send_signal(signum)
+        assert child.wait(10) == 128 + signum
+    assert wait_empty(child.pid) == []
+    assert not listening(port)
