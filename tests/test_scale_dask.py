@@ -22,7 +22,7 @@ from repro.jsonfile import load_json
 from repro.results import RunRecord
 from repro.scale.cli import SCHEMA, results_file
 from repro.scale.proxy import listening
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_cli
 from tests.procs import wait_empty
 
 pytestmark = [
@@ -145,3 +145,37 @@ def test_interrupted_dask_run_leaves_no_cluster(signum: signal.Signals) -> None:
         assert child.wait(10) == 128 + signum
     assert wait_empty(child.pid) == []
     assert not listening(port)
+
+
+def test_dask_storage_without_optuna_integration_or_per_worker_seeds_is_one_line() -> None:
+    """optuna-integration made unimportable: from Optuna 3.6.0, where DaskStorage lives
+    there, one line naming the package, exit 2, within 10 s (before, Optuna's own class needs
+    nothing more and the run goes on). One sampler for every task has one seed: a per-worker
+    seed policy with the pickled pattern is one line, exit 2, before any cluster starts."""
+    pickled = ["run", "--launcher", "dask", "--dask-pattern", "pickled", "--direct", "-w", "2"]
+    began = time.monotonic()
+    blocked = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['optuna_integration'] = None; "
+            "from repro.scale.cli import main; "
+            f"sys.exit(main({[*pickled, '--dask-storage', 'memory']!r}))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if not _compat.DASK_STORAGE_IN_OPTUNA:
+        assert time.monotonic() - began < 10
+        assert blocked.returncode == 2, blocked.stderr
+        (line,) = blocked.stderr.strip().splitlines()
+        assert "--dask-storage needs optuna-integration" in line
+    else:
+        assert blocked.returncode == 0, blocked.stderr
+    seeds = run_cli(*pickled, "--seed-policy", "per-worker", module="repro.scale")
+    assert seeds.returncode == 2
+    (line,) = seeds.stderr.strip().splitlines()
+    assert "--seed-policy per-worker does not apply" in line

@@ -112,9 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = None if args.out is None else results_file(args.out, storage, args.remedy, version)
     header = {"optuna": version, "backend": args.backend, "proxy": _proxied(args)}
     if args.dask_storage != "off":
-        from repro.scale.extras import require_distributed
+        from repro.scale.pattern import require_dask_storage
 
-        require_distributed()
+        require_dask_storage()
     if _proxied(args):
         try:
             require_grpc()

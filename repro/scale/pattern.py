@@ -14,6 +14,7 @@ is marked done there by the client, since ``study.optimize`` gives the task no l
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import itertools
 import os
 import socket
@@ -45,6 +46,25 @@ DASK_STORAGES = ("off", "memory", "database")
 
 class PatternError(ReproError):
     """A shape the pattern cannot run (one sampler has one seed)."""
+
+
+def require_dask_storage() -> None:
+    """Raise MissingExtra where DaskStorage needs a package that is not installed."""
+    from repro.scale.extras import EXTRA, MissingExtra, require_distributed
+
+    require_distributed()
+    if not _compat.DASK_STORAGE_IN_OPTUNA and not _installed("optuna_integration"):
+        raise MissingExtra(
+            "--dask-storage needs optuna-integration (DaskStorage's home from Optuna 3.6.0), "
+            f"which is not installed: {EXTRA}"
+        )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # a module blocked by a None entry in sys.modules
+        return False
 
 
 def check(scenario: Scenario) -> None:
