@@ -23,7 +23,7 @@ from repro.results import RunRecord
 from repro.scale.cli import SCHEMA, results_file
 from repro.scale.proxy import listening
 from tests.helpers import ROOT, run_cli
-from tests.procs import wait_empty
+from tests.procs import free_port, wait_empty
 
 pytestmark = [
     pytest.mark.skipif(
@@ -179,3 +179,52 @@ def test_dask_storage_without_optuna_integration_or_per_worker_seeds_is_one_line
     assert seeds.returncode == 2
     (line,) = seeds.stderr.strip().splitlines()
     assert "--seed-policy per-worker does not apply" in line
+
+
+@contextmanager
+def cluster_process(*command: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A `dask scheduler` or `dask worker` of the test's own, in its own session; killed with
+    everything it started afterwards."""
+    with subprocess.Popen(
+        [sys.executable, "-m", *command],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    ) as process:
+        try:
+            yield process
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def test_lost_scheduler_is_a_recorded_error(tmp_path: Path) -> None:
+    """An existing cluster (`--scheduler`: a scheduler and a two-thread worker of the test's
+    own, on loopback) whose scheduler is SIGKILLed while a task runs: the run records the
+    error, keeps what it measured, says so in one line and exits 1, without hanging."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler_cli = ("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port))
+    worker_cli = ("distributed.cli.dask_worker", address, "--host", "127.0.0.1", "--nthreads", "2")
+    with (
+        cluster_process(*scheduler_cli, "--no-dashboard") as lost,
+        cluster_process(*worker_cli, "--no-dashboard"),
+    ):
+        from distributed import Client
+
+        # The cluster is ready once its worker has joined (bounded waits).
+        with Client(address, timeout=30) as ready:
+            ready.wait_for_workers(1, timeout=30)
+        with scale_run(
+            "--scheduler", address, "--direct", "-r", "50", "--out", str(tmp_path)
+        ) as child:
+            _, pids = scheduler(child)
+            running_task(pids)
+            lost.send_signal(signal.SIGKILL)
+            _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 1, stderr
+    assert "lost the Dask scheduler after run" in stderr
+    runs = read_runs(tmp_path, "sqlite")
+    assert runs[-1].error is not None
+    assert len(runs) < 50

@@ -157,6 +157,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         for repetition in range(args.repetitions):
             records.append(_one_run(scenario, repetition, args, client))
             save()
+            if client is not None and client.status != "running":
+                # The scheduler is gone (its run recorded the error): no cluster for the rest.
+                print(
+                    f"lost the Dask scheduler after run {repetition}; the runs so far are kept",
+                    file=sys.stderr,
+                )
+                break
     return 1 if any(r.error for r in records) else 0
 
 
