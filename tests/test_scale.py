@@ -103,6 +103,14 @@ def check_proxy_run(backend: str, out: Path) -> None:
     assert f"{lost} of 1 runs lost points" in summary.stdout, summary.stdout
 
 
+def every_phase_holds(run: RunRecord, workers: set[int]) -> bool:
+    """Whether the run had barrier phases and each held a trial of every worker."""
+    phases: dict[int, set[int]] = {}
+    for trial in run.trial_log:
+        phases.setdefault(trial["phase"], set()).add(trial["worker"])
+    return bool(phases) and all(held == workers for held in phases.values())
+
+
 NEEDS_PROXY = pytest.mark.skipif(
     not _compat.GRPC_PROXY, reason=f"grpc storage: {NOT_APPLICABLE} (see the first test)"
 )
@@ -136,11 +144,7 @@ def test_dask_tasks_through_the_proxy_meet_and_leave_nothing_running(tmp_path: P
     assert not listening(int(match[2]))
     (run,) = read_runs(tmp_path, "grpc-sqlite")
     assert expectations.proxy_violations(run, _compat.OPTUNA_VERSION) == [], stdout
-    phases: dict[int, set[int]] = {}
-    for trial in run.trial_log:
-        phases.setdefault(trial["phase"], set()).add(trial["worker"])
-    assert phases
-    assert all(workers == {0, 1} for workers in phases.values())
+    assert every_phase_holds(run, {0, 1})
 
 
 @PROCESSES

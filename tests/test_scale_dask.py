@@ -24,6 +24,7 @@ from repro.scale.cli import SCHEMA, results_file
 from repro.scale.proxy import listening
 from tests.helpers import ROOT, run_cli
 from tests.procs import free_port, wait_empty
+from tests.test_scale import every_phase_holds
 
 pytestmark = [
     pytest.mark.skipif(
@@ -103,11 +104,7 @@ def test_pickled_study_on_dask_storage_in_memory(tmp_path: Path) -> None:
     assert not listening(port)
     (run,) = read_runs(tmp_path, "dask-memory")
     assert expectations.dask_violations(run, _compat.OPTUNA_VERSION) == [], stdout
-    phases: dict[int, set[int]] = {}
-    for trial in run.trial_log:
-        phases.setdefault(trial["phase"], set()).add(trial["worker"])
-    assert phases
-    assert all(workers == {0, 1} for workers in phases.values())
+    assert every_phase_holds(run, {0, 1})
     pids = {r["pid"] for r in run.worker_results}
     assert len(pids) == 2
     assert -1 not in pids
