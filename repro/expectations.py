@@ -1034,7 +1034,7 @@ OPTIMIZE = "optuna/study/_optimize.py"
 DASK_INTEGRATION = "optuna/integration/dask.py"
 _RESEED = (
     upstream("v3.2.0", OPTIMIZE, "L65-L77"),
-    upstream("v3.2.0", OPTIMIZE, "L105-L118"),
+    upstream("v3.2.0", OPTIMIZE, "L105-L119"),
     upstream("v3.2.0", OPTIMIZE, "L140-L141"),
     upstream("v3.6.1", OPTIMIZE, "L61-L73"),
     upstream("v3.6.1", OPTIMIZE, "L136-L137"),
