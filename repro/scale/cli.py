@@ -1,6 +1,8 @@
 """``python -m repro.scale run``: a scenario's workers on Optuna's gRPC storage proxy in front
-of a fresh database, one proxy server per run. Exit 0 measured, 1 a run recorded an error,
-2 bad input or a missing piece (one line)."""
+of a fresh database, one proxy server per run, or on the database itself; as forked processes
+or as Dask tasks (each building its own storage and sampler, or Optuna's Dask example: one
+study pickled into every task, also on DaskStorage). Exit 0 measured, 1 a run recorded an
+error, 2 bad input or a missing piece (one line)."""
 
 from __future__ import annotations
 
