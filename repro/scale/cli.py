@@ -158,8 +158,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             client = stack.enter_context(dask.cluster(args.workers, args.scheduler))
         for repetition in range(args.repetitions):
-            records.append(_one_run(scenario, repetition, args, client))
+            record, line = _one_run(scenario, repetition, args, client)
+            records.append(record)
             save()
+            # Printed once it is on disk: a run a reader has seen survives an interrupt.
+            print(line, flush=True)
             if client is not None and client.status != "running":
                 # The scheduler is gone (its run recorded the error): no cluster for the rest.
                 print(
@@ -204,10 +207,11 @@ def _storage_id(args: argparse.Namespace) -> str:
 
 def _one_run(
     scenario: Scenario, repetition: int, args: argparse.Namespace, client: Client | None
-) -> RunRecord:
-    """One run on a fresh database, through a proxy of its own unless --direct; printed with
-    its verdict: through the proxy, the row of the database itself (``PROXY_TABLE``); Optuna's
-    Dask example pattern and DaskStorage, their own row (``DASK_TABLE``)."""
+) -> tuple[RunRecord, str]:
+    """One run on a fresh database, through a proxy of its own unless --direct, and the line
+    that tells it with its verdict: through the proxy, the row of the database itself
+    (``PROXY_TABLE``); Optuna's Dask example pattern and DaskStorage, their own row
+    (``DASK_TABLE``)."""
     from repro import _compat, expectations, runner
     from repro.fork import check_interrupted
     from repro.scale.proxy import serving
@@ -243,8 +247,7 @@ def _one_run(
     outcome = (
         f"{record.missing} of {record.grid_size} points lost, {record.duplicates} extra evaluations"
     )
-    print(f"{scenario.id} r{repetition}: {outcome}; {held}", flush=True)
-    return record
+    return record, f"{scenario.id} r{repetition}: {outcome}; {held}"
 
 
 def _measure(
