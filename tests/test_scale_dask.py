@@ -23,7 +23,7 @@ from repro.results import RunRecord
 from repro.scale.cli import SCHEMA, results_file
 from repro.scale.proxy import listening
 from tests.helpers import ROOT, run_cli
-from tests.procs import free_port, wait_empty
+from tests.procs import free_port, group_members, wait_empty
 from tests.test_scale import every_phase_holds
 
 pytestmark = [
@@ -115,11 +115,11 @@ def test_killed_worker_is_recorded_and_sigterm_leaves_no_cluster(tmp_path: Path)
     """One invocation of many runs on the run's own cluster. A Dask worker process SIGKILLed
     while its task runs in the first run: that run ends at once (the other worker is released
     from the barrier, not held to its 30 s timeout) and is recorded with the lost worker's
-    KilledWorker error. Then SIGTERM as the next run starts (the nanny is restarting the
-    killed worker meanwhile): exit 143 within 10 s, the first run kept in the results file
-    (a run is printed once it is written), no process of the run left (scheduler, nanny or
-    worker) and the scheduler's port closed. SIGINT takes the same handler
-    (`repro.fork.raise_on_signals`), which test_scale.py checks with the proxy."""
+    KilledWorker error. Then SIGTERM while a task of the next run runs: exit 143 within
+    10 s, the first run kept in the results file (a run is printed once it is written), no
+    process of the run left (scheduler, nanny or worker) and the scheduler's port closed.
+    SIGINT takes the same handler (`repro.fork.raise_on_signals`), which test_scale.py
+    checks with the proxy."""
     began = time.monotonic()
     with scale_run("--direct", "-r", "50", "--out", str(tmp_path)) as child:
         port, pids = scheduler(child)
@@ -128,6 +128,9 @@ def test_killed_worker_is_recorded_and_sigterm_leaves_no_cluster(tmp_path: Path)
         first = child.stdout.readline()
         assert first.startswith("concurrent-none-sqlite-w2-g24 r0:"), first
         assert time.monotonic() - began < 60
+        # The nanny has started a new worker process in place of the killed one: SIGTERM
+        # once a task of the next run runs, the cluster whole again.
+        running_task(group_members(child.pid))
         child.send_signal(signal.SIGTERM)
         assert child.wait(10) == 128 + signal.SIGTERM
     assert wait_empty(child.pid) == []
