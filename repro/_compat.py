@@ -16,6 +16,8 @@ from typing import Any
 
 import optuna
 
+from repro.versions import version_key
+
 OPTUNA_VERSION: str = optuna.__version__
 
 GRID_ID_ATTR = "grid_id"
@@ -258,3 +260,22 @@ def serve_grpc_proxy(storage: optuna.storages.BaseStorage, host: str, port: int)
     at v4.2.0): the server then answers from Optuna's in-process trial cache."""
     backend = optuna.storages.get_storage(storage)
     optuna.storages.run_grpc_proxy_server(backend, host=host, port=port)
+
+
+# DaskStorage (optuna_integration's, experimental from 3.1.0): every call of the storage runs
+# in the scheduler's event loop, on the storage it wraps there (``get_storage(storage)``: an
+# InMemoryStorage for ``storage=None``, an RDB storage behind Optuna's cache for a URL). Up to
+# 3.5.x the class is Optuna's own (v3.2.0 optuna/integration/dask.py#L404-L417); from 3.6.0
+# that module only re-exports ``optuna_integration.dask`` (v3.6.1 optuna/integration/dask.py#L1),
+# so the optuna-integration package is needed (its 3.6.0 installs beside Optuna 3.6.x).
+DASK_STORAGE_IN_OPTUNA: bool = version_key(OPTUNA_VERSION) < version_key("3.6.0")
+
+
+def dask_storage(client: Any, url: str | None) -> optuna.storages.BaseStorage:
+    """``DaskStorage(url)`` registered on ``client``'s scheduler: in memory there for None."""
+    if DASK_STORAGE_IN_OPTUNA:
+        from optuna.integration.dask import DaskStorage
+    else:
+        from optuna_integration.dask import DaskStorage  # type: ignore[import-not-found]
+    storage: optuna.storages.BaseStorage = DaskStorage(storage=url, client=client)
+    return storage

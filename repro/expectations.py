@@ -1014,3 +1014,102 @@ def proxy_violations(record: RunRecord, version: str) -> list[str]:
         ]
     backend = record.storage.removeprefix("grpc-")
     return violations(dataclasses.replace(record, storage=backend), version)
+
+
+# Dask (repro/scale/pattern.py): Optuna's Dask example pickles one study, and with it one
+# sampler, into every task. Does that sampler's shared random state make the workers collide?
+# - ``reseed_rng`` runs only in the threads of ``n_jobs != 1``: with ``n_jobs=1``, as every
+#   task calls ``study.optimize``, ``_optimize_sequential`` gets ``reseed_sampler_rng=False``
+#   (_optimize.py), so every task starts from the random state the client pickled.
+# - So every task draws as a worker with the shared seed does, whatever the seed: the 3.2.0
+#   pick, ``self._rng.choice`` among the ids the storage shows unvisited, gives the same id in
+#   every task that reads the same ids (racy, as with a shared seed); from 3.4.0 the shuffle was
+#   made once, on the client, so every task has the same order, and trial ``n`` takes grid id
+#   ``n`` for the first len(grid) trials without any draw. Past them every id has been handed
+#   out, and the same draw in every task can only re-evaluate a point, never lose one.
+# - DaskStorage serializes every storage call in the scheduler's event loop (one handler per
+#   method), in front of an InMemoryStorage or Optuna's cached RDB storage, so trial numbers
+#   stay unique and the pickled pattern's row holds on it too.
+OPTIMIZE = "optuna/study/_optimize.py"
+DASK_INTEGRATION = "optuna/integration/dask.py"
+_RESEED = (
+    upstream("v3.2.0", OPTIMIZE, "L65-L77"),
+    upstream("v3.2.0", OPTIMIZE, "L105-L119"),
+    upstream("v3.2.0", OPTIMIZE, "L140-L141"),
+    upstream("v3.6.1", OPTIMIZE, "L61-L73"),
+    upstream("v3.6.1", OPTIMIZE, "L136-L137"),
+    upstream("v5.1.0", OPTIMIZE, "L67-L79"),
+    upstream("v5.1.0", OPTIMIZE, "L146-L147"),
+)
+_PICKLED_DRAWS = (
+    upstream("v3.2.0", GRID, "L116-L119"),
+    upstream("v3.2.0", GRID, "L134-L152"),
+    upstream("v3.6.1", GRID, "L119-L123"),
+    upstream("v3.6.1", GRID, "L136-L161"),
+    upstream("v5.1.0", GRID, "L130-L134"),
+    upstream("v5.1.0", GRID, "L147-L172"),
+)
+_DASK_STORAGE = (
+    upstream("v3.2.0", DASK_INTEGRATION, "L108-L137"),
+    upstream("v3.2.0", DASK_INTEGRATION, "L404-L413"),
+    upstream("v3.6.1", DASK_INTEGRATION, "L1"),
+)
+DASK_STORAGES = frozenset({"dask-memory", "dask-sqlite", "dask-postgresql"})
+PICKLED_STORAGES = frozenset(
+    {"pickled-sqlite", "pickled-postgresql", "pickled-grpc-sqlite", "pickled-grpc-postgresql"}
+)
+
+
+@dataclass(frozen=True)
+class DaskExpectation:
+    since: str
+    storages: frozenset[str]
+    # as-shared: the row of a worker with the shared seed (TABLE, or REMEDY_TABLE for a
+    # remedy) on the storage underneath, whatever the run's seed policy.
+    outcome: str
+    why: str
+    cite: tuple[str, ...]
+
+
+DASK_TABLE: tuple[DaskExpectation, ...] = (
+    DaskExpectation(
+        "3.2.0",
+        PICKLED_STORAGES,
+        "as-shared",
+        "reseed_rng runs only for n_jobs != 1, so every task keeps the random state pickled on "
+        "the client: each draws as a worker with the shared seed (3.2.0: the same pick among the "
+        "same unvisited ids, racy; from 3.4.0: one order for all, grid id = trial number for the "
+        "first len(grid) trials, and past them every id is handed out: a same draw re-evaluates, "
+        "it loses no point)",
+        _RESEED + _PICKLED_DRAWS,
+    ),
+    DaskExpectation(
+        "3.2.0",
+        DASK_STORAGES,
+        "as-shared",
+        "the pickled pattern's row, on a storage whose every call runs in the scheduler's event "
+        "loop, one at a time (an InMemoryStorage, or Optuna's cached RDB storage for a URL)",
+        _RESEED + _PICKLED_DRAWS + _DASK_STORAGE,
+    ),
+)
+
+
+def dask_expected(version: str, storage: str) -> DaskExpectation:
+    for row in DASK_TABLE:
+        if storage in row.storages and version_key(version) >= version_key(row.since):
+            return row
+    raise NoExpectation(f"no DASK_TABLE row covers Optuna {version} on {storage}")
+
+
+def dask_violations(record: RunRecord, version: str) -> list[str]:
+    """What in a run of Optuna's Dask example pattern contradicts its row: the run is judged
+    as a run with the shared seed on the storage underneath."""
+    dask_expected(version, record.storage)
+    underneath = record.storage.removeprefix("pickled-").removeprefix("grpc-")
+    underneath = underneath.removeprefix("dask-")
+    if underneath == "memory" and record.remedy != "grid":
+        # The remedy rows are per storage kind; none is for an InMemoryStorage.
+        return [f"Optuna {version}, {record.scenario}: no row for {record.remedy} in memory"]
+    return violations(
+        dataclasses.replace(record, storage=underneath, seed_policy="shared"), version
+    )

@@ -267,8 +267,11 @@ def isolated(kind: str, study_name: str, owner: int | None = None) -> Iterator[S
         if not refused:
             # A CREATE cut short by an interrupt: the server finishes it even if the client
             # dies, so let the helper see it through before dropping.
+            # Only the harness's own forked helpers: the worker processes of a Dask
+            # LocalCluster in this process are children too, and live on (2 s each per run).
             for child in CTX.active_children():
-                child.join(2)
+                if isinstance(child, CTX.Process):
+                    child.join(2)
             call(_admin, admin, drop, timeout=timeout)
 
 

@@ -21,7 +21,8 @@ from repro.results import RunRecord
 from repro.scale.cli import SCHEMA, results_file
 from repro.scale.extras import EXTRA
 from repro.scale.proxy import listening
-from tests.helpers import ROOT, require_service, run_cli
+from repro.scenarios import Scenario
+from tests.helpers import ROOT, require_service, run_cli, run_record
 from tests.procs import free_port, wait_empty
 
 # Per test, not per module: a second group mark would join the names into a group of its own.
@@ -102,6 +103,14 @@ def check_proxy_run(backend: str, out: Path) -> None:
     assert f"{lost} of 1 runs lost points" in summary.stdout, summary.stdout
 
 
+def every_phase_holds(run: RunRecord, workers: set[int]) -> bool:
+    """Whether the run had barrier phases and each held a trial of every worker."""
+    phases: dict[int, set[int]] = {}
+    for trial in run.trial_log:
+        phases.setdefault(trial["phase"], set()).add(trial["worker"])
+    return bool(phases) and all(held == workers for held in phases.values())
+
+
 NEEDS_PROXY = pytest.mark.skipif(
     not _compat.GRPC_PROXY, reason=f"grpc storage: {NOT_APPLICABLE} (see the first test)"
 )
@@ -135,11 +144,7 @@ def test_dask_tasks_through_the_proxy_meet_and_leave_nothing_running(tmp_path: P
     assert not listening(int(match[2]))
     (run,) = read_runs(tmp_path, "grpc-sqlite")
     assert expectations.proxy_violations(run, _compat.OPTUNA_VERSION) == [], stdout
-    phases: dict[int, set[int]] = {}
-    for trial in run.trial_log:
-        phases.setdefault(trial["phase"], set()).add(trial["worker"])
-    assert phases
-    assert all(workers == {0, 1} for workers in phases.values())
+    assert every_phase_holds(run, {0, 1})
 
 
 @PROCESSES
@@ -213,3 +218,23 @@ def test_interrupted_run_stops_the_proxy(signum: signal.Signals) -> None:
         finally:
             if child.poll() is None:
                 child.kill()
+
+
+@pytest.mark.parametrize("version", ["3.2.0", "3.6.1", "5.1.0"])
+def test_pickled_sampler_is_judged_as_the_shared_seed(version: str) -> None:
+    """DASK_TABLE: a run of Optuna's Dask example pattern is judged as the shared seed on the
+    storage underneath, whatever its own seed policy. On 3.6.1 with seed None, where scripts
+    that each build their sampler lose points (#5489), a pickled run that lost a point
+    contradicts its row; one that lost none agrees. Every row cites upstream lines."""
+    for row in expectations.DASK_TABLE:
+        assert row.cite
+        assert all(c.startswith("https://github.com/optuna/optuna/blob/v") for c in row.cite)
+    for storage in ("pickled-postgresql", "pickled-grpc-sqlite", "dask-memory"):
+        scenario = Scenario("concurrent", "none", storage, workers=8)
+        clean = run_record(scenario, worker_orders_distinct=1)
+        lost = run_record(scenario, missing=2, same_id=2)
+        assert expectations.dask_violations(clean, version) == []
+        shared = expectations.expected(version, "concurrent", "shared").outcome
+        assert bool(expectations.dask_violations(lost, version)) == (shared == "exact")
+    with pytest.raises(expectations.NoExpectation):
+        expectations.dask_expected(version, "postgresql")

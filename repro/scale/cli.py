@@ -1,6 +1,8 @@
 """``python -m repro.scale run``: a scenario's workers on Optuna's gRPC storage proxy in front
-of a fresh database, one proxy server per run. Exit 0 measured, 1 a run recorded an error,
-2 bad input or a missing piece (one line)."""
+of a fresh database, one proxy server per run, or on the database itself; as forked processes
+or as Dask tasks (each building its own storage and sampler, or Optuna's Dask example: one
+study pickled into every task, also on DaskStorage). Exit 0 measured, 1 a run recorded an
+error, 2 bad input or a missing piece (one line)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from repro.scenarios import DEFAULT_SPACE, DEFAULT_WORKERS, Scenario
 from repro.storages import StorageSpec
 
 if TYPE_CHECKING:
-    from repro.runner import Launch
+    from distributed import Client
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -48,15 +50,31 @@ def build_parser(prog: str) -> Parser:
     )
     run.add_argument(
         "--remedy",
-        choices=("grid", "bruteforce", "enqueued"),
+        choices=("grid", "bruteforce", "enqueued", "x2"),
         default="grid",
-        help="the sampler: GridSampler, BruteForceSampler or the enqueued grid",
+        help="the sampler: GridSampler, BruteForceSampler or the enqueued grid; x2: GridSampler "
+        "with twice the grid's trials",
     )
     run.add_argument(
         "--launcher",
         choices=("processes", "dask"),
         default="processes",
         help="workers as forked processes, or as Dask tasks (each builds its storage and sampler)",
+    )
+    run.add_argument(
+        "--dask-pattern",
+        choices=("own", "pickled"),
+        default="own",
+        help="with --launcher dask: each task builds its own storage and sampler (own), or "
+        "Optuna's Dask example: one study made here, study.optimize submitted per worker "
+        "(pickled)",
+    )
+    run.add_argument(
+        "--dask-storage",
+        choices=("off", "memory", "database"),
+        default="off",
+        help="with --dask-pattern pickled: the study on DaskStorage, in the scheduler's memory "
+        "or over the run's database (no proxy then)",
     )
     run.add_argument(
         "--scheduler",
@@ -89,14 +107,18 @@ def results_file(directory: Path, storage: str, remedy: str, version: str) -> Pa
 
 def cmd_run(args: argparse.Namespace) -> int:
     from repro import _compat, jsonfile, services
-    from repro.errors import ReproError
     from repro.scale.extras import NotApplicable, require_grpc
 
     version = _compat.OPTUNA_VERSION
-    storage = args.backend if args.direct else f"grpc-{args.backend}"
+    _check_dask_options(args)
+    storage = _storage_id(args)
     out = None if args.out is None else results_file(args.out, storage, args.remedy, version)
-    header = {"optuna": version, "backend": args.backend, "proxy": not args.direct}
-    if not args.direct:
+    header = {"optuna": version, "backend": args.backend, "proxy": _proxied(args)}
+    if args.dask_storage != "off":
+        from repro.scale.pattern import require_dask_storage
+
+        require_dask_storage()
+    if _proxied(args):
         try:
             require_grpc()
         except NotApplicable as exc:
@@ -106,9 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 data = {**header, "not_applicable": str(exc), "runs": []}
                 jsonfile.write_json(out, data, schema=SCHEMA)
             raise
-    if args.scheduler is not None and args.launcher != "dask":
-        raise ReproError("--scheduler goes with --launcher dask")
-    if args.backend == "postgresql":
+    if args.backend == "postgresql" and args.dask_storage != "memory":
         services.check_reachable(StorageSpec("postgresql", services.server_url("postgresql")))
     scenario = Scenario(
         args.mode,
@@ -118,45 +138,106 @@ def cmd_run(args: argparse.Namespace) -> int:
         search_space=args.space,
         remedy=args.remedy,
     )
+    if args.dask_pattern == "pickled":
+        from repro.scale import pattern
+
+        pattern.check(scenario)
+    records: list[RunRecord] = []
+
+    def save() -> None:
+        # After every run, so that an interrupt or a lost cluster keeps the runs measured.
+        if out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            data = {**header, "not_applicable": None, "runs": [r.to_json() for r in records]}
+            jsonfile.write_json(out, data, schema=SCHEMA)
+
     with ExitStack() as stack:
-        launch = None
+        client = None
         if args.launcher == "dask":
             from repro.scale import dask
 
-            launch = dask.launcher(stack.enter_context(dask.cluster(args.workers, args.scheduler)))
-        records = [
-            _one_run(scenario, repetition, args, launch) for repetition in range(args.repetitions)
-        ]
-    if out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        data = {**header, "not_applicable": None, "runs": [r.to_json() for r in records]}
-        jsonfile.write_json(out, data, schema=SCHEMA)
+            client = stack.enter_context(dask.cluster(args.workers, args.scheduler))
+        for repetition in range(args.repetitions):
+            record, line = _one_run(scenario, repetition, args, client)
+            records.append(record)
+            save()
+            # Printed once it is on disk: a run a reader has seen survives an interrupt.
+            print(line, flush=True)
+            if client is not None and client.status != "running":
+                # The scheduler is gone (its run recorded the error): no cluster for the rest.
+                print(
+                    f"lost the Dask scheduler after run {repetition}; the runs so far are kept",
+                    file=sys.stderr,
+                )
+                break
     return 1 if any(r.error for r in records) else 0
 
 
+def _check_dask_options(args: argparse.Namespace) -> None:
+    from repro.errors import ReproError
+
+    if args.launcher != "dask":
+        for option, value, default in (
+            ("--scheduler", args.scheduler, None),
+            ("--dask-pattern", args.dask_pattern, "own"),
+            ("--dask-storage", args.dask_storage, "off"),
+        ):
+            if value != default:
+                raise ReproError(f"{option} goes with --launcher dask")
+    if args.dask_storage != "off" and args.dask_pattern != "pickled":
+        raise ReproError("--dask-storage goes with --dask-pattern pickled")
+
+
+def _proxied(args: argparse.Namespace) -> bool:
+    """Through the gRPC proxy: unless --direct, and DaskStorage takes the proxy's place."""
+    return not args.direct and args.dask_storage == "off"
+
+
+def _storage_id(args: argparse.Namespace) -> str:
+    """The run's storage as its scenario and results file name it: ``postgresql``,
+    ``grpc-postgresql``; ``pickled-`` before it for Optuna's Dask example pattern;
+    ``dask-memory`` or ``dask-postgresql`` for DaskStorage."""
+    if args.dask_storage == "memory":
+        return "dask-memory"
+    if args.dask_storage == "database":
+        return f"dask-{args.backend}"
+    storage = f"grpc-{args.backend}" if _proxied(args) else args.backend
+    return f"pickled-{storage}" if args.dask_pattern == "pickled" else storage
+
+
 def _one_run(
-    scenario: Scenario, repetition: int, args: argparse.Namespace, launch: Launch | None
-) -> RunRecord:
-    """One run on a fresh database, through a proxy of its own unless --direct; printed with
-    its verdict: through the proxy, the row of the database itself (``PROXY_TABLE``)."""
+    scenario: Scenario, repetition: int, args: argparse.Namespace, client: Client | None
+) -> tuple[RunRecord, str]:
+    """One run on a fresh database, through a proxy of its own unless --direct, and the line
+    that tells it with its verdict: through the proxy, the row of the database itself
+    (``PROXY_TABLE``); Optuna's Dask example pattern and DaskStorage, their own row
+    (``DASK_TABLE``)."""
     from repro import _compat, expectations, runner
     from repro.fork import check_interrupted
     from repro.scale.proxy import serving
 
     version = _compat.OPTUNA_VERSION
-    if args.direct:
-        record = runner.run(scenario, repetition, launch=launch)
-    else:
-        name = f"repro-{scenario.id}-r{repetition}"
-        with (
-            runner._fresh_storage(args.backend, name) as backend,
-            serving(backend) as proxy,
-        ):
+    name = f"repro-{scenario.id}-r{repetition}"
+    with ExitStack() as stack:
+        spec = None
+        if args.dask_storage != "memory" and (args.dask_pattern == "pickled" or _proxied(args)):
+            spec = stack.enter_context(runner._fresh_storage(args.backend, name))
+        if spec is not None and _proxied(args):
+            proxy = stack.enter_context(serving(spec))
             print(f"proxy pid {proxy.pid} on {proxy.spec.location}", file=sys.stderr, flush=True)
-            record = runner.run(scenario, repetition, storage=proxy.spec, launch=launch)
+            spec = proxy.spec
+        record = _measure(scenario, repetition, args, client, spec)
     # A signal that a library swallowed while the workers ran still ends the run here.
     check_interrupted()
-    if args.direct:
+    if args.dask_pattern == "pickled":
+        try:
+            dask_row = expectations.dask_expected(version, scenario.storage)
+            problems = expectations.dask_violations(record, version)
+            held = "; ".join(problems) or f"as expected ({dask_row.outcome})"
+        except expectations.NoExpectation as exc:
+            # Measured all the same: a budget above the grid has no row on every release.
+            held = f"measured only: {exc}"
+    elif args.direct:
         problems = expectations.violations(record, version)
         held = "; ".join(problems) or "as expected"
     else:
@@ -166,8 +247,31 @@ def _one_run(
     outcome = (
         f"{record.missing} of {record.grid_size} points lost, {record.duplicates} extra evaluations"
     )
-    print(f"{scenario.id} r{repetition}: {outcome}; {held}", flush=True)
-    return record
+    return record, f"{scenario.id} r{repetition}: {outcome}; {held}"
+
+
+def _measure(
+    scenario: Scenario,
+    repetition: int,
+    args: argparse.Namespace,
+    client: Client | None,
+    spec: StorageSpec | None,
+) -> RunRecord:
+    """The run itself: the harness's runner (forked workers, or one Dask task per worker that
+    builds its own storage and sampler), or Optuna's Dask example pattern on ``client``."""
+    from repro import runner
+    from repro.scale import dask, pattern
+
+    if args.dask_pattern == "pickled":
+        assert client is not None
+        return pattern.run(
+            scenario,
+            repetition,
+            client,
+            lambda: pattern.client_storage(client, args.dask_storage, spec),
+        )
+    launch = None if client is None else dask.launcher(client)
+    return runner.run(scenario, repetition, storage=spec, launch=launch)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ past the run's deadline becomes the worker's recorded error, never a hang."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import time
 import traceback
 import uuid
@@ -20,6 +22,8 @@ from repro.errors import ReproError
 from repro.runner import Launch, failed_result
 from repro.scale.extras import require_distributed
 from repro.scenarios import Scenario
+from repro.storages import StorageSpec
+from repro.sync import StorageBarrier
 from repro.workers import WorkerPlan, WorkerResult, run_worker
 
 if TYPE_CHECKING:
@@ -56,6 +60,7 @@ def cluster(workers: int, scheduler: str | None) -> Iterator[Client]:
             ) as local,
             Client(local) as client,
         ):
+            _announce(client)
             yield client
         return
     try:
@@ -72,9 +77,16 @@ def cluster(workers: int, scheduler: str | None) -> Iterator[Client]:
                 f"the cluster at {scheduler} has {slots} worker threads; {workers} workers must "
                 "run at once (queueing is not overlap): add workers or lower -w"
             )
+        _announce(client)
         yield client
     finally:
         client.close()
+
+
+def _announce(client: Client) -> None:
+    """One line on stderr: the scheduler the run uses, and its worker processes."""
+    pids = " ".join(str(pid) for pid in sorted(client.run(os.getpid).values()))
+    print(f"dask scheduler {client.scheduler.address}, worker pids {pids}", file=sys.stderr)
 
 
 def launcher(client: Client) -> Launch:
@@ -87,10 +99,45 @@ def launcher(client: Client) -> Launch:
         plans = [dataclasses.replace(p, storage_barrier=concurrent) for p in plans]
         if not concurrent:
             return [_wait(p, _submit(client, p), deadline) for p in plans]
-        futures = [_submit(client, p) for p in plans]
-        return [_wait(p, f, deadline) for p, f in zip(plans, futures)]
+        return _concurrent(client, plans, deadline)
 
     return launch
+
+
+def _concurrent(client: Client, plans: Sequence[WorkerPlan], deadline: float) -> list[WorkerResult]:
+    """Every task at once; each result as its task ends. A task that failed without a word to
+    the storage (its worker process died) is marked done at the storage barrier here, so that
+    the others stop waiting for it at once rather than at the barrier's timeout."""
+    from distributed import as_completed
+
+    futures = {_submit(client, p): p for p in plans}
+    results: dict[int, WorkerResult] = {}
+    try:
+        for future in as_completed(futures, timeout=max(deadline - time.monotonic(), 0.1)):
+            plan = futures[future]
+            results[plan.worker_index] = result = _wait(plan, future, deadline)
+            if result.error:
+                release(plan.storage, plan.study_name, plan.worker_index, len(plans))
+    except TimeoutError:
+        for future, plan in futures.items():
+            if plan.worker_index not in results:
+                results[plan.worker_index] = _wait(plan, future, deadline)
+    return [results[p.worker_index] for p in plans]
+
+
+def release(spec: StorageSpec, study_name: str, index: int, parties: int) -> None:
+    """Mark worker ``index`` done at the storage barrier of ``study_name``."""
+    import optuna
+
+    from repro import _compat
+    from repro.storages import open_storage
+
+    storage = open_storage(spec)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        StorageBarrier(study, index, parties).deregister()
+    finally:
+        _compat.dispose(storage)
 
 
 def _submit(client: Client, plan: WorkerPlan) -> Any:
