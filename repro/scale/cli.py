@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from repro.cli import _space, _workers
 from repro.cmdline import Parser, dispatch, positive_int, prog_name
 from repro.results import RunRecord
+from repro.scale import sweep
 from repro.scenarios import DEFAULT_SPACE, DEFAULT_WORKERS, Scenario
 from repro.storages import StorageSpec
 
@@ -74,6 +75,7 @@ def build_parser(prog: str) -> Parser:
     )
     summary = commands.add_parser("summary", help="per file of DIR: runs losing points, Wilson 95%")
     summary.add_argument("directory", type=Path, metavar="DIR")
+    sweep.add_parser(commands)
     return parser
 
 
@@ -209,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # and the run's storage removed.
     raise_on_signals()
     try:
-        return dispatch(prog, {"run": cmd_run, "summary": cmd_summary}, args)
+        return dispatch(prog, {"run": cmd_run, "summary": cmd_summary, **sweep.COMMAND}, args)
     except Interrupted as exc:
         note_signals()
         print(f"{exc}: the proxy server and the storage are removed", file=sys.stderr)
