@@ -42,9 +42,11 @@ def test_a_count_over_max_connections_is_refused_naming_the_limit(tmp_path: Path
     capacity = limits.measure(dask=False)
     workers = capacity.max_connections + 1
     check = limits.check("grpc-postgresql", workers, capacity)
-    assert check.blocked is not None and "PostgreSQL max_connections" in check.blocked
+    assert check.blocked is not None
+    assert "PostgreSQL max_connections" in check.blocked
     assert f"max_connections {capacity.max_connections}" in check.blocked
-    assert check.needs["proxy_threads"] >= workers and check.needs["proxy_pool"] >= workers
+    assert check.needs["proxy_threads"] >= workers
+    assert check.needs["proxy_pool"] >= workers
     assert limits.check("postgresql", 2, capacity).blocked is None
 
     out = tmp_path / "scale.json"
@@ -58,7 +60,8 @@ def test_a_count_over_max_connections_is_refused_naming_the_limit(tmp_path: Path
     assert [c["status"] for c in cells] == ["blocked"] * len(sweep.SAMPLERS)
     for cell in cells:
         assert "PostgreSQL max_connections" in cell["reason"]
-        assert cell["records"] == [] and cell["runs"] == 0
+        assert cell["records"] == []
+        assert cell["runs"] == 0
         assert cell["limits"]["needs"]["connections"] == workers + limits.HARNESS_CONNECTIONS
     assert "blocked: PostgreSQL max_connections" in result.stdout
 
@@ -79,7 +82,8 @@ def test_tiny_sweep_writes_cells_that_render(tmp_path: Path) -> None:
     by_storage = {c["storage"]: c for c in data["cells"]}
     assert set(by_storage) == {"postgresql", "grpc-postgresql"}
     direct = by_storage["postgresql"]
-    assert direct["status"] == "measured" and direct["runs"] == 1
+    assert direct["status"] == "measured"
+    assert direct["runs"] == 1
     assert direct["records"][0]["trials"] == 4
     proxy = by_storage["grpc-postgresql"]
     if _compat.GRPC_PROXY:
@@ -87,7 +91,8 @@ def test_tiny_sweep_writes_cells_that_render(tmp_path: Path) -> None:
         assert proxy["expectation"]["proxy"]["outcome"] == "as-direct"
         assert proxy["limits"]["needs"]["proxy_threads"] == 10
     else:
-        assert proxy["status"] == "not applicable" and NOT_APPLICABLE in proxy["reason"]
+        assert proxy["status"] == "not applicable"
+        assert NOT_APPLICABLE in proxy["reason"]
     check_valid(data)
     section = render.markdown(data)
     assert f"## Optuna {_compat.OPTUNA_VERSION}" in section
@@ -108,7 +113,8 @@ def test_sigint_keeps_the_finished_cells(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         while not out.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "no cell written"
+            assert proc.poll() is None, "exited before writing a cell"
+            assert time.monotonic() < deadline, "no cell written within 60 s"
             with pytest.raises(subprocess.TimeoutExpired):
                 proc.wait(0.02)
         written = load_json(out, schema=sweep.SCHEMA)["cells"]
@@ -133,13 +139,16 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     the file as it was."""
     out = tmp_path / "scale.json"
     result = sweep_cli(out, "-w", "8", "--space", space(4))
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "every worker needs a trial" in result.stderr and not out.exists()
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "every worker needs a trial" in result.stderr
+    assert not out.exists()
     other = {**sweep.load(out, sweep.SWEEP_SPACE), "cells": []}
     sweep.save(out, other)
     before = out.read_bytes()
     result = sweep_cli(out, "-w", "2", "--space", space(4))
-    assert result.returncode == 2 and "another grid" in result.stderr
+    assert result.returncode == 2
+    assert "another grid" in result.stderr
     assert out.read_bytes() == before
 
 
@@ -159,7 +168,8 @@ def test_only_a_clean_measurement_replaces_a_cell() -> None:
     assert sweep.merge([blocked], failed) == [failed]
     other = sweep.cell_json(sweep.Cell("3.2.0", "postgresql", "grid", 8), "measured", runs=[run])
     assert sweep.merge([measured], other) == [other, measured]
-    assert failed["errors"] == 1 and failed["runs"] == 0
+    assert failed["errors"] == 1
+    assert failed["runs"] == 0
 
 
 def check_valid(data: dict[str, Any]) -> None:
@@ -167,14 +177,16 @@ def check_valid(data: dict[str, Any]) -> None:
     for cell in data["cells"]:
         assert {k: cell[k] for k in sweep.summarize([])} == sweep.summarize(cell["records"])
         if cell["status"] in ("blocked", "not applicable"):
-            assert cell["reason"] and cell["records"] == []
+            assert cell["reason"]
+            assert cell["records"] == []
         else:
             assert len(cell["records"]) == cell["expectation"]["runs"]
             assert (cell["status"] == "failed") == any(r["error"] for r in cell["records"])
         if cell["storage"].startswith("grpc-") and version_key(cell["release"]) < version_key(
             "4.2.0"
         ):
-            assert cell["status"] == "not applicable" and "(from 4.2.0)" in cell["reason"]
+            assert cell["status"] == "not applicable"
+            assert "(from 4.2.0)" in cell["reason"]
 
 
 @ONCE_PER_CI
