@@ -163,6 +163,10 @@ def _sources(cells: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+# Inches at the figure's right for the legend, shared by the panels.
+LEGEND_WIDTH = 3.2
+
+
 def plot(data: dict[str, Any], path: Path) -> None:
     """Rate of runs losing points against workers (log2 axis), one line per sampler and
     storage, Wilson intervals as error bars; one panel per release."""
@@ -173,20 +177,28 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
     versions = releases(data) or ["none"]
     fig, axes = plt.subplots(
-        1, len(versions), figsize=(4.6 * len(versions), 4.2), dpi=100, sharey=True, squeeze=False
+        1,
+        len(versions),
+        figsize=(4.0 * len(versions) + LEGEND_WIDTH, 4.2),
+        dpi=100,
+        sharey=True,
+        squeeze=False,
     )
     styles = {s: style for s, style in zip(STORAGES, ("-", "--", ":"))}
-    markers = {s: marker for s, marker in zip(SAMPLERS, ("o", "s", "^"))}
+    markers = {s: marker for s, marker in zip(STORAGES, ("o", "s", "^"))}
+    colors = {s: color for s, color in zip(SAMPLERS, ("tab:blue", "tab:orange", "tab:green"))}
     for ax, release in zip(axes[0], versions):
-        cells = [c for c in data["cells"] if c["release"] == release and c["runs"] and c["records"]]
-        for storage, sampler in sorted(
-            {(c["storage"], c["sampler"]) for c in cells}, key=_row_order
-        ):
+        cells = [c for c in data["cells"] if c["release"] == release and c["runs"]]
+        lines = sorted({(c["storage"], c["sampler"]) for c in cells}, key=_row_order)
+        for i, (storage, sampler) in enumerate(lines):
             line = sorted(
                 (c for c in cells if (c["storage"], c["sampler"]) == (storage, sampler)),
                 key=lambda c: c["workers"],
             )
-            xs = [c["workers"] for c in line]
+            # Lines often coincide (at 0 or 1): each is shifted a little along the log axis so
+            # that every error bar shows.
+            shift = 2 ** (0.04 * (i - (len(lines) - 1) / 2))
+            xs = [c["workers"] * shift for c in line]
             ys = [c["losing_runs"] / c["runs"] for c in line]
             below = [y - c["wilson95"][0] for y, c in zip(ys, line)]
             above = [c["wilson95"][1] - y for y, c in zip(ys, line)]
@@ -195,19 +207,28 @@ def plot(data: dict[str, Any], path: Path) -> None:
                 ys,
                 yerr=[below, above],
                 linestyle=styles.get(storage, "-."),
-                marker=markers.get(sampler, "x"),
-                capsize=3,
+                marker=markers.get(storage, "x"),
+                color=colors.get(sampler),
+                capsize=2,
                 label=f"{_name(SAMPLER_NAMES, sampler)}, {_name(STORAGE_NAMES, storage)}",
             )
+        counts = sorted({c["workers"] for c in cells})
         ax.set_xscale("log", base=2)
+        ax.set_xticks(counts, [str(n) for n in counts])
+        ax.minorticks_off()
         ax.set_title(f"Optuna {release}")
         ax.set_xlabel("workers")
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=6, loc="center right")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    for ax in axes[0][:-1]:
+        more = ax.get_legend_handles_labels()
+        handles += [h for h, label in zip(*more) if label not in labels]
+        labels += [label for label in more[1] if label not in labels]
+    if handles:
+        fig.legend(handles, labels, loc="center right", fontsize=7)
     axes[0][0].set_ylabel("runs that lost points (Wilson 95%)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - LEGEND_WIDTH / fig.get_figwidth(), 1))
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
 
