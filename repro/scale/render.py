@@ -44,6 +44,8 @@ def rate_text(cell: dict[str, Any]) -> str:
         return "blocked"
     if cell["status"] == "not applicable":
         return "n/a"
+    if not cell["runs"]:
+        return f"{cell['errors']} failed"
     low, high = cell["wilson95"]
     text = f"{cell['losing_runs']}/{cell['runs']} ({low:.2f}-{high:.2f})"
     return text + (f", {cell['errors']} failed" if cell["errors"] else "")
@@ -127,14 +129,22 @@ def _details(cells: list[dict[str, Any]]) -> list[str]:
 
 
 def _not_measured(cells: list[dict[str, Any]]) -> list[str]:
-    """Each reason a cell was not measured, once, with the cells it stopped."""
+    """Each reason a cell was not (wholly) measured, once, with the cells it stopped: a limit,
+    a release without the storage, or the error of a failed run."""
     reasons: dict[str, list[str]] = {}
     for c in cells:
+        where = f"{_name(STORAGE_NAMES, c['storage'])} x{c['workers']}"
         if c["status"] in ("blocked", "not applicable"):
-            where = f"{_name(STORAGE_NAMES, c['storage'])} x{c['workers']}"
-            reasons.setdefault(f"{c['status']}: {c['reason']}", [])
-            if where not in reasons[f"{c['status']}: {c['reason']}"]:
-                reasons[f"{c['status']}: {c['reason']}"].append(where)
+            reason = f"{c['status']}: {c['reason']}"
+        elif c["errors"]:
+            where += f" {_name(SAMPLER_NAMES, c['sampler'])}"
+            errors = sorted({r["error"] for r in c["records"] if r["error"]})
+            reason = f"{c['errors']} failed run(s): {'; '.join(errors)}"
+        else:
+            continue
+        listed = reasons.setdefault(reason, [])
+        if where not in listed:
+            listed.append(where)
     return [f"- {', '.join(where)}: {reason}" for reason, where in reasons.items()] + (
         [""] if reasons else []
     )
