@@ -210,6 +210,27 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "repro.bench", *session.posargs)
 
 
+@nox.session(default=False)
+@nox.parametrize("optuna", VERSIONS, ids=list(VERSIONS))
+def scale(session: nox.Session, optuna: str) -> None:
+    """Sweep 2 to 64 workers on PostgreSQL, the gRPC proxy and Dask; write results/scale.json."""
+    # The proxy exists from Optuna 4.2.0 and optuna-integration needs a new Optuna: older
+    # releases get distributed alone (the Dask launcher; their proxy cells are "not applicable").
+    install_optuna(session, optuna, *(SCALE_DEPS if optuna == "latest" else ["distributed"]))
+    show_versions(session)
+    # Options go to the sweep, e.g. `-- --workers 2 4 -r 2`; see `python -m repro.scale sweep -h`.
+    session.run("python", "-m", "repro.scale", "sweep", *session.posargs)
+    # The report renders the file the sweep wrote, results/scale.json unless `--out` said.
+    session.notify("scale_report", posargs=results_option(list(session.posargs)))
+
+
+@nox.session(default=False)
+def scale_report(session: nox.Session) -> None:
+    """Render results/scale.md and results/scale.png from results/scale.json (after `scale`)."""
+    session.install("matplotlib")
+    session.run("python", "-m", "repro.scale.render", *session.posargs)
+
+
 # What each `target` command runs in the target's environment, and what it needs there.
 TARGET_COMMANDS = {
     "repro": (["python", "-m", "repro", "run"], []),

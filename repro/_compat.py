@@ -253,13 +253,37 @@ def grpc_proxy_storage(host: str, port: int) -> optuna.storages.BaseStorage:
     return optuna.storages.GrpcStorageProxy(host=host, port=port)
 
 
-def serve_grpc_proxy(storage: optuna.storages.BaseStorage, host: str, port: int) -> None:
-    """Serve ``storage`` at ``host:port`` until the process is stopped (the server's own
-    thread pool: 10 threads by default, server.py#L436 at v4.2.0). An RDB storage is wrapped
-    as ``get_storage`` wraps it, which the proxy's documentation asks for (server.py#L466-L469
-    at v4.2.0): the server then answers from Optuna's in-process trial cache."""
+def serve_grpc_proxy(
+    storage: optuna.storages.BaseStorage,
+    host: str,
+    port: int,
+    threads: int = 10,
+    pool: tuple[int, int] | None = None,
+) -> None:
+    """Serve ``storage`` at ``host:port`` until the process is stopped, on ``threads`` server
+    threads (``run_grpc_proxy_server`` takes a ``thread_pool`` from 4.2.0 on, default 10
+    threads: server.py#L433-L451 at v4.2.0). An RDB storage is wrapped as ``get_storage``
+    wraps it, which the proxy's documentation asks for (server.py#L466-L469 at v4.2.0): the
+    server then answers from Optuna's in-process trial cache. Each thread that serves a call
+    holds a connection of the RDB storage's SQLAlchemy pool (5 + 10 overflow by default):
+    ``pool`` (``pool_size``, ``max_overflow``) makes its engine anew with room for one
+    connection per thread, since waiting for a connection there would be queueing too."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if isinstance(storage, optuna.storages.RDBStorage) and pool is not None:
+        pool_size, overflow = pool
+        engine_kwargs = {**storage.engine_kwargs, "pool_size": pool_size, "max_overflow": overflow}
+        storage.engine.dispose()
+        storage = optuna.storages.RDBStorage(
+            storage.url,
+            engine_kwargs=engine_kwargs,
+            skip_compatibility_check=True,
+            skip_table_creation=True,
+        )
     backend = optuna.storages.get_storage(storage)
-    optuna.storages.run_grpc_proxy_server(backend, host=host, port=port)
+    optuna.storages.run_grpc_proxy_server(
+        backend, host=host, port=port, thread_pool=ThreadPoolExecutor(max_workers=threads)
+    )
 
 
 # DaskStorage (optuna_integration's, experimental from 3.1.0): every call of the storage runs

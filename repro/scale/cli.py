@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from repro.cli import _space, _workers
 from repro.cmdline import Parser, dispatch, positive_int, prog_name
 from repro.results import RunRecord
+from repro.scale import sweep
 from repro.scenarios import DEFAULT_SPACE, DEFAULT_WORKERS, Scenario
 from repro.storages import StorageSpec
 
@@ -92,6 +93,7 @@ def build_parser(prog: str) -> Parser:
     )
     summary = commands.add_parser("summary", help="per file of DIR: runs losing points, Wilson 95%")
     summary.add_argument("directory", type=Path, metavar="DIR")
+    sweep.add_parser(commands)
     return parser
 
 
@@ -223,7 +225,7 @@ def _one_run(
         if args.dask_storage != "memory" and (args.dask_pattern == "pickled" or _proxied(args)):
             spec = stack.enter_context(runner._fresh_storage(args.backend, name))
         if spec is not None and _proxied(args):
-            proxy = stack.enter_context(serving(spec))
+            proxy = stack.enter_context(serving(spec, workers=scenario.workers))
             print(f"proxy pid {proxy.pid} on {proxy.spec.location}", file=sys.stderr, flush=True)
             spec = proxy.spec
         record = _measure(scenario, repetition, args, client, spec)
@@ -313,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # and the run's storage removed.
     raise_on_signals()
     try:
-        return dispatch(prog, {"run": cmd_run, "summary": cmd_summary}, args)
+        return dispatch(prog, {"run": cmd_run, "summary": cmd_summary, **sweep.COMMAND}, args)
     except Interrupted as exc:
         note_signals()
         print(f"{exc}: the proxy server and the storage are removed", file=sys.stderr)

@@ -2,7 +2,7 @@
 started and stopped by the run: ``serving`` is a context manager whose ``finally`` stops the
 server, interrupts included; the server also dies with the run's process if that is killed.
 
-``python -m repro.scale.proxy KIND LOCATION PORT PARENT_PID`` is the server process."""
+``python -m repro.scale.proxy KIND LOCATION PORT PARENT_PID THREADS`` is the server process."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from typing import IO
 
 from repro.fork import STOP_SIGNALS
 from repro.scale.extras import require_grpc
+from repro.scale.limits import proxy_pool, proxy_threads
 from repro.storages import StorageError, StorageSpec, open_storage
 
 HOST = "127.0.0.1"
@@ -57,8 +58,11 @@ def listening(port: int) -> bool:
 
 
 @contextmanager
-def serving(backend: StorageSpec, timeout: float = READY_TIMEOUT) -> Iterator[Proxy]:
-    """Serve ``backend`` through the proxy for the ``with`` block."""
+def serving(
+    backend: StorageSpec, timeout: float = READY_TIMEOUT, workers: int = 1
+) -> Iterator[Proxy]:
+    """Serve ``backend`` through the proxy for the ``with`` block, with a thread (and a
+    database connection) for each of ``workers`` at once (``limits.proxy_threads``)."""
     require_grpc()
     port = free_port()
     # The server's process finds the harness where this one does, whatever the working folder.
@@ -70,7 +74,7 @@ def serving(backend: StorageSpec, timeout: float = READY_TIMEOUT) -> Iterator[Pr
     command = [sys.executable, "-m", "repro.scale.proxy", backend.kind, backend.location]
     with tempfile.TemporaryFile() as log:
         child = subprocess.Popen(
-            [*command, str(port), str(os.getpid())],
+            [*command, str(port), str(os.getpid()), str(proxy_threads(workers))],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
@@ -119,7 +123,7 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-def _serve(kind: str, location: str, port: int, parent: int) -> None:
+def _serve(kind: str, location: str, port: int, parent: int, threads: int) -> None:
     from repro import _compat
 
     # The run stops this process with SIGTERM (which the run may have been ignoring when it
@@ -133,8 +137,10 @@ def _serve(kind: str, location: str, port: int, parent: int) -> None:
         return  # the run died before the line above took effect
     _compat.quiet_optuna()
     storage = open_storage(StorageSpec(kind, location))
-    _compat.serve_grpc_proxy(storage, HOST, port)
+    # Optuna's own pools where they suffice, so that a small run is served as a user's is.
+    pool = proxy_pool(threads) if threads > proxy_threads(1) else None
+    _compat.serve_grpc_proxy(storage, HOST, port, threads, pool)
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    _serve(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
