@@ -7,14 +7,17 @@ import shutil
 import signal
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from typing import TypeVar
 
 from repro import _compat, metrics, services, workers
 from repro.fork import CTX, STOP_SIGNALS, Child, ChildFailed, ChildTimedOut, call
+from repro.paths import relativize
 from repro.results import RunRecord
-from repro.scenarios import SERVER_STORAGES, Scenario
+from repro.scenarios import EMBEDDED_STORAGES, SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec, embedded, sqlite_file
 from repro.sync import Phaser
 from repro.workers import WorkerPlan, WorkerResult
@@ -23,6 +26,7 @@ DEFAULT_TIMEOUT = 120.0
 BARRIER_TIMEOUT = 30.0
 # How a worker that held its run up is named in the run's error.
 HUNG = "hung"
+_T = TypeVar("_T")
 
 
 @contextmanager
@@ -100,12 +104,74 @@ def failed_result(plan: WorkerPlan, pid: int, message: str, began: float) -> Wor
     )
 
 
+def trial_capacity(scenario: Scenario, plans: Sequence[WorkerPlan]) -> int:
+    """How many trials a run's study can hold: each worker's ``study.optimize`` runs at most
+    its ``n_trials`` (over all its threads), and the enqueued remedy adds the grid's WAITING
+    trials before the workers start, which the workers then run instead of new ones."""
+    enqueued = scenario.grid_size if scenario.remedy == "enqueued" else 0
+    return enqueued + sum(plan.n_trials for plan in plans)
+
+
+def _in_parent(spec: StorageSpec) -> bool:
+    """Whether the run's own steps on the storage (create the study, enqueue the grid, read
+    the trials back) run in this process: on a local file, which nothing can hold up for long.
+    Each then costs one storage open instead of a fork and an open. A server that stops
+    answering would block this process for good, so on a server they run in a forked helper
+    that the run's timeout bounds."""
+    return spec.kind in EMBEDDED_STORAGES
+
+
+def _before_workers(
+    fn: Callable[..., None], spec: StorageSpec, *args: object, timeout: float
+) -> None:
+    """One step before any worker is forked. In this process its storage is disposed before it
+    returns (``workers._opened``, ``workers.create_study``), so no connection crosses a fork;
+    signals wait until it is done, since Optuna 3.x's journal file lock turns an exception
+    raised while it acquires the lock into its own ``RuntimeError``, which would hide an
+    interrupt (``except BaseException: self.release()``, and ``release`` raises "did not
+    possess lock": optuna/storages/_journal/file.py L48-L77 at v3.2.0)."""
+    if not _in_parent(spec):
+        call(fn, spec, *args, timeout=timeout)
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        _here(fn, spec, *args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _read_back(spec: StorageSpec, study_name: str, timeout: float) -> list[metrics.TrialRecord]:
+    """The run's trials, read after the workers are gone. Reading takes no journal lock in
+    any release (``read_logs``), so a worker killed holding one cannot block it."""
+    if not _in_parent(spec):
+        trials: list[metrics.TrialRecord] = call(
+            workers.read_trials, spec, study_name, timeout=timeout
+        )
+        return trials
+    return _here(workers.read_trials, spec, study_name)
+
+
+def _here(fn: Callable[..., _T], *args: object) -> _T:
+    """``fn(*args)`` in this process, failing as in a forked helper: ``ChildFailed`` with the
+    traceback, so that the run records the same error either way."""
+    try:
+        return fn(*args)
+    except Exception:
+        raise ChildFailed(relativize(traceback.format_exc())) from None
+
+
 # Starts a run's workers and returns one result per worker plan, errors included.
 Launch = Callable[[Scenario, Sequence[WorkerPlan], float], list[WorkerResult]]
 
 
-def _launch(scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float) -> list[WorkerResult]:
-    """Start the workers as the launch mode says; one result per worker, errors included."""
+def _launch(
+    scenario: Scenario,
+    plans: Sequence[WorkerPlan],
+    deadline: float,
+    attribution: workers.Attribution | None = None,
+) -> list[WorkerResult]:
+    """Fork the workers as the launch mode says; one result per worker, errors included.
+    ``attribution``: where the workers record who ran each trial (else a tag per trial)."""
 
     def failed(plan: WorkerPlan, child: Child | None, message: str, began: float) -> WorkerResult:
         return failed_result(plan, child.process.pid or -1 if child else -1, message, began)
@@ -115,7 +181,7 @@ def _launch(scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float) ->
         if time.monotonic() >= deadline:
             return None
         name = f"worker {plan.worker_index}"
-        return Child(workers.run_worker, plan, phaser, time.perf_counter(), name=name)
+        return Child(workers.run_worker, plan, phaser, time.perf_counter(), attribution, name=name)
 
     timed_out: dict[int, ChildTimedOut] = {}  # worker index -> its timeout
     waiting: set[int] = set()
@@ -198,19 +264,24 @@ def run(
     worker_results: list[WorkerResult] = []
     trials: list[metrics.TrialRecord] = []
     crashes: list[str] = []
+    attribution = None
     stack = ExitStack()
     try:
         spec = storage or stack.enter_context(
             _fresh_storage(scenario.storage, study_name, template)
         )
-        call(workers.create_study, spec, study_name, scenario, timeout=timeout)
+        _before_workers(workers.create_study, spec, study_name, scenario, timeout=timeout)
         # Creating the study made (or found) Optuna's tables: every later open of this run
         # skips that work, as a distributed user's workers can (`skip_table_creation`).
         spec = dataclasses.replace(spec, schema_ready=True)
         if scenario.remedy == "enqueued":
-            call(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
+            _before_workers(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
         plans = worker_plans(scenario, spec, study_name, barrier_timeout)
-        worker_results = (launch or _launch)(scenario, plans, deadline)
+        if launch is None:
+            attribution = workers.Attribution(CTX, trial_capacity(scenario, plans))
+            worker_results = _launch(scenario, plans, deadline, attribution)
+        else:
+            worker_results = launch(scenario, plans, deadline)
         # A hung worker last: the one line a summary shows names it, not a worker that
         # failed waiting for it.
         failures = [
@@ -224,7 +295,9 @@ def run(
             errors += failures
         else:
             crashes = failures
-        trials = call(workers.read_trials, spec, study_name, timeout=timeout)
+        trials = _read_back(spec, study_name, timeout)
+        if attribution is not None:
+            trials = attribution.apply(trials)
     except (ChildFailed, StorageError, OSError) as exc:
         # OSError: no scratch dir to make the storage in ($REPRO_TMPDIR missing, disk full).
         errors.append(f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc))
