@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gc
 import shutil
 import signal
 import tempfile
@@ -12,12 +14,13 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TypeVar
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from repro import _compat, metrics, services, workers
 from repro.fork import CTX, STOP_SIGNALS, Child, ChildFailed, ChildTimedOut, call
 from repro.paths import relativize
 from repro.results import RunRecord
-from repro.scenarios import EMBEDDED_STORAGES, SERVER_STORAGES, Scenario
+from repro.scenarios import SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec, embedded, sqlite_file
 from repro.sync import Phaser
 from repro.workers import WorkerPlan, WorkerResult
@@ -104,6 +107,17 @@ def failed_result(plan: WorkerPlan, pid: int, message: str, began: float) -> Wor
     )
 
 
+@functools.cache
+def _freeze_imports() -> None:
+    """Leave what the process holds before its first run (Optuna, SQLAlchemy, NumPy: ~10^5
+    objects) out of its later garbage collections, as every forked child does (``fork.py``).
+    The run's own steps on the storage allocate in this process (``_step``: making the tables
+    of a fresh SQLite file allocates the most), and each full collection that this triggers
+    would walk all of those objects. Collected once first, so that no garbage is frozen."""
+    gc.collect()
+    gc.freeze()
+
+
 def trial_capacity(scenario: Scenario, plans: Sequence[WorkerPlan]) -> int:
     """How many trials a run's study can hold: each worker's ``study.optimize`` runs at most
     its ``n_trials`` (over all its threads), and the enqueued remedy adds the grid's WAITING
@@ -112,52 +126,48 @@ def trial_capacity(scenario: Scenario, plans: Sequence[WorkerPlan]) -> int:
     return enqueued + sum(plan.n_trials for plan in plans)
 
 
-def _in_parent(spec: StorageSpec) -> bool:
-    """Whether the run's own steps on the storage (create the study, enqueue the grid, read
-    the trials back) run in this process: on a local file, which nothing can hold up for long.
-    Each then costs one storage open instead of a fork and an open. A server that stops
-    answering would block this process for good, so on a server they run in a forked helper
-    that the run's timeout bounds."""
-    return spec.kind in EMBEDDED_STORAGES
+# Where the run's own steps on its storage run in the run's process (see ``_step``).
+IN_PROCESS_STEPS = ("sqlite", "journal", "redis")
 
 
-def _before_workers(
-    fn: Callable[..., None], spec: StorageSpec, *args: object, timeout: float
-) -> None:
-    """One step before any worker is forked. In this process its storage is disposed before it
-    returns (``workers._opened``, ``workers.create_study``), so no connection crosses a fork;
-    signals wait until it is done, since Optuna 3.x's journal file lock turns an exception
-    raised while it acquires the lock into its own ``RuntimeError``, which would hide an
-    interrupt (``except BaseException: self.release()``, and ``release`` raises "did not
-    possess lock": optuna/storages/_journal/file.py L48-L77 at v3.2.0)."""
-    if not _in_parent(spec):
-        call(fn, spec, *args, timeout=timeout)
-        return
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+def _step(fn: Callable[..., _T], spec: StorageSpec, *args: object, timeout: float) -> _T:
+    """``fn(spec, *args)``: one of the run's own steps on its storage (create the study,
+    enqueue the grid, read the trials back), which a plain script does in its workers' own
+    processes. On a local file, and on Redis with a socket timeout, it runs in this process:
+    one storage open instead of a fork and an open (docs/bench.md says what that saved). Its
+    storage is disposed before it returns (``workers._opened``, ``workers.create_study``),
+    so no connection is open when the workers are forked. PostgreSQL and MySQL drivers have no
+    read timeout that a server which stops answering would end (psycopg2 has none), so there
+    the step runs in a forked helper that the run's timeout bounds. Either way a failure is
+    ``ChildFailed`` with the traceback, the error the run records."""
+    if spec.kind not in IN_PROCESS_STEPS:
+        result: _T = call(fn, spec, *args, timeout=timeout)
+        return result
+    if spec.kind == "redis":
+        spec = dataclasses.replace(spec, location=_socket_timeout(spec.location, timeout))
+    # On a journal file, signals wait until the step is done: Optuna 3.x's file lock turns an
+    # exception raised while it acquires the lock into its own RuntimeError, which would hide
+    # an interrupt (``except BaseException: self.release()``, and ``release`` raises "did not
+    # possess lock": optuna/storages/_journal/file.py#L48-L77 at v3.2.0). Reading takes no
+    # lock in any release (``read_logs``), so a worker killed holding one cannot block it.
+    held = STOP_SIGNALS if spec.kind == "journal" else ()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        _here(fn, spec, *args)
+        return fn(spec, *args)
+    except Exception:
+        raise ChildFailed(relativize(traceback.format_exc())) from None
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-def _read_back(spec: StorageSpec, study_name: str, timeout: float) -> list[metrics.TrialRecord]:
-    """The run's trials, read after the workers are gone. Reading takes no journal lock in
-    any release (``read_logs``), so a worker killed holding one cannot block it."""
-    if not _in_parent(spec):
-        trials: list[metrics.TrialRecord] = call(
-            workers.read_trials, spec, study_name, timeout=timeout
-        )
-        return trials
-    return _here(workers.read_trials, spec, study_name)
-
-
-def _here(fn: Callable[..., _T], *args: object) -> _T:
-    """``fn(*args)`` in this process, failing as in a forked helper: ``ChildFailed`` with the
-    traceback, so that the run records the same error either way."""
-    try:
-        return fn(*args)
-    except Exception:
-        raise ChildFailed(relativize(traceback.format_exc())) from None
+def _socket_timeout(url: str, seconds: float) -> str:
+    """A Redis URL whose client gives up on a read or a connect after ``seconds``, unless the
+    URL sets its own (redis-py takes the first value of a query option)."""
+    parts = urlsplit(url)
+    bound = f"{seconds:g}"
+    query = [parts.query] if parts.query else []
+    query.append(urlencode({"socket_timeout": bound, "socket_connect_timeout": bound}))
+    return urlunsplit(parts._replace(query="&".join(query)))
 
 
 # Starts a run's workers and returns one result per worker plan, errors included.
@@ -257,6 +267,7 @@ def run(
     to make a fresh SQLite storage (see execution.sqlite_template). ``launch`` starts the
     workers elsewhere than in forked processes (repro/scale/dask.py)."""
     _compat.warm_up()
+    _freeze_imports()
     began = time.perf_counter()
     deadline = time.monotonic() + timeout
     study_name = f"repro-{scenario.id}-r{repetition}-{uuid.uuid4().hex[:8]}"
@@ -270,12 +281,12 @@ def run(
         spec = storage or stack.enter_context(
             _fresh_storage(scenario.storage, study_name, template)
         )
-        _before_workers(workers.create_study, spec, study_name, scenario, timeout=timeout)
+        _step(workers.create_study, spec, study_name, scenario, timeout=timeout)
         # Creating the study made (or found) Optuna's tables: every later open of this run
         # skips that work, as a distributed user's workers can (`skip_table_creation`).
         spec = dataclasses.replace(spec, schema_ready=True)
         if scenario.remedy == "enqueued":
-            _before_workers(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
+            _step(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
         plans = worker_plans(scenario, spec, study_name, barrier_timeout)
         if launch is None:
             attribution = workers.Attribution(CTX, trial_capacity(scenario, plans))
@@ -295,7 +306,7 @@ def run(
             errors += failures
         else:
             crashes = failures
-        trials = _read_back(spec, study_name, timeout)
+        trials = _step(workers.read_trials, spec, study_name, timeout=timeout)
         if attribution is not None:
             trials = attribution.apply(trials)
     except (ChildFailed, StorageError, OSError) as exc:

@@ -35,6 +35,8 @@ Barrier = Phaser | StorageBarrier
 # started by hand and Dask tasks), where the storage is all that `collect` and the run read
 # back. The process tells `collect` when two workers started by hand were given the same index.
 TAG_ATTR = "repro"
+# The storages that keep Optuna's tables, which concurrent openers may race to create.
+RDB_STORAGES = ("sqlite", "postgresql", "mysql")
 
 
 @contextmanager
@@ -254,12 +256,14 @@ def enqueue_grid(spec: StorageSpec, study_name: str, scenario: Scenario) -> None
 def _open_racing(spec: StorageSpec, attempts: int = 5) -> optuna.storages.BaseStorage:
     """Open a storage that other workers may be initialising at the same moment: on a fresh
     PostgreSQL database, Optuna's table creation in one process fails with a unique violation
-    when another creates the same type first. The loser retries and finds the tables."""
+    when another creates the same type first. The loser retries and finds the tables. A
+    storage without tables (a journal) fails for another cause, which a retry would only
+    repeat: on a Redis server that stops answering, once per socket timeout."""
     for attempt in range(attempts):
         try:
             return open_storage(spec)
         except Exception:
-            if attempt == attempts - 1:
+            if spec.kind not in RDB_STORAGES or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
 
