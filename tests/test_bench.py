@@ -67,8 +67,9 @@ def test_records_round_trip_as_strict_json(tmp_path: Path) -> None:
 
 
 def test_ratio_recomputed_from_the_json_is_the_stored_one(tmp_path: Path) -> None:
-    """A reader with the JSON alone gets the stored medians and ratio; failed runs count for
-    nothing (with the failed 9.0 s run the harness median would be 1.3, not 1.2)."""
+    """A reader with the JSON alone gets the stored medians, ratio and where the time went;
+    failed runs count for nothing (with the failed 9.0 s run the harness median would be 1.3,
+    not 1.2)."""
     path = tmp_path / "bench.json"
     records.save(path, sample())
     stored = {s["storage"]: s for s in strict_json(path)["storages"]}
@@ -79,9 +80,23 @@ def test_ratio_recomputed_from_the_json_is_the_stored_one(tmp_path: Path) -> Non
         assert entry["harness_median_s"] == pytest.approx(harness)
         assert entry["plain_median_s"] == pytest.approx(plain)
         assert entry["ratio"] == pytest.approx(harness / plain, abs=5e-4)
+        for side in ("harness", "plain"):
+            runs = [r for r in entry[side] if r["error"] is None]
+            startup = [sum(filter(None, r["startup_s"])) for r in runs]
+            optimize = [sum(r["optimize_s"]) for r in runs]
+            outside = [r["seconds"] - a - b for r, a, b in zip(runs, startup, optimize)]
+            assert entry[f"{side}_where"] == pytest.approx(
+                {
+                    "startup_s": statistics.median(startup),
+                    "optimize_s": statistics.median(optimize),
+                    "outside_s": statistics.median(outside),
+                },
+                abs=5e-5,
+            )
     assert stored["sqlite"]["ratio"] == pytest.approx(1.2)
     assert stored["sqlite"]["startup_median_s"] == pytest.approx(0.05)
     assert stored["redis"]["ratio"] is None
+    assert stored["redis"]["harness_where"] is None
     assert stored["redis"]["harness"] == stored["redis"]["plain"] == []
 
 

@@ -51,6 +51,28 @@ def median_seconds(runs: Sequence[Run]) -> float | None:
     return round(statistics.median(done), 4) if done else None
 
 
+def where_the_time_went(runs: Sequence[Run]) -> dict[str, float] | None:
+    """Medians over the finished runs of where a run's time went: ``startup_s`` and
+    ``optimize_s`` summed over its workers, and ``outside_s``, the rest of its wall time
+    (``seconds`` less both sums: making and removing the storage, the study's creation and
+    read-back where the workers do not do them, forking and reaping the workers, the
+    metrics). None when no run finished."""
+    done = [r for r in runs if r.error is None]
+    if not done:
+        return None
+    startup = [sum(s for s in r.startup_s if s is not None) for r in done]
+    optimize = [sum(r.optimize_s) for r in done]
+    outside = [r.seconds - a - b for r, a, b in zip(done, startup, optimize)]
+    return {
+        name: round(statistics.median(values), 4)
+        for name, values in (
+            ("startup_s", startup),
+            ("optimize_s", optimize),
+            ("outside_s", outside),
+        )
+    }
+
+
 def ratio_of(harness: float | None, plain: float | None) -> float | None:
     """harness / plain, or None when either side has no finished run."""
     if harness is None or plain is None or plain <= 0:
@@ -104,6 +126,8 @@ class StorageBench:
         data["plain_median_s"] = self.plain_median_s
         data["ratio"] = self.ratio
         data["startup_median_s"] = self.startup_median_s
+        data["harness_where"] = where_the_time_went(self.harness)
+        data["plain_where"] = where_the_time_went(self.plain)
         return data
 
     @classmethod
