@@ -203,10 +203,10 @@ def upstream_record(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Time the harness against a plain script per storage; write results/bench.json."""
+    """Time the harness against a plain script per storage at 4 and 64 workers (bench.json)."""
     install_optuna(session, "latest")
     show_versions(session)
-    # Options go to the bench, e.g. `-- -r 5 --storage sqlite`; see `python -m repro.bench -h`.
+    # Options go to the bench, e.g. `-- -r 5 --storage sqlite -w 4`; see `python -m repro.bench -h`.
     session.run("python", "-m", "repro.bench", *session.posargs)
 
 

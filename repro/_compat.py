@@ -80,10 +80,19 @@ def journal_redis_storage(url: str, prefix: str) -> optuna.storages.BaseStorage:
 
 
 def dispose(storage: optuna.storages.BaseStorage) -> None:
-    """Release connections a storage holds (RDB engines keep a pool)."""
+    """Release connections a storage holds (RDB engines keep a pool, and so does the Redis
+    client of a journal storage on Redis), so that none is left open in a process that forks
+    afterwards (``runner.run`` creates the study and reads it back in its own process)."""
     engine = getattr(storage, "engine", None)
     if engine is not None:
         engine.dispose()
+    # The backend is ``JournalStorage._backend`` and its client ``_redis`` on every pinned
+    # release (v3.2.0 optuna/storages/_journal/storage.py#L104 and redis.py#L42; v3.6.1
+    # storage.py#L103, redis.py#L42; v5.0.0-rc1 storages/journal/_storage.py#L104, _redis.py#L43).
+    if isinstance(storage, optuna.storages.JournalStorage):
+        backend = storage._backend
+        if isinstance(backend, _JournalRedis):
+            backend._redis.close()
     # The gRPC client's channel: ``close`` exists from 4.3.0 on; at 4.2.0 the channel goes
     # with the process.
     if GRPC_PROXY and isinstance(storage, optuna.storages.GrpcStorageProxy):

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import gc
 import shutil
 import signal
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from typing import TypeVar
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from repro import _compat, metrics, services, workers
 from repro.fork import CTX, STOP_SIGNALS, Child, ChildFailed, ChildTimedOut, call
+from repro.paths import relativize
 from repro.results import RunRecord
 from repro.scenarios import SERVER_STORAGES, Scenario
 from repro.storages import StorageError, StorageSpec, embedded, sqlite_file
@@ -23,6 +29,7 @@ DEFAULT_TIMEOUT = 120.0
 BARRIER_TIMEOUT = 30.0
 # How a worker that held its run up is named in the run's error.
 HUNG = "hung"
+_T = TypeVar("_T")
 
 
 @contextmanager
@@ -100,12 +107,81 @@ def failed_result(plan: WorkerPlan, pid: int, message: str, began: float) -> Wor
     )
 
 
+@functools.cache
+def _freeze_imports() -> None:
+    """Leave what the process holds before its first run (Optuna, SQLAlchemy, NumPy: ~10^5
+    objects) out of its later garbage collections, as every forked child does (``fork.py``).
+    The run's own steps on the storage allocate in this process (``_step``: making the tables
+    of a fresh SQLite file allocates the most), and each full collection that this triggers
+    would walk all of those objects. Collected once first, so that no garbage is frozen."""
+    gc.collect()
+    gc.freeze()
+
+
+def trial_capacity(scenario: Scenario, plans: Sequence[WorkerPlan]) -> int:
+    """How many trials a run's study can hold: each worker's ``study.optimize`` runs at most
+    its ``n_trials`` (over all its threads), and the enqueued remedy adds the grid's WAITING
+    trials before the workers start, which the workers then run instead of new ones."""
+    enqueued = scenario.grid_size if scenario.remedy == "enqueued" else 0
+    return enqueued + sum(plan.n_trials for plan in plans)
+
+
+# Where the run's own steps on its storage run in the run's process (see ``_step``).
+IN_PROCESS_STEPS = ("sqlite", "journal", "redis")
+
+
+def _step(fn: Callable[..., _T], spec: StorageSpec, *args: object, timeout: float) -> _T:
+    """``fn(spec, *args)``: one of the run's own steps on its storage (create the study,
+    enqueue the grid, read the trials back), which a plain script does in its workers' own
+    processes. On a local file, and on Redis with a socket timeout, it runs in this process:
+    one storage open instead of a fork and an open (docs/bench.md says what that saved). Its
+    storage is disposed before it returns (``workers._opened``, ``workers.create_study``),
+    so no connection is open when the workers are forked. PostgreSQL and MySQL drivers have no
+    read timeout that a server which stops answering would end (psycopg2 has none), so there
+    the step runs in a forked helper that the run's timeout bounds. Either way a failure is
+    ``ChildFailed`` with the traceback, the error the run records."""
+    if spec.kind not in IN_PROCESS_STEPS:
+        result: _T = call(fn, spec, *args, timeout=timeout)
+        return result
+    if spec.kind == "redis":
+        spec = dataclasses.replace(spec, location=_socket_timeout(spec.location, timeout))
+    # On a journal file, signals wait until the step is done: Optuna 3.x's file lock turns an
+    # exception raised while it acquires the lock into its own RuntimeError, which would hide
+    # an interrupt (``except BaseException: self.release()``, and ``release`` raises "did not
+    # possess lock": optuna/storages/_journal/file.py#L48-L77 at v3.2.0). Reading takes no
+    # lock in any release (``read_logs``), so a worker killed holding one cannot block it.
+    held = STOP_SIGNALS if spec.kind == "journal" else ()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        return fn(spec, *args)
+    except Exception:
+        raise ChildFailed(relativize(traceback.format_exc())) from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _socket_timeout(url: str, seconds: float) -> str:
+    """A Redis URL whose client gives up on a read or a connect after ``seconds``, unless the
+    URL sets its own (redis-py takes the first value of a query option)."""
+    parts = urlsplit(url)
+    bound = f"{seconds:g}"
+    query = [parts.query] if parts.query else []
+    query.append(urlencode({"socket_timeout": bound, "socket_connect_timeout": bound}))
+    return urlunsplit(parts._replace(query="&".join(query)))
+
+
 # Starts a run's workers and returns one result per worker plan, errors included.
 Launch = Callable[[Scenario, Sequence[WorkerPlan], float], list[WorkerResult]]
 
 
-def _launch(scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float) -> list[WorkerResult]:
-    """Start the workers as the launch mode says; one result per worker, errors included."""
+def _launch(
+    scenario: Scenario,
+    plans: Sequence[WorkerPlan],
+    deadline: float,
+    attribution: workers.Attribution | None = None,
+) -> list[WorkerResult]:
+    """Fork the workers as the launch mode says; one result per worker, errors included.
+    ``attribution``: where the workers record who ran each trial (else a tag per trial)."""
 
     def failed(plan: WorkerPlan, child: Child | None, message: str, began: float) -> WorkerResult:
         return failed_result(plan, child.process.pid or -1 if child else -1, message, began)
@@ -115,7 +191,7 @@ def _launch(scenario: Scenario, plans: Sequence[WorkerPlan], deadline: float) ->
         if time.monotonic() >= deadline:
             return None
         name = f"worker {plan.worker_index}"
-        return Child(workers.run_worker, plan, phaser, time.perf_counter(), name=name)
+        return Child(workers.run_worker, plan, phaser, time.perf_counter(), attribution, name=name)
 
     timed_out: dict[int, ChildTimedOut] = {}  # worker index -> its timeout
     waiting: set[int] = set()
@@ -191,6 +267,7 @@ def run(
     to make a fresh SQLite storage (see execution.sqlite_template). ``launch`` starts the
     workers elsewhere than in forked processes (repro/scale/dask.py)."""
     _compat.warm_up()
+    _freeze_imports()
     began = time.perf_counter()
     deadline = time.monotonic() + timeout
     study_name = f"repro-{scenario.id}-r{repetition}-{uuid.uuid4().hex[:8]}"
@@ -198,19 +275,24 @@ def run(
     worker_results: list[WorkerResult] = []
     trials: list[metrics.TrialRecord] = []
     crashes: list[str] = []
+    attribution = None
     stack = ExitStack()
     try:
         spec = storage or stack.enter_context(
             _fresh_storage(scenario.storage, study_name, template)
         )
-        call(workers.create_study, spec, study_name, scenario, timeout=timeout)
+        _step(workers.create_study, spec, study_name, scenario, timeout=timeout)
         # Creating the study made (or found) Optuna's tables: every later open of this run
         # skips that work, as a distributed user's workers can (`skip_table_creation`).
         spec = dataclasses.replace(spec, schema_ready=True)
         if scenario.remedy == "enqueued":
-            call(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
+            _step(workers.enqueue_grid, spec, study_name, scenario, timeout=timeout)
         plans = worker_plans(scenario, spec, study_name, barrier_timeout)
-        worker_results = (launch or _launch)(scenario, plans, deadline)
+        if launch is None:
+            attribution = workers.Attribution(CTX, trial_capacity(scenario, plans))
+            worker_results = _launch(scenario, plans, deadline, attribution)
+        else:
+            worker_results = launch(scenario, plans, deadline)
         # A hung worker last: the one line a summary shows names it, not a worker that
         # failed waiting for it.
         failures = [
@@ -224,7 +306,9 @@ def run(
             errors += failures
         else:
             crashes = failures
-        trials = call(workers.read_trials, spec, study_name, timeout=timeout)
+        trials = _step(workers.read_trials, spec, study_name, timeout=timeout)
+        if attribution is not None:
+            trials = attribution.apply(trials)
     except (ChildFailed, StorageError, OSError) as exc:
         # OSError: no scratch dir to make the storage in ($REPRO_TMPDIR missing, disk full).
         errors.append(f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc))

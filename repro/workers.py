@@ -14,9 +14,10 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from multiprocessing.context import BaseContext
 from typing import Any
 
 import optuna
@@ -30,9 +31,12 @@ from repro.sync import Phaser, StorageBarrier
 Barrier = Phaser | StorageBarrier
 
 # One user attr per trial (each is a storage write): {"worker": index, "phase": barrier round,
-# "pid": process id, "host": host name}. The process tells `collect` when two workers started
-# by hand were given the same index.
+# "pid": process id, "host": host name}. Written by workers that have no ``Attribution`` (those
+# started by hand and Dask tasks), where the storage is all that `collect` and the run read
+# back. The process tells `collect` when two workers started by hand were given the same index.
 TAG_ATTR = "repro"
+# The storages that keep Optuna's tables, which concurrent openers may race to create.
+RDB_STORAGES = ("sqlite", "postgresql", "mysql")
 
 
 @contextmanager
@@ -57,6 +61,36 @@ def _opened(spec: StorageSpec) -> Iterator[optuna.storages.BaseStorage]:
             yield storage
         finally:
             _compat.dispose(storage)
+
+
+class Attribution:
+    """Which worker ran each trial, and in which barrier round, for workers forked by the run:
+    shared memory (made before the fork) with one slot per trial number, written by the one
+    worker that ran that trial and read by the parent once the workers are gone. It stands in
+    for the per-trial tag, a storage write that a user's script does not make, and what a
+    worker wrote is kept when it is killed later. ``capacity`` bounds the trial numbers: every
+    trial a run makes (``runner.trial_capacity``)."""
+
+    def __init__(self, ctx: BaseContext, capacity: int) -> None:
+        # 0: no trial there; else the worker index + 1 and the barrier round + 1 (0: none).
+        self._worker: Any = ctx.Array("i", capacity, lock=False)
+        self._phase: Any = ctx.Array("i", capacity, lock=False)
+
+    def record(self, number: int, worker: int, phase: int | None) -> None:
+        self._phase[number] = 0 if phase is None else phase + 1
+        self._worker[number] = worker + 1
+
+    def apply(self, trials: Sequence[TrialRecord]) -> list[TrialRecord]:
+        """``trials`` with the worker and round of each trial that a worker recorded here; a
+        trial tagged in the storage (``TAG_ATTR``) keeps its tag."""
+        out = []
+        for t in trials:
+            worker = self._worker[t.number] if t.number < len(self._worker) else 0
+            if t.worker is None and worker:
+                phase = self._phase[t.number]
+                t = replace(t, worker=worker - 1, phase=phase - 1 if phase else None)
+            out.append(t)
+        return out
 
 
 @dataclass(frozen=True)
@@ -96,18 +130,29 @@ def order_fingerprint(order: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_worker(plan: WorkerPlan, phaser: Phaser | None, spawned_at: float) -> WorkerResult:
-    """Body of one worker process."""
+def run_worker(
+    plan: WorkerPlan,
+    phaser: Phaser | None,
+    spawned_at: float,
+    attribution: Attribution | None = None,
+) -> WorkerResult:
+    """Body of one worker process. Each trial's worker and barrier round go to
+    ``attribution`` when the run gives one, else into the trial's ``TAG_ATTR``."""
     try:
         with _driver_errors(plan.storage):
-            return _run_worker(plan, phaser, spawned_at)
+            return _run_worker(plan, phaser, spawned_at, attribution)
     finally:
         # Also on failure, so the other workers finish their rounds without this one.
         if phaser is not None:
             phaser.deregister()
 
 
-def _run_worker(plan: WorkerPlan, phaser: Barrier | None, spawned_at: float) -> WorkerResult:
+def _run_worker(
+    plan: WorkerPlan,
+    phaser: Barrier | None,
+    spawned_at: float,
+    attribution: Attribution | None,
+) -> WorkerResult:
     _compat.quiet_optuna()
     scenario = plan.scenario
     seed = scenario.seed_for(plan.worker_index)
@@ -126,11 +171,14 @@ def _run_worker(plan: WorkerPlan, phaser: Barrier | None, spawned_at: float) -> 
     def objective(trial: optuna.Trial) -> float:
         for name, values in space.items():
             trial.suggest_categorical(name, values)
-        tag = {"worker": plan.worker_index, "phase": None, **process}
+        phase = None
         if phaser is not None:
             # Every live worker holds a RUNNING trial here at the same moment.
-            tag["phase"] = phaser.arrive_and_wait(plan.barrier_timeout)
-        trial.set_user_attr(TAG_ATTR, tag)
+            phase = phaser.arrive_and_wait(plan.barrier_timeout)
+        if attribution is None:
+            trial.set_user_attr(TAG_ATTR, {"worker": plan.worker_index, "phase": phase, **process})
+        else:
+            attribution.record(trial.number, plan.worker_index, phase)
         return 0.0
 
     started = time.perf_counter()
@@ -208,12 +256,14 @@ def enqueue_grid(spec: StorageSpec, study_name: str, scenario: Scenario) -> None
 def _open_racing(spec: StorageSpec, attempts: int = 5) -> optuna.storages.BaseStorage:
     """Open a storage that other workers may be initialising at the same moment: on a fresh
     PostgreSQL database, Optuna's table creation in one process fails with a unique violation
-    when another creates the same type first. The loser retries and finds the tables."""
+    when another creates the same type first. The loser retries and finds the tables. A
+    storage without tables (a journal) fails for another cause, which a retry would only
+    repeat: on a Redis server that stops answering, once per socket timeout."""
     for attempt in range(attempts):
         try:
             return open_storage(spec)
         except Exception:
-            if attempt == attempts - 1:
+            if spec.kind not in RDB_STORAGES or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
 

@@ -1,7 +1,7 @@
 """The bench (`nox -s bench`): its records round-trip as strict JSON, the ratio a reader
-recomputes from the JSON is the stored one, the command line answers bad input in one line,
-and one tiny real bench runs. No assertion on a time or on the ratio's value: the machine is
-shared and the numbers are noise at this size."""
+recomputes from the JSON is the stored one, every worker count gives each worker trials, the
+command line answers bad input in one line, and one tiny real bench runs. No assertion on a
+time or on the ratio's value: the machine is shared and the numbers are noise at this size."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from repro import bench
 from repro.bench import records
 from repro.bench.records import BenchFile, Run, StorageBench
+from repro.scenarios import DEFAULT_WORKERS, MAX_WORKERS, Scenario
 
 from .helpers import run_cli
 
@@ -65,8 +67,9 @@ def test_records_round_trip_as_strict_json(tmp_path: Path) -> None:
 
 
 def test_ratio_recomputed_from_the_json_is_the_stored_one(tmp_path: Path) -> None:
-    """A reader with the JSON alone gets the stored medians and ratio; failed runs count for
-    nothing (with the failed 9.0 s run the harness median would be 1.3, not 1.2)."""
+    """A reader with the JSON alone gets the stored medians, ratio and where the time went;
+    failed runs count for nothing (with the failed 9.0 s run the harness median would be 1.3,
+    not 1.2)."""
     path = tmp_path / "bench.json"
     records.save(path, sample())
     stored = {s["storage"]: s for s in strict_json(path)["storages"]}
@@ -77,17 +80,54 @@ def test_ratio_recomputed_from_the_json_is_the_stored_one(tmp_path: Path) -> Non
         assert entry["harness_median_s"] == pytest.approx(harness)
         assert entry["plain_median_s"] == pytest.approx(plain)
         assert entry["ratio"] == pytest.approx(harness / plain, abs=5e-4)
+        for side in ("harness", "plain"):
+            runs = [r for r in entry[side] if r["error"] is None]
+            startup = [sum(filter(None, r["startup_s"])) for r in runs]
+            optimize = [sum(r["optimize_s"]) for r in runs]
+            outside = [r["seconds"] - a - b for r, a, b in zip(runs, startup, optimize)]
+            assert entry[f"{side}_where"] == pytest.approx(
+                {
+                    "startup_s": statistics.median(startup),
+                    "optimize_s": statistics.median(optimize),
+                    "outside_s": statistics.median(outside),
+                },
+                abs=5e-5,
+            )
     assert stored["sqlite"]["ratio"] == pytest.approx(1.2)
     assert stored["sqlite"]["startup_median_s"] == pytest.approx(0.05)
     assert stored["redis"]["ratio"] is None
+    assert stored["redis"]["harness_where"] is None
     assert stored["redis"]["harness"] == stored["redis"]["plain"] == []
 
 
-def test_over_goal_names_measured_storages_above_the_ratio_or_without_one() -> None:
-    slow = StorageBench("mysql", "m", harness=[Run(2.5)], plain=[Run(2.0)])
+def test_over_goal_names_measured_entries_above_the_ratio_or_without_one() -> None:
+    """The goal is a tenth: 1.1 holds it, 1.15 does not."""
+    at_goal = StorageBench("sqlite", "s", harness=[Run(1.1)], plain=[Run(1.0)], workers=64)
+    slow = StorageBench("mysql", "m", harness=[Run(2.3)], plain=[Run(2.0)], workers=64)
     failed = StorageBench("postgresql", "p", harness=[Run(1.0, error="x")], plain=[Run(1.0)])
-    bench = BenchFile("5.0.0", "3.11", "Linux", {}, [*sample().storages, slow, failed], 1)
-    assert [s.storage for s in bench.over_goal()] == ["mysql", "postgresql"]
+    entries = [*sample().storages, at_goal, slow, failed]
+    measured = BenchFile("5.0.0", "3.11", "Linux", {}, entries, 1)
+    assert [s.label for s in measured.over_goal()] == ["sqlite w4", "mysql w64", "postgresql w4"]
+
+
+def test_an_entry_without_a_worker_count_is_the_default_scenario() -> None:
+    """A file from before the worker counts timed the default scenario, at 4 workers."""
+    data = sample().storages[0].to_json()
+    del data["workers"]
+    assert StorageBench.from_json(data).workers == 4
+
+
+def test_every_worker_count_gives_each_worker_four_trials_or_more() -> None:
+    """Each worker has trials of its own after its start-up: at least 4, the whole grid
+    shared out; 4 workers are the harness's default scenario, 64 run a 256-point grid."""
+    for workers in range(1, MAX_WORKERS + 1):
+        chosen = bench.scenario("sqlite", workers)
+        assert (chosen.mode, chosen.seed_policy, chosen.workers) == ("sequential", "none", workers)
+        assert chosen.trials_each >= 4
+        assert chosen.trials_each * workers >= chosen.grid_size > (workers - 1) * chosen.trials_each
+        assert len(dict(chosen.search_space)) == 2
+    assert bench.scenario("sqlite", DEFAULT_WORKERS) == Scenario("sequential", "none", "sqlite")
+    assert bench.scenario("sqlite", 64).grid_size == 256
 
 
 def test_a_value_that_is_not_finite_is_not_written(tmp_path: Path) -> None:
@@ -113,6 +153,8 @@ def closed_loopback_port() -> int:
         (["--storage", "oracle"], "argument --storage: invalid choice: 'oracle'"),
         (["--timeout", "nan"], "argument --timeout: nan must be a finite number"),
         (["--out", "results"], "--out results is a directory"),
+        (["-w", "0"], "argument -w/--workers: 0 must be at least 1"),
+        (["-w", "4", "65"], "argument -w/--workers: 65 is above the bound of 64 workers"),
         (["--no-services", "--storage", "redis"], "no storage left to bench"),
     ],
 )
@@ -141,33 +183,41 @@ def test_an_unreachable_server_asked_for_is_one_line_and_exit_2(
 
 @pytest.mark.xdist_group("processes")
 def test_a_tiny_real_bench_on_the_journal_file(tmp_path: Path) -> None:
-    """One repetition of each side on the journal file, through the command line: both sides
-    run the whole grid, every harness worker's start-up is recorded, and the ratio is the
-    one recomputed from the JSON."""
+    """One repetition of each side on the journal file at 4 and 8 workers, through the
+    command line: both sides run the whole grid, every worker's start-up is recorded, and
+    the ratio is the one recomputed from the JSON."""
     path = tmp_path / "bench.json"
     done = run_cli(
-        "--storage", "journal", "-r", "1", "--out", str(path), module="repro.bench", timeout=240
+        *("--storage", "journal", "-w", "4", "8", "-r", "1", "--out", str(path)),
+        module="repro.bench",
+        timeout=240,
     )
     assert done.returncode == 0, done.stderr
     data = strict_json(path)
-    (entry,) = data["storages"]
-    assert (entry["storage"], entry["status"]) == ("journal", records.MEASURED)
-    assert entry["scenario"] == "sequential-none-journal-w4-g24"
-    (harness,) = entry["harness"]
-    (plain,) = entry["plain"]
-    assert (harness["error"], plain["error"]) == (None, None)
-    assert harness["complete"] == plain["complete"] == 24
-    for run in (harness, plain):
-        assert len(run["startup_s"]) == len(run["optimize_s"]) == 4
-        assert all(s > 0 for s in run["startup_s"] + run["optimize_s"])
-    assert entry["ratio"] == pytest.approx(harness["seconds"] / plain["seconds"], abs=5e-4)
-    assert f"journal: harness {harness['seconds']:.3f} s" in done.stderr
+    assert [(e["storage"], e["workers"]) for e in data["storages"]] == [
+        ("journal", 4),
+        ("journal", 8),
+    ]
+    for entry in data["storages"]:
+        workers = entry["workers"]
+        scenario = bench.scenario("journal", workers)
+        assert (entry["status"], entry["scenario"]) == (records.MEASURED, scenario.id)
+        (harness,) = entry["harness"]
+        (plain,) = entry["plain"]
+        assert (harness["error"], plain["error"]) == (None, None)
+        assert harness["complete"] == plain["complete"] == scenario.grid_size
+        for run in (harness, plain):
+            assert len(run["startup_s"]) == len(run["optimize_s"]) == workers
+            assert all(s > 0 for s in run["startup_s"] + run["optimize_s"])
+        assert entry["ratio"] == pytest.approx(harness["seconds"] / plain["seconds"], abs=5e-4)
+        assert f"journal w{workers}: harness {harness['seconds']:.3f} s" in done.stderr
+    assert data["storages"][0]["scenario"] == "sequential-none-journal-w4-g24"
 
 
 @pytest.mark.xdist_group("processes")
 def test_the_plain_script_runs_by_hand() -> None:
     """`python -m repro.bench.plain` is the plain side on its own, as a user can run it."""
-    done = run_cli("--storage", "journal", module="repro.bench.plain", timeout=120)
+    done = run_cli("--storage", "journal", "-w", "8", module="repro.bench.plain", timeout=120)
     assert done.returncode == 0, done.stderr
     run = Run.from_json(json.loads(done.stdout))
-    assert (run.error, run.complete, len(run.startup_s)) == (None, 24, 4)
+    assert (run.error, run.complete, len(run.startup_s)) == (None, 32, 8)

@@ -1,5 +1,5 @@
-"""Faults on server storages: a Redis server that dies mid-run, an interrupt while runs hold
-PostgreSQL databases, and `clean` for what a killed run left behind."""
+"""Faults on server storages: a Redis server that dies mid-run or stops answering, an interrupt
+while runs hold PostgreSQL databases, and `clean` for what a killed run left behind."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from repro import services
+from repro import runner, services
+from repro.scenarios import Scenario
+from repro.storages import StorageSpec
 
 from .helpers import ROOT, require_service, run_cli
 from .procs import Repro, redis_server
@@ -48,6 +51,30 @@ def test_a_server_dying_mid_run_keeps_the_runs_it_measured(tmp_path: Path, jobs:
     assert any(r.get("teardown_error") for r in runs.values()), runs
     assert not any("run not measured" in (r["error"] or "") for r in runs.values())
     assert "TEARDOWN:" in run.stderr
+
+
+def test_a_redis_server_that_stops_answering_is_an_error_at_the_run_timeout(
+    tmp_path: Path,
+) -> None:
+    """On Redis the run makes its study in its own process; a server that stops answering
+    (SIGSTOP: the kernel still accepts the connection) makes that step fail within the run's
+    timeout, recorded with the client's TimeoutError, instead of blocking the run for good."""
+    with redis_server(tmp_path) as (url, server):
+        server.send_signal(signal.SIGSTOP)
+        try:
+            began = time.monotonic()
+            record = runner.run(
+                Scenario("sequential", "none", "redis"),
+                0,
+                storage=StorageSpec("redis", url, namespace="stopped"),
+                timeout=2,
+            )
+            took = time.monotonic() - began
+        finally:
+            server.send_signal(signal.SIGCONT)
+    assert record.error is not None
+    assert "TimeoutError" in record.error.strip().splitlines()[-1]
+    assert took < 6, took
 
 
 def test_interrupt_removes_the_databases_of_the_runs_under_way(tmp_path: Path) -> None:

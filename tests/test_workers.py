@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from repro import runner, workers
 from repro.fork import CTX, Child, ChildFailed, call
 from repro.metrics import TrialRecord
 from repro.scenarios import Scenario
-from repro.storages import embedded
+from repro.storages import embedded, open_storage
 from repro.workers import WorkerResult
 
 pytestmark = pytest.mark.xdist_group("processes")
@@ -123,3 +124,45 @@ def test_results_and_trials_cross_the_fork_as_records(tmp_path: Path) -> None:
     assert record.worker_results == [result.to_json()]
     assert record.trial_log == [t.to_json() for t in trials]
     assert (record.complete, record.distinct) == (scenario.trials_each, scenario.trials_each)
+
+
+def record_then_die(attribution: workers.Attribution) -> None:
+    attribution.record(3, 2, 1)
+    attribution.record(5, 0, None)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_attribution_outlives_a_killed_worker() -> None:
+    """What a worker recorded is in shared memory, so a worker killed afterwards keeps it; a
+    trial that a worker tagged in the storage keeps its tag, and one nobody recorded stays
+    unattributed."""
+    attribution = workers.Attribution(CTX, 8)
+    with pytest.raises(ChildFailed, match="from SIGKILL"):
+        call(record_then_die, attribution, timeout=30)
+    trials = [
+        TrialRecord(number, "COMPLETE", {"x": number}, number, worker)
+        for number, worker in [(3, None), (4, None), (5, None), (6, 1)]
+    ]
+    assert [(t.worker, t.phase) for t in attribution.apply(trials)] == [
+        (2, 1),
+        (None, None),
+        (0, None),
+        (1, None),
+    ]
+
+
+def test_forked_workers_attribute_trials_without_a_storage_write() -> None:
+    """Workers the run forks write no tag per trial, a write a user's script does not make;
+    every trial still names its worker and its barrier round in the run record."""
+    scenario = Scenario(mode="concurrent", seed_policy="none", storage="journal")
+    with runner._fresh_storage("journal", "attribution") as spec:
+        record = runner.run(scenario, 0, storage=spec)
+        assert record.error is None, record.error
+        storage = open_storage(dataclasses.replace(spec, schema_ready=True))
+        study = optuna.load_study(study_name=record.study_name, storage=storage)
+        assert [t.user_attrs for t in study.get_trials()] == [{}] * scenario.grid_size
+    assert sorted((t["phase"], t["worker"]) for t in record.trial_log) == [
+        (phase, worker)
+        for phase in range(scenario.trials_each)
+        for worker in range(scenario.workers)
+    ]

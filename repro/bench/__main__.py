@@ -1,35 +1,36 @@
 """Command line: ``python -m repro.bench`` times the harness against a plain script per storage
-and writes ``results/bench.json`` (``nox -s bench``)."""
+and worker count and writes ``results/bench.json`` (``nox -s bench``)."""
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from repro.bench import records
+from repro.bench import DEFAULT_GRID_UP_TO, WORKER_COUNTS, records, workers_option
+from repro.bench import scenario as bench_scenario
 from repro.cmdline import Parser, dispatch, positive_int, positive_seconds
 from repro.environment import environment
 from repro.errors import ReproError
-from repro.scenarios import ALL_STORAGES, SERVER_STORAGES
+from repro.scenarios import ALL_STORAGES, MAX_WORKERS, SERVER_STORAGES
 from repro.storages import StorageError, StorageSpec
 
 PROG = "python -m repro.bench"
 DEFAULT_OUT = Path("results/bench.json")
-# 5 storages x 3 pairs = 30 runs. On this 2-core machine under a load of 7, one run took
-# 0.4 s (journal) to 10 s (PostgreSQL), about 130 s for the whole bench; idle, it should stay
-# well under two minutes. Three is the fewest runs whose median ignores one slow first run.
+# Three is the fewest runs whose median ignores one slow first run. What a whole bench took
+# is in docs/bench.md.
 DEFAULT_REPETITIONS = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
-        description="Time the harness's default scenario (sequential-none-<storage>-w4-g24, "
-        "the #5489 pattern) against the same work done by a plain script, interleaved, on "
-        "every storage; write both times, their ratio and the workers' start-up as JSON. "
+        description="Time the #5489 pattern (sequential workers, no seed) in the harness "
+        "against the same work done by a plain script, interleaved, on every storage and at "
+        "every worker count; write both times, their ratio and the workers' start-up as JSON. "
         "Exit status 1 if a run failed.",
     )
     parser.add_argument(
@@ -42,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--no-services", action="store_true", help="leave postgresql, mysql and redis out"
+    )
+    parser.add_argument(
+        "-w",
+        "--workers",
+        type=workers_option,
+        nargs="+",
+        default=list(WORKER_COUNTS),
+        metavar="N",
+        help="worker counts, each timed on every storage (default: "
+        f"{' '.join(map(str, WORKER_COUNTS))}). Up to {DEFAULT_GRID_UP_TO} workers run "
+        "the default 24-point grid (at 4: the harness's default scenario, "
+        "sequential-none-<storage>-w4-g24); more workers run 4 points each "
+        f"(x: 0..N-1, y: a-d); at most {MAX_WORKERS}",
     )
     parser.add_argument(
         "-r",
@@ -83,6 +97,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.out.is_dir():
         raise ReproError(f"--out {args.out} is a directory; give a file such as {DEFAULT_OUT}")
     kinds = list(dict.fromkeys(args.storage)) or list(ALL_STORAGES)
+    counts = list(dict.fromkeys(args.workers))
     if args.no_services:
         left_out = [k for k in kinds if k in SERVER_STORAGES]
         kinds = [k for k in kinds if k not in SERVER_STORAGES]
@@ -102,20 +117,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     env = environment()
     print(
         f"Optuna {_compat.OPTUNA_VERSION} (python {env['python']}): harness vs plain script, "
-        f"{len(kinds) - len(skipped)} storages x {args.repetitions} repetitions",
+        f"{len(kinds) - len(skipped)} storages x {' and '.join(map(str, counts))} workers x "
+        f"{args.repetitions} repetitions",
         file=sys.stderr,
     )
+    for kind, reason in skipped.items():
+        print(f"skipped {kind}: {reason}", file=sys.stderr)
     began = time.monotonic()
     done: list[records.StorageBench] = []
-    for kind in kinds:
+    # Every storage at one count before the next count: an interrupted bench keeps whole counts.
+    for workers, kind in itertools.product(counts, kinds):
         if kind in skipped:
-            print(f"skipped {kind}: {skipped[kind]}", file=sys.stderr)
-            scenario = measure.default_scenario(kind).id
-            done.append(records.StorageBench(kind, scenario, records.SKIPPED, skipped[kind]))
+            scenario = bench_scenario(kind, workers).id
+            done.append(
+                records.StorageBench(
+                    kind, scenario, records.SKIPPED, skipped[kind], workers=workers
+                )
+            )
         else:
             done.append(
                 measure.bench_storage(
                     kind,
+                    workers,
                     args.repetitions,
                     args.timeout,
                     progress=None if args.quiet else lambda line: print(line, file=sys.stderr),
@@ -150,18 +173,18 @@ def summary(bench: records.BenchFile) -> list[str]:
     lines = []
     for s in bench.storages:
         if s.status == records.SKIPPED:
-            lines.append(f"{s.storage}: skipped")
+            lines.append(f"{s.label}: skipped")
             continue
         errors = sum(1 for r in s.harness + s.plain if r.error)
         lines.append(
-            f"{s.storage}: harness {_seconds(s.harness_median_s)}, plain "
+            f"{s.label}: harness {_seconds(s.harness_median_s)}, plain "
             f"{_seconds(s.plain_median_s)} (medians), ratio "
             f"{'-' if s.ratio is None else f'{s.ratio:.2f}'}, worker start-up "
             f"{_seconds(s.startup_median_s)}" + (f", {errors} failed runs" if errors else "")
         )
     over = bench.over_goal()
     if over:
-        names = ", ".join(s.storage for s in over)
+        names = ", ".join(s.label for s in over)
         lines.append(f"ratio above {bench.goal_ratio} (or not measured) on: {names}")
     return lines
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from repro import runner
 from repro.bench import plain
+from repro.bench import scenario as bench_scenario
 from repro.bench.records import Run, StorageBench
 from repro.fork import Child, ChildFailed
 from repro.scenarios import Scenario
@@ -26,11 +27,6 @@ METHOD = (
     "repro.runner.run timed around the call, plain = repro/bench/plain.py timed inside its "
     "own forked process; medians over finished runs; ratio = harness median / plain median"
 )
-
-
-def default_scenario(storage: str) -> Scenario:
-    """The #5489 pattern: sequential workers, no seed, the default grid and worker count."""
-    return Scenario(mode="sequential", seed_policy="none", storage=storage)
 
 
 def harness_run(scenario: Scenario, repetition: int, timeout: float) -> Run:
@@ -64,27 +60,29 @@ def plain_run(scenario: Scenario, timeout: float) -> Run:
 
 def bench_storage(
     storage: str,
+    workers: int,
     repetitions: int,
     timeout: float,
     progress: Callable[[str], None] | None = None,
 ) -> StorageBench:
-    """``repetitions`` harness runs and as many plain runs on ``storage``, alternating, so
-    that load from elsewhere on the machine falls on both sides alike. No untimed warm-up
-    run: a one-off cost of the first run (a server's first database) is one slow value, which
-    the median of three or more leaves out."""
-    scenario = default_scenario(storage)
+    """``repetitions`` harness runs and as many plain runs of ``bench.scenario(storage,
+    workers)``, alternating, so that load from elsewhere on the machine falls on both sides
+    alike. No untimed warm-up run: a one-off cost of the first run (a server's first
+    database) is one slow value, which the median of three or more leaves out."""
+    scenario = bench_scenario(storage, workers)
     harness: list[Run] = []
     plains: list[Run] = []
     for repetition in range(repetitions):
         harness.append(harness_run(scenario, repetition, timeout))
         plains.append(plain_run(scenario, timeout))
         if progress is not None:
-            progress(_line(storage, "harness", repetition, harness[-1]))
-            progress(_line(storage, "plain", repetition, plains[-1]))
-    return StorageBench(storage, scenario.id, harness=harness, plain=plains)
+            progress(_line(scenario, "harness", repetition, harness[-1]))
+            progress(_line(scenario, "plain", repetition, plains[-1]))
+    return StorageBench(storage, scenario.id, harness=harness, plain=plains, workers=workers)
 
 
-def _line(storage: str, side: str, repetition: int, run: Run) -> str:
+def _line(scenario: Scenario, side: str, repetition: int, run: Run) -> str:
+    where = f"  {scenario.storage} w{scenario.workers} {side} r{repetition}"
     if run.error:
-        return f"  {storage} {side} r{repetition}: ERROR {run.error.strip().splitlines()[-1]}"
-    return f"  {storage} {side} r{repetition}: {run.seconds:.3f} s, {run.complete} complete"
+        return f"{where}: ERROR {run.error.strip().splitlines()[-1]}"
+    return f"{where}: {run.seconds:.3f} s, {run.complete} complete"

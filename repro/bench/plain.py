@@ -25,10 +25,12 @@ from typing import Any
 import optuna
 
 from repro import _compat, runner, services
+from repro.bench import scenario as bench_scenario
+from repro.bench import workers_option
 from repro.bench.records import Run
 from repro.cmdline import Parser, dispatch
 from repro.fork import Child
-from repro.scenarios import ALL_STORAGES, SERVER_STORAGES, Scenario
+from repro.scenarios import ALL_STORAGES, DEFAULT_WORKERS, SERVER_STORAGES, Scenario
 from repro.storages import StorageSpec, open_storage
 
 
@@ -104,16 +106,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = Parser(
         prog="python -m repro.bench.plain",
         description="One plain run of the #5489 pattern (sequential workers, no seed, the "
-        "default 24-point grid) on a fresh storage; prints its times as JSON.",
+        "bench's grid for the worker count) on a fresh storage; prints its times as JSON.",
     )
     parser.add_argument("--storage", choices=ALL_STORAGES, default="sqlite")
+    parser.add_argument(
+        "-w",
+        "--workers",
+        type=workers_option,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"workers, as `python -m repro.bench -w` runs them (default: {DEFAULT_WORKERS})",
+    )
     parser.set_defaults(command="run")
 
     def handle(args: argparse.Namespace) -> int:
         if args.storage in SERVER_STORAGES:
             services.check_reachable(StorageSpec(args.storage, services.server_url(args.storage)))
         _compat.warm_up()
-        scenario = Scenario("sequential", "none", args.storage)
+        scenario = bench_scenario(args.storage, args.workers)
         print(json.dumps(run(scenario, runner.DEFAULT_TIMEOUT).to_json()))
         return 0
 
