@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import sys
 import time
 import traceback
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from repro.errors import ReproError
 from repro.runner import Launch, failed_result
@@ -42,6 +44,8 @@ def cluster(workers: int, scheduler: str | None) -> Iterator[Client]:
     """A client of the run's own LocalCluster (one single-threaded worker process per worker),
     or of the cluster at ``scheduler``; closed when the block ends, interrupts included."""
     require_distributed()
+    if scheduler is not None:
+        _probe(scheduler)
     import dask
     from distributed import Client, LocalCluster
 
@@ -87,6 +91,37 @@ def _announce(client: Client) -> None:
     """One line on stderr: the scheduler the run uses, and its worker processes."""
     pids = " ".join(str(pid) for pid in sorted(client.run(os.getpid).values()))
     print(f"dask scheduler {client.scheduler.address}, worker pids {pids}", file=sys.stderr)
+
+
+def _probe(scheduler: str) -> None:
+    """Fail at once on a ``tcp://HOST:PORT`` that refuses connections, and within
+    CONNECT_TIMEOUT on one that never speaks, before importing distributed (over a second on a
+    loaded machine). A Dask scheduler writes its handshake as soon as it accepts a connection;
+    ``Client`` itself retries a refused port until its timeout and, measured with distributed
+    2026.8.0, waits past any timeout on a port that accepts and stays silent. Other schemes
+    are left to ``Client``."""
+    parts = urlsplit(scheduler)
+    try:
+        port = parts.port
+    except ValueError:
+        return
+    if parts.scheme != "tcp" or parts.hostname is None or port is None:
+        return
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT) as probe:
+            probe.settimeout(CONNECT_TIMEOUT)
+            if probe.recv(1):
+                return
+            reason = "it closed the connection"
+    except ConnectionRefusedError:
+        raise ClusterError(
+            f"scheduler {scheduler} refused the connection: no scheduler listens there"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or "no reply"
+    raise ClusterError(
+        f"scheduler {scheduler} did not answer within {CONNECT_TIMEOUT:g} s ({reason})"
+    )
 
 
 def launcher(client: Client) -> Launch:
