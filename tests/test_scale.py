@@ -24,7 +24,7 @@ from repro.scale.extras import EXTRA
 from repro.scale.proxy import listening
 from repro.scenarios import Scenario
 from tests.helpers import ROOT, require_service, run_cli, run_record
-from tests.procs import free_port, wait_empty
+from tests.procs import wait_empty
 
 # Per test, not per module: a second group mark would join the names into a group of its own.
 PROCESSES = pytest.mark.xdist_group("processes")
