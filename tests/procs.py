@@ -74,9 +74,7 @@ class Repro:
 
     def lane_pids(self) -> list[int]:
         """The lanes: the run's child processes (it forks nothing else while runs go on)."""
-        pid = self.proc.pid
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-        return [int(p) for p in text.split()]
+        return children(self.proc.pid)
 
     def kill(self) -> None:
         """Clean-up after a failed test: kill the run, if it is still there, and read it out."""
@@ -84,6 +82,15 @@ class Repro:
             self.proc.kill()
         if self.proc.stderr is not None and not self.proc.stderr.closed:
             self.finish(timeout=10)
+
+
+def children(pid: int) -> list[int]:
+    """``pid``'s child processes now; none once it has exited (a short-lived helper listed a
+    moment earlier may be gone by the time its own children are read)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
 
 
 def group_members(pgid: int) -> list[int]:

@@ -25,7 +25,7 @@ from repro.results import REPLACEMENT_RULE
 from repro.versions import version_key
 
 from .helpers import RESULTS, ROOT, require_service, run_cli
-from .procs import Repro, redis_server
+from .procs import Repro, children, redis_server
 from .test_durability import NO_REMEDIES, SMALL, printed_runs, results_file
 
 # Tests that fork workers share one xdist group, and those on servers another (tests/README).
@@ -343,11 +343,7 @@ def test_a_stopped_worker_is_named_by_index_and_pid(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         workers: list[int] = []
         while len(workers) < 4 and time.monotonic() < deadline:
-            workers = sorted(
-                int(p)
-                for lane in run.lane_pids()
-                for p in Path(f"/proc/{lane}/task/{lane}/children").read_text().split()
-            )
+            workers = sorted(p for lane in run.lane_pids() for p in children(lane))
             time.sleep(0.002)  # polling /proc for the workers' fork, bounded above
         assert len(workers) == 4, workers
         # Forked one after another by one lane: pid order is index order.
