@@ -11,6 +11,7 @@ import gc
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -60,6 +61,16 @@ class Interrupted(BaseException):
 _received: list[int] = []
 
 
+def _quiet_unraisable(unraisable: Any) -> None:
+    """An ``Interrupted`` raised while a finalizer ran (a garbage-collected Connection's
+    ``__del__``) cannot propagate: Python would print it as "Exception ignored in" with a
+    traceback. It is noted in ``_received``, and ``check_interrupted`` raises it again where
+    the run can act on it, so nothing needs printing; anything else is printed as usual."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     # Once: a second signal must not cut short the teardown the first one started.
     for other in STOP_SIGNALS:
@@ -73,6 +84,7 @@ def interruptible() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into ``Interrupted`` inside the block (children forked inside
     inherit it); the previous handlers come back afterwards."""
     _received.clear()
+    sys.unraisablehook = _quiet_unraisable
     previous = {s: signal.signal(s, _raise_interrupted) for s in STOP_SIGNALS}
     try:
         yield
@@ -85,6 +97,7 @@ def raise_on_signals() -> None:
     """For a command that is the whole life of its process (`run`): from now on SIGINT and
     SIGTERM raise ``Interrupted``, once; see ``note_signals`` for its end."""
     _received.clear()
+    sys.unraisablehook = _quiet_unraisable
     for signum in STOP_SIGNALS:
         signal.signal(signum, _raise_interrupted)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 
 from repro import _compat, results
 
+from .helpers import ROOT
 from .procs import Repro, wait_empty
 from .test_durability import printed_runs, results_file
 
@@ -55,3 +58,40 @@ def test_interrupt_keeps_finished_runs_and_leaves_nothing(
     assert list(scratch.glob("grid-repro-*")) == [], run.stderr
     assert list(out.glob("*.log.jsonl")) == []
     assert results.load(out / f"optuna-{_compat.OPTUNA_VERSION}.json").run_count == len(kept)
+
+
+# A process whose finalizer receives SIGTERM: the handler's Interrupted cannot leave the
+# finalizer; it must not be printed, and check_interrupted must raise it after.
+SIGNAL_IN_FINALIZER = """
+import gc, os, signal, sys
+from repro.fork import Interrupted, check_interrupted, raise_on_signals
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # bytecodes, so that the handler runs here, inside __del__
+            pass
+
+raise_on_signals()
+Finalized()
+gc.collect()
+try:
+    check_interrupted()
+except Interrupted as exc:
+    sys.exit(f"raised after the finalizer: {exc}")
+"""
+
+
+def test_a_signal_in_a_finalizer_is_raised_after_it_without_a_traceback() -> None:
+    """A real SIGTERM that lands in a ``__del__`` (as in a garbage-collected Connection):
+    no "Exception ignored" traceback, and the interrupt is raised once the finalizer ends."""
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_IN_FINALIZER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == "raised after the finalizer: interrupted by SIGTERM", done.stderr
