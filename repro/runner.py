@@ -107,6 +107,21 @@ def failed_result(plan: WorkerPlan, pid: int, message: str, began: float) -> Wor
     )
 
 
+def worker_failures(
+    scenario: Scenario, results: Sequence[WorkerResult]
+) -> tuple[list[str], list[str]]:
+    """The workers' failures as the run's errors and as its worker crashes: under a remedy a
+    worker's crash is an outcome of the remedy (counted, and the other workers' trials are
+    still read and measured). A hung worker last: the one line a summary shows names it, not
+    a worker that failed waiting for it."""
+    failures = [
+        f"worker {r.index}: {r.error}"
+        for r in sorted(results, key=lambda r: (r.error or "").startswith(HUNG))
+        if r.error
+    ]
+    return (failures, []) if scenario.remedy == "grid" else ([], failures)
+
+
 @functools.cache
 def _freeze_imports() -> None:
     """Leave what the process holds before its first run (Optuna, SQLAlchemy, NumPy: ~10^5
@@ -293,19 +308,8 @@ def run(
             worker_results = _launch(scenario, plans, deadline, attribution)
         else:
             worker_results = launch(scenario, plans, deadline)
-        # A hung worker last: the one line a summary shows names it, not a worker that
-        # failed waiting for it.
-        failures = [
-            f"worker {r.index}: {r.error}"
-            for r in sorted(worker_results, key=lambda r: (r.error or "").startswith(HUNG))
-            if r.error
-        ]
-        # Under a remedy a worker's crash is an outcome of the remedy: counted, and the
-        # other workers' trials are still read and measured.
-        if scenario.remedy == "grid":
-            errors += failures
-        else:
-            crashes = failures
+        failed, crashes = worker_failures(scenario, worker_results)
+        errors += failed
         trials = _step(workers.read_trials, spec, study_name, timeout=timeout)
         if attribution is not None:
             trials = attribution.apply(trials)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from repro.errors import ReproError
-from repro.runner import Launch, failed_result
+from repro.runner import HUNG, Launch, failed_result
 from repro.scale.extras import require_distributed
 from repro.scenarios import Scenario
 from repro.storages import StorageSpec
@@ -180,15 +180,22 @@ def _submit(client: Client, plan: WorkerPlan) -> Any:
     return client.submit(run_worker, plan, None, time.perf_counter(), key=key, pure=False)
 
 
-def _wait(plan: WorkerPlan, future: Any, deadline: float) -> WorkerResult:
-    began = time.perf_counter()
+def task_outcome(future: Any, deadline: float) -> tuple[Any, str | None]:
+    """A task's result, or its error: hung (cancelled) past the run's deadline, or the
+    task's own traceback where Dask carries it (KilledWorker names the lost worker)."""
     try:
-        result: WorkerResult = future.result(timeout=max(deadline - time.monotonic(), 0.1))
-        return result
+        return future.result(timeout=max(deadline - time.monotonic(), 0.1)), None
     except TimeoutError:
         future.cancel()
-        error = "hung: the Dask task did not finish before the run's deadline"
+        return None, f"{HUNG}: the Dask task did not finish before the run's deadline"
     except Exception as exc:
-        # The task's own traceback where Dask carries it; KilledWorker names the lost worker.
-        error = "".join(traceback.format_exception(exc))
+        return None, "".join(traceback.format_exception(exc))
+
+
+def _wait(plan: WorkerPlan, future: Any, deadline: float) -> WorkerResult:
+    began = time.perf_counter()
+    result, error = task_outcome(future, deadline)
+    if error is None:
+        worker_result: WorkerResult = result
+        return worker_result
     return failed_result(plan, -1, error, began)

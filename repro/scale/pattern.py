@@ -19,7 +19,6 @@ import itertools
 import os
 import socket
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ import optuna
 from repro import _compat, runner, workers
 from repro.errors import ReproError
 from repro.results import RunRecord
+from repro.scale import dask
 from repro.scenarios import Scenario
 from repro.storages import StorageSpec, open_storage
 from repro.sync import StorageBarrier
@@ -172,9 +172,7 @@ def run(
     trials = [workers._trial_record(t) for t in frozen]
     tags = [t.user_attrs.get(TAG_ATTR, {}) for t in frozen]
     worker_results = [_attributed(r, tags) for r in results]
-    failures = [f"worker {r.index}: {r.error}" for r in worker_results if r.error]
-    # As runner.run: under a remedy a worker's crash is an outcome of the remedy.
-    errors, crashes = (failures, []) if scenario.remedy == "grid" else ([], failures)
+    errors, crashes = runner.worker_failures(scenario, worker_results)
     return runner.record(
         scenario,
         repetition,
@@ -222,15 +220,7 @@ def _launch(
     results: dict[int, WorkerResult] = {}
 
     def settle(index: int, future: Any, began: float) -> None:
-        error = None
-        try:
-            future.result(timeout=max(deadline - time.monotonic(), 0.1))
-        except TimeoutError:
-            future.cancel()
-            error = f"{runner.HUNG}: the Dask task did not finish before the run's deadline"
-        except Exception as exc:
-            # The task's own traceback where Dask carries it; KilledWorker names the lost worker.
-            error = "".join(traceback.format_exception(exc))
+        _, error = dask.task_outcome(future, deadline)
         if scenario.mode == "concurrent":
             # The others stop waiting for this worker at the barrier.
             StorageBarrier(study, index, scenario.workers).deregister()
